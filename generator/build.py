@@ -1,0 +1,197 @@
+"""Plan and run sections: keys first, then reuse or run, then render.
+
+This is the one way through the data: parameters → experiments → store →
+renderer. A section's run sees its parameters, the entries of the sections it
+needs, and folders to write into; it never writes into docs/.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .config import Config, cache_dir, data_dir
+from .errors import SectionFailed, UsageError
+from .registry import Params, Result, Section, all_sections, select
+from .store import Entry, Store, entry_key, write_json
+
+
+@dataclass
+class Context:
+    """What a running section may use."""
+
+    section: Section
+    config: Config
+    out: Path  # published to docs/assets/<id>/
+    private: Path  # kept in the store for later sections
+    work: Path  # survives an interrupted run: checkpoints for resume
+    device: str
+    needs: dict[str, Entry]
+    data_root: Path
+
+    def params_of(self, section_id: str) -> Params:
+        return self.config.params[section_id]
+
+    def progress(self, iterable: Iterable | None = None, **kwargs):
+        """A tqdm bar labelled with the section (TQDM_DISABLE=1 turns bars off)."""
+        from tqdm.auto import tqdm
+
+        kwargs.setdefault("desc", self.section.id)
+        kwargs.setdefault("leave", False)
+        kwargs.setdefault("dynamic_ncols", True)
+        return tqdm(iterable, **kwargs)
+
+
+def plan(config: Config, sections: list[Section]) -> list[tuple[Section, str]]:
+    """Each section with its key; `sections` must hold everything they need."""
+    keys: dict[str, str] = {}
+    planned = []
+    for s in sections:
+        params = config.params[s.id].model_dump(mode="json")
+        keys[s.id] = entry_key(s.id, s.version, params, "none", {n: keys[n] for n in s.needs})
+        planned.append((s, keys[s.id]))
+    return planned
+
+
+def status(config: Config) -> list[tuple[Section, str]]:
+    """Every section with fresh (built with these parameters), stale or never."""
+    store = Store(cache_dir(config.root))
+    rows = []
+    for s, key in plan(config, list(all_sections().values())):
+        if store.entry(key):
+            rows.append((s, "fresh"))
+        else:
+            rows.append((s, "stale" if store.last_entry(s.id) else "never built"))
+    return rows
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda, but torch sees no CUDA GPU here; use --device cpu or auto")
+    return device
+
+
+def _versions() -> dict[str, str]:
+    versions = {}
+    for name, dist in (("torch", "torch"), ("diffusers", "diffusers"), ("generator", "gen")):
+        try:
+            versions[name] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _device_name(device: str) -> str:
+    if device == "cuda":
+        import torch
+
+        return f"cuda ({torch.cuda.get_device_name()})"
+    return device
+
+
+def _transitive_needs(section: Section) -> list[str]:
+    sections = all_sections()
+    found, stack = [], list(section.needs)
+    while stack:
+        sid = stack.pop()
+        if sid not in found:
+            found.append(sid)
+            stack.extend(sections[sid].needs)
+    return found
+
+
+def _run_one(section: Section, key: str, config: Config, store: Store, needs: dict[str, Entry], device: str) -> None:
+    import torch
+
+    params = config.params[section.id]
+    with store.staging(key) as folder:
+        ctx = Context(
+            section=section,
+            config=config,
+            out=folder / "public",
+            private=folder / "private",
+            work=store.work_dir(key),
+            device=device,
+            needs=needs,
+            data_root=data_dir(config.root),
+        )
+        torch.manual_seed(params.seed)
+        start = time.perf_counter()
+        try:
+            result: Result = section.run(params, ctx)
+        except UsageError:
+            raise
+        except Exception as e:  # the message names the section; the store keeps earlier results
+            raise SectionFailed(section.id, e) from e
+        duration = time.perf_counter() - start
+        for name, value in result.metrics.items():
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise SectionFailed(section.id, ValueError(f"metric {name} is {value!r}, not a finite number"))
+        record = {
+            "id": section.id,
+            "title": section.title,
+            "params": params.model_dump(mode="json"),
+            "profile": config.profile,
+            "backend": result.backend,
+            "device": _device_name(device),
+            "seed": params.seed,
+            "duration_s": round(duration, 3),
+            "cache_key": key,
+            "needs": {sid: e.key for sid, e in needs.items()},
+            "metrics": result.metrics,
+            "files": sorted(f"assets/{section.id}/{p.name}" for p in ctx.out.iterdir() if p.is_file()),
+            "figures": [vars(f) for f in result.figures],
+            "command": config.command(section.id, [section.id, *_transitive_needs(section)]),
+            "versions": _versions(),
+        }
+        record["files"].append(f"assets/{section.id}/record.json")
+        record["files"].sort()
+        write_json(folder / "record.json", record)
+        write_json(folder / "public" / "record.json", record)
+        write_json(folder / "data.json", result.data)
+
+
+def build(config: Config, selectors: list[str], *, force: bool = False, device: str = "auto", log=print) -> list[str]:
+    """Build the selected sections (and what they need); returns the ids that ran."""
+    from .render import render
+
+    sections = select(selectors)
+    forced = {s.id for s in select(selectors, include_needs=False)} if force else set()
+    if device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"unknown device '{device}'; valid: auto, cpu, cuda")
+    store = Store(cache_dir(config.root))
+    ran: list[str] = []
+    with store.lock():
+        entries: dict[str, Entry] = {}
+        try:
+            for section, key in plan(config, sections):
+                entry = store.entry(key)
+                if entry is None or section.id in forced:
+                    device = resolve_device(device)  # imports torch: only when something runs
+                    log(f"{section.id}: running ({section.title})")
+                    needs = {n: entries[n] for n in section.needs}
+                    _run_one(section, key, config, store, needs, device)
+                    entry = store.entry(key)
+                    ran.append(section.id)
+                    log(f"{section.id}: done in {entry.record['duration_s']:.1f} s")
+                else:
+                    log(f"{section.id}: up to date, reused")
+                entries[section.id] = entry
+                store.set_ref(section.id, key)
+        finally:
+            changed = render(config.root, store)
+            if changed:
+                log(f"docs/: {len(changed)} file(s) updated")
+    reused = len(sections) - len(ran)
+    log(f"{len(ran)} section(s) ran, {reused} reused" + (" (nothing to do)" if not ran else ""))
+    sys.stdout.flush()
+    return ran

@@ -1,0 +1,150 @@
+"""The `gen` command. Thin commands; torch is imported only by those that run models."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from .errors import SectionFailed, UsageError
+
+
+def _fail(err: Exception) -> None:
+    click.echo(f"error: {err}", err=True)
+    sys.exit(getattr(err, "exit_code", 1))
+
+
+def _handles_errors(command):
+    """One line and the right exit code for bad input and failed sections."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (UsageError, SectionFailed) as e:
+            _fail(e)
+
+    return wrapper
+
+
+def _parameter_options(command):
+    command = click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override one parameter, e.g. --set b1.2.1.epochs=2 (repeatable).",
+    )(command)
+    return click.option(
+        "--profile",
+        default="auto",
+        show_default=True,
+        type=click.Choice(["auto", "full", "quick", "smoke"]),
+        help="Parameter set: full = the write-up's numbers, quick = a laptop CPU, smoke = seconds. "
+        "auto = full with a CUDA GPU, quick without.",
+    )(command)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gen")
+def cli():
+    """Run the experiments of 'Fun with Diffusion Models' and render them into docs/.
+
+    Then `mkdocs serve` shows the site and `mkdocs gh-deploy` publishes it.
+    """
+
+
+@cli.command("list")
+@_parameter_options
+@_handles_errors
+def list_sections(profile, sets):
+    """Every section: id, title, and whether its result is fresh, stale or never built.
+
+    Fresh means built with the parameters that the same --profile/--set give now.
+    """
+    from .build import status
+    from .config import find_root, load
+
+    # Without torch we cannot ask torch about CUDA; `auto` falls back to a driver check.
+    config = load(find_root(), profile, tuple(sets), cuda=_nvidia_driver_present())
+    click.echo(f"profile: {config.profile} ({config.profile_reason})")
+    for section, state in status(config):
+        click.echo(f"{section.id:<8} {state:<12} {section.title}")
+
+
+def _nvidia_driver_present() -> bool:
+    import os
+
+    return os.path.exists("/proc/driver/nvidia/version")
+
+
+@cli.command()
+@click.argument("ids", nargs=-1)
+@click.option("--all", "build_all", is_flag=True, help="Build every section.")
+@_parameter_options
+@click.option(
+    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]), help="Where models run."
+)
+@click.option("--force", is_flag=True, help="Recompute the named sections even when cached.")
+@_handles_errors
+def build(ids, build_all, profile, sets, device, force):
+    """Build sections (and what they need), then render docs/.
+
+    IDS are section ids; `a` and `b` select a part and an id selects its
+    subsections too (b1 → b1.1 … b1.2.2). Cached results are reused.
+    """
+    if not ids and not build_all:
+        raise UsageError("name the sections to build (e.g. `gen build b1`), or pass --all")
+    if ids and build_all:
+        raise UsageError(f"pass section ids ({' '.join(ids)}) or --all, not both")
+    from .build import build as run_build
+    from .config import find_root, load
+    from .registry import all_sections, select
+
+    root = find_root()
+    selectors = list(all_sections()) if build_all else list(ids)
+    select(selectors)  # an unknown id fails here, before anything else
+    config = load(root, profile, tuple(sets), cuda=_cuda_available() if profile == "auto" else False)
+    click.echo(f"profile: {config.profile} ({config.profile_reason})")
+    run_build(config, selectors, force=force, device=device, log=click.echo)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@cli.command()
+@_handles_errors
+def render():
+    """Rewrite docs/ from the store (the last build of each section), running nothing."""
+    from .config import cache_dir, find_root
+    from .render import render as run_render
+    from .store import Store
+
+    root = find_root()
+    store = Store(cache_dir(root))
+    with store.lock():
+        changed = run_render(root, store)
+    click.echo(f"docs/: {len(changed)} file(s) updated")
+
+
+def main() -> None:
+    """The console script: click's own usage errors also come out as one line."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:
+        click.echo(e.ctx.get_help())
+    except click.UsageError as e:
+        hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
+        click.echo(f"error: {e.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

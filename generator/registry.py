@@ -1,0 +1,123 @@
+"""Section records: what each section is, what it needs, and how ids select them.
+
+A section is registered once, with the decorator `section`, in the module of
+its part of the write-up. Those modules import nothing heavy at import time, so
+that `gen list` and `gen --help` stay instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import UsageError
+
+# Modules that register sections, in page order.
+SECTION_MODULES = ("generator.sections.part_b",)
+
+
+class Params(BaseModel):
+    """Base of every section's parameters: frozen, no unknown keys, strict types."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    seed: int = Field(0, ge=0, description="seed of every random draw in the section")
+
+    def check(self, config) -> None:
+        """Checks against other sections' parameters; raise UsageError when they clash."""
+
+
+@dataclass
+class Figure:
+    """A file the section wrote into its public folder, with its caption."""
+
+    file: str
+    caption: str
+    pixelated: bool = False
+
+
+@dataclass
+class Result:
+    """What a section's run returns: numbers, figures and data for its template."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    figures: list[Figure] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    backend: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
+
+
+@dataclass(frozen=True)
+class Section:
+    id: str
+    title: str
+    params: type[Params]
+    run: Callable[..., Result]
+    needs: tuple[str, ...] = ()
+    version: int = 1
+    page: str = ""
+
+    @property
+    def part(self) -> str:
+        return self.id[0]
+
+
+_SECTIONS: dict[str, Section] = {}
+
+
+def section(id: str, title: str, params: type[Params], *, needs=(), version=1, page=""):
+    """Register the decorated `run(params, ctx) -> Result` as a section."""
+
+    def register(run):
+        if id in _SECTIONS:
+            raise RuntimeError(f"section {id} registered twice")
+        for need in needs:
+            if need not in _SECTIONS:
+                raise RuntimeError(f"section {id} needs {need}, which is not registered before it")
+        _SECTIONS[id] = Section(id, title, params, run, tuple(needs), version, page)
+        return run
+
+    return register
+
+
+def all_sections() -> dict[str, Section]:
+    """Every section, in page order (the order of registration)."""
+    for module in SECTION_MODULES:
+        importlib.import_module(module)
+    return dict(_SECTIONS)
+
+
+def _selects(selector: str, section_id: str) -> bool:
+    # "b" selects b1.1...; "b1" selects b1.1 and b1.2.2 but not b10; "a1.7" selects a1.7.1.
+    if section_id == selector:
+        return True
+    if not section_id.startswith(selector):
+        return False
+    following = section_id[len(selector)]
+    return following == "." or (selector.isalpha() and following.isdigit())
+
+
+def select(selectors: list[str], *, include_needs: bool = True) -> list[Section]:
+    """The sections the selectors name, plus what they need, in dependency order."""
+    sections = all_sections()
+    chosen: set[str] = set()
+    for selector in selectors:
+        matched = [sid for sid in sections if _selects(selector, sid)]
+        if not matched:
+            parts = sorted({sid[0] for sid in sections})
+            raise UsageError(
+                f"unknown section '{selector}'; valid: {', '.join(parts + list(sections))} (see `gen list`)"
+            )
+        chosen.update(matched)
+    if include_needs:
+        stack = list(chosen)
+        while stack:
+            for need in sections[stack.pop()].needs:
+                if need not in chosen:
+                    chosen.add(need)
+                    stack.append(need)
+    # Registration order is a valid dependency order: a section only needs earlier ones.
+    return [s for sid, s in sections.items() if sid in chosen]
+

@@ -1,0 +1,76 @@
+"""Figures: labelled image tables, loss curves and GIFs, as reproducible files.
+
+matplotlib runs on the Agg backend with fixed dpi and no date or version in the
+metadata, so the same images give the same bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+DPI = 100
+_PNG_META = {"Software": None}
+
+
+def _save(fig, path: Path) -> None:
+    fig.savefig(path, dpi=DPI, metadata=_PNG_META, bbox_inches="tight", pad_inches=0.05)
+    plt.close(fig)
+
+
+def _to_hwc(image: torch.Tensor) -> np.ndarray:
+    array = image.detach().float().clamp(0, 1).cpu().numpy()
+    return array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
+
+
+def image_table(
+    images: torch.Tensor,
+    path: Path,
+    *,
+    row_labels: Sequence[str] = (),
+    col_labels: Sequence[str] = (),
+    cell: float = 1.1,
+) -> None:
+    """A grid of images (R, K, C, H, W) in [0, 1], with optional row and column labels."""
+    rows, cols = images.shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * cell + 0.6, rows * cell + 0.3), squeeze=False)
+    for r in range(rows):
+        for k in range(cols):
+            ax = axes[r][k]
+            ax.imshow(_to_hwc(images[r, k]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0 and col_labels:
+                ax.set_title(col_labels[k], fontsize=9)
+            if k == 0 and row_labels:
+                ax.set_ylabel(row_labels[r], fontsize=9, rotation=0, ha="right", va="center")
+    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    _save(fig, path)
+
+
+def loss_curve(losses: Sequence[float], path: Path, *, title: str, per_epoch: int | None = None) -> None:
+    """Training loss per iteration on a log scale, with a running mean for reading the trend."""
+    losses = np.asarray(losses, dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.plot(np.arange(1, len(losses) + 1), losses, lw=0.6, alpha=0.5, label="per iteration")
+    window = max(1, len(losses) // 50)
+    if window > 1:
+        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+        ax.plot(np.arange(window, len(losses) + 1), smooth, lw=1.5, label=f"mean of {window}")
+    if per_epoch:
+        for boundary in range(per_epoch, len(losses), per_epoch):
+            ax.axvline(boundary, color="0.85", lw=0.8, zorder=0)
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)

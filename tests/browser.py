@@ -1,0 +1,309 @@
+"""Headless-Chromium helpers for checking a built MkDocs site.
+
+This is a helper module for the browser tests, not a test file itself.
+
+The site is served from a local ``http.server`` on 127.0.0.1 (random free
+port) and opened in headless Chromium through Selenium 4, using an explicit
+chromedriver so that selenium-manager never tries to download a driver or a
+browser. Requests to any host other than 127.0.0.1 are made to fail at DNS
+resolution, so a page that silently depends on the network (web fonts, CDN
+scripts, ...) shows up as console errors and in ``external_requests``
+instead of passing or failing depending on where the tests run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+DEFAULT_CHROMIUM = "/usr/bin/chromium"
+DEFAULT_CHROMEDRIVER = "/usr/bin/chromedriver"
+
+PAGE_TIMEOUT_S = 20.0
+
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",  # required when running as root (e.g. in containers)
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--no-default-browser-check",
+    "--disable-extensions",
+    "--hide-scrollbars",
+    "--force-device-scale-factor=1",
+    # Everything except the local server fails to resolve: no network access.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+
+
+# --------------------------------------------------------------------------
+# Locating the browser
+# --------------------------------------------------------------------------
+
+
+def _find_executable(env_var: str, default: str, names: list[str]) -> str | None:
+    override = os.environ.get(env_var)
+    if override:
+        return override if os.path.isfile(override) and os.access(override, os.X_OK) else None
+    if os.path.isfile(default) and os.access(default, os.X_OK):
+        return default
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def find_chromium() -> tuple[str, str] | None:
+    """Return ``(chromium, chromedriver)`` paths, or None if either is missing.
+
+    ``GEN_CHROMIUM`` / ``GEN_CHROMEDRIVER`` override the search.
+    """
+    chromium = _find_executable(
+        "GEN_CHROMIUM",
+        DEFAULT_CHROMIUM,
+        ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"],
+    )
+    chromedriver = _find_executable("GEN_CHROMEDRIVER", DEFAULT_CHROMEDRIVER, ["chromedriver"])
+    if chromium is None or chromedriver is None:
+        return None
+    return chromium, chromedriver
+
+
+# --------------------------------------------------------------------------
+# Local HTTP server
+# --------------------------------------------------------------------------
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+
+@contextlib.contextmanager
+def serve_directory(site_dir: Path) -> Iterator[str]:
+    """Serve ``site_dir`` on 127.0.0.1 (random free port); yield the base URL."""
+    site_dir = Path(site_dir).resolve()
+    if not site_dir.is_dir():
+        raise FileNotFoundError(f"site directory not found: {site_dir}")
+    handler = functools.partial(_QuietHandler, directory=str(site_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="site-server", daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        yield f"http://{host}:{port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+# --------------------------------------------------------------------------
+# Browser
+# --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def chromium_driver(width: int = 1280, height: int = 2000) -> Iterator[Any]:
+    """Start one headless Chromium (fresh profile) and yield the webdriver."""
+    found = find_chromium()
+    if found is None:
+        raise RuntimeError(
+            "chromium/chromedriver not found (set GEN_CHROMIUM and GEN_CHROMEDRIVER)"
+        )
+    chromium, chromedriver = found
+
+    # Must be set before selenium's webdriver is imported/used, so that
+    # selenium-manager never tries to reach the network.
+    os.environ["SE_OFFLINE"] = "true"
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    with tempfile.TemporaryDirectory(prefix="gen-chromium-") as profile:
+        options = webdriver.ChromeOptions()
+        options.binary_location = chromium
+        for flag in CHROMIUM_FLAGS:
+            options.add_argument(flag)
+        options.add_argument(f"--window-size={width},{height}")
+        options.add_argument(f"--user-data-dir={profile}")
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+        service = Service(executable_path=chromedriver)
+        driver = webdriver.Chrome(service=service, options=options)
+        try:
+            driver.set_page_load_timeout(60)
+            driver.set_script_timeout(30)
+            yield driver
+        finally:
+            driver.quit()
+
+
+_PREPARE_IMAGES_JS = """
+const imgs = Array.from(document.images);
+for (const img of imgs) {
+  if (img.loading === 'lazy') { img.loading = 'eager'; }
+  img.scrollIntoView({block: 'center'});
+}
+window.scrollTo(0, 0);
+return imgs.length;
+"""
+
+_READY_JS = """
+if (document.readyState !== 'complete') { return false; }
+const math = Array.from(document.querySelectorAll('.arithmatex'));
+if (!math.every(el => el.querySelector('.katex') !== null)) { return false; }
+return Array.from(document.images).every(img => img.complete);
+"""
+
+_COLLECT_JS = """
+const math = Array.from(document.querySelectorAll('.arithmatex'));
+const typeset = math.filter(
+  el => el.querySelector('.katex') !== null && el.querySelector('.katex-error') === null
+);
+const imgs = Array.from(document.images);
+const broken = imgs
+  .filter(img => !img.complete || img.naturalWidth === 0)
+  .map(img => img.src || img.getAttribute('src') || '');
+return {
+  math: math.length,
+  math_typeset: typeset.length,
+  images: imgs.length,
+  broken_images: broken,
+  title: document.title,
+};
+"""
+
+
+def _drain_logs(driver: Any) -> None:
+    for kind in ("browser", "performance"):
+        with contextlib.suppress(Exception):
+            driver.get_log(kind)
+
+
+def _external_requests(driver: Any, base_url: str) -> list[str]:
+    urls: list[str] = []
+    try:
+        entries = driver.get_log("performance")
+    except Exception:
+        return urls
+    for entry in entries:
+        try:
+            message = json.loads(entry["message"])["message"]
+        except (KeyError, TypeError, ValueError):
+            continue
+        if message.get("method") != "Network.requestWillBeSent":
+            continue
+        url = message.get("params", {}).get("request", {}).get("url", "")
+        # Only network schemes count; chrome://, data:, blob: etc. are internal.
+        if not url.startswith(("http:", "https:", "ws:", "wss:", "ftp:")):
+            continue
+        if url.startswith(base_url):
+            continue
+        if url not in urls:
+            urls.append(url)
+    return urls
+
+
+def _load_page(driver: Any, base_url: str, page: str, timeout: float = PAGE_TIMEOUT_S) -> None:
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(base_url + page.lstrip("/"))
+    deadline = time.monotonic() + timeout
+    try:
+        WebDriverWait(driver, timeout, poll_frequency=0.1).until(
+            lambda d: d.execute_script("return document.readyState") == "complete"
+        )
+    except TimeoutException:
+        pass
+    driver.execute_script(_PREPARE_IMAGES_JS)
+    remaining = max(0.5, deadline - time.monotonic())
+    try:
+        WebDriverWait(driver, remaining, poll_frequency=0.1).until(
+            lambda d: d.execute_script(_READY_JS)
+        )
+    except TimeoutException:
+        pass
+
+
+def _inspect_loaded(driver: Any, base_url: str) -> dict:
+    result = dict(driver.execute_script(_COLLECT_JS))
+    # Report broken images by their resolved URL relative to the site root
+    # (e.g. "part-b/figures/x.png"): stable across the random server port and
+    # across Material's instant navigation, which rewrites src attributes to
+    # absolute URLs at runtime.
+    result["broken_images"] = [
+        src[len(base_url):] if src.startswith(base_url) else src
+        for src in (result.get("broken_images") or [])
+    ]
+    errors: list[str] = []
+    with contextlib.suppress(Exception):
+        for entry in driver.get_log("browser"):
+            if entry.get("level") == "SEVERE":
+                errors.append(str(entry.get("message", "")))
+    result["console_errors"] = errors
+    result["external_requests"] = _external_requests(driver, base_url)
+    return result
+
+
+def inspect_site(site_dir: Path, pages: list[str]) -> dict[str, dict]:
+    """Open each page of the built site in headless Chromium and report on it.
+
+    Returns ``{page: {"math", "math_typeset", "images", "broken_images",
+    "console_errors", "title", "external_requests"}}`` where ``math`` counts
+    ``.arithmatex`` elements, ``math_typeset`` those containing a ``.katex``
+    element and no ``.katex-error``, ``broken_images`` lists the ``src`` of
+    images that did not load (resolved, relative to the site root, e.g.
+    ``"part-b/missing.png"``), ``console_errors`` holds the SEVERE browser log
+    messages and ``external_requests`` the URLs requested from anywhere other
+    than the local server (all of which fail by construction).
+    """
+    results: dict[str, dict] = {}
+    with serve_directory(Path(site_dir)) as base_url, chromium_driver() as driver:
+        for page in pages:
+            _drain_logs(driver)
+            _load_page(driver, base_url, page)
+            results[page] = _inspect_loaded(driver, base_url)
+    return results
+
+
+def screenshot(
+    site_dir: Path, page: str, out_png: Path, width: int = 1280, height: int = 2000
+) -> Path:
+    """Save a screenshot of ``page`` (up to ``height`` pixels tall) to ``out_png``."""
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    with serve_directory(Path(site_dir)) as base_url, chromium_driver(width, height) as driver:
+        _load_page(driver, base_url, page)
+        doc_height = driver.execute_script(
+            "return Math.max(document.documentElement.scrollHeight,"
+            " document.body ? document.body.scrollHeight : 0)"
+        )
+        try:
+            doc_height = int(doc_height)
+        except (TypeError, ValueError):
+            doc_height = height
+        driver.set_window_size(width, max(400, min(height, doc_height)))
+        driver.execute_script("window.scrollTo(0, 0)")
+        time.sleep(0.3)  # let layout settle after the resize
+        if not driver.save_screenshot(str(out_png)):
+            raise RuntimeError(f"failed to save screenshot to {out_png}")
+    return out_png

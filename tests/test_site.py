@@ -1,0 +1,71 @@
+"""The built site: mkdocs --strict passes, and a real browser sees typeset math and every image."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import browser
+
+PAGES = ["index.html", "part-b/index.html"]
+
+
+def mkdocs_build(project: Path) -> Path:
+    mkdocs = Path(sys.executable).with_name("mkdocs")
+    result = subprocess.run(
+        [str(mkdocs), "build", "--strict"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    return project / "site"
+
+
+@pytest.fixture(scope="module")
+def site(built_b1):
+    return mkdocs_build(built_b1)
+
+
+def test_pages_hold_every_section_its_figures_and_how_to_rebuild(built_b1, site):
+    page = (built_b1 / "docs/part-b.md").read_text()
+    for sid in ("b1.1", "b1.2", "b1.2.1", "b1.2.2"):
+        assert f"### {sid} " in page
+        assert f"gen build {sid} --profile smoke" in page
+    assert "Not built yet" not in page
+    for name in ("b1.2/noising.png", "b1.2.1/loss.png", "b1.2.1/denoised.png", "b1.2.2/ood.png"):
+        assert f"(assets/{name})" in page
+        assert (site / "assets" / name).is_file()
+    home = (built_b1 / "docs/index.md").read_text()
+    assert "| b1.2.1 | Training the single-step denoiser | `smoke` |" in home
+
+
+def test_a_page_is_rewritten_only_when_it_changes(built_b1, tmp_path):
+    from generator.render import render
+    from generator.store import Store
+
+    assert render(built_b1, Store(built_b1 / ".gen")) == []
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.mark.browser
+def test_real_browser_sees_typeset_math_and_no_broken_image(site):
+    if browser.find_chromium() is None:
+        if _in_ci():
+            pytest.fail("Chromium and chromedriver are required in CI (.ci/run installs them)")
+        pytest.skip("no Chromium/chromedriver on this machine (apt-get install chromium chromium-driver)")
+    report = browser.inspect_site(site, PAGES)
+    for page in PAGES:
+        r = report[page]
+        assert r["broken_images"] == [], (page, r)
+        assert r["external_requests"] == [], (page, r)
+        assert r["console_errors"] == [], (page, r)
+        assert r["math_typeset"] == r["math"], (page, r)
+    assert report["part-b/index.html"]["math"] >= 8
+    assert report["part-b/index.html"]["images"] >= 4

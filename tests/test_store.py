@@ -1,0 +1,138 @@
+"""The store's semantics: reuse, exact reruns, --force, records, atomicity, locking."""
+
+import json
+import threading
+import time
+
+import pytest
+from conftest import gen, ran, tree_digest
+
+CONTRACT_FIELDS = {"id", "title", "params", "backend", "device", "seed", "duration_s", "cache_key", "metrics", "files"}
+
+
+def test_second_identical_build_reruns_nothing(project_b1):
+    before = {p: p.stat().st_mtime_ns for p in (project_b1 / "docs").rglob("*") if p.is_file()}
+    result = gen(project_b1, "build", "b1", "--profile", "smoke")
+    assert ran(result) == []
+    assert "0 section(s) ran, 4 reused" in result.stdout
+    after = {p: p.stat().st_mtime_ns for p in (project_b1 / "docs").rglob("*") if p.is_file()}
+    assert after == before  # not even rewritten
+
+
+def test_parameter_change_reruns_exactly_its_dependents(project_b1):
+    result = gen(project_b1, "build", "b1", "--profile", "smoke", "--set", "b1.2.1.epochs=1")
+    assert ran(result) == ["b1.2.1", "b1.2.2"]
+    record = json.loads((project_b1 / "docs/assets/b1.2.1/record.json").read_text())
+    assert record["params"]["epochs"] == 1
+    assert "--set b1.2.1.epochs=1" in record["command"]
+    # Back to the old value: both entries are still in the store.
+    assert ran(gen(project_b1, "build", "b1", "--profile", "smoke")) == []
+    # A change upstream reruns everything that uses it, and not its siblings.
+    assert ran(gen(project_b1, "build", "b1", "--profile", "smoke", "--set", "b1.1.hidden=4")) == ["b1.1", "b1.2.1", "b1.2.2"]
+
+
+def test_force_recomputes_only_the_named_sections(project_b1):
+    result = gen(project_b1, "build", "b1.1", "--profile", "smoke", "--force")
+    assert ran(result) == ["b1.1"]  # same key: what uses it stays valid
+    result = gen(project_b1, "build", "b1.2.2", "--profile", "smoke", "--force")
+    assert ran(result) == ["b1.2.2"]  # its needs are reused
+
+
+def test_same_parameters_give_the_same_images(project_b1):
+    before = tree_digest(project_b1 / "docs/assets")
+    gen(project_b1, "build", "b1", "--profile", "smoke", "--force")
+    after = tree_digest(project_b1 / "docs/assets")
+    images = [p for p in before if p.endswith(".png")]
+    assert images and all(before[p] == after[p] for p in images)
+
+
+def test_records_hold_the_contract_fields(built_b1):
+    for sid in ("b1.1", "b1.2", "b1.2.1", "b1.2.2"):
+        record = json.loads((built_b1 / "docs/assets" / sid / "record.json").read_text())
+        assert CONTRACT_FIELDS <= set(record), sid
+        assert record["id"] == sid and record["profile"] == "smoke"
+        assert all(isinstance(v, (int, float)) for v in record["metrics"].values())
+        assert {"torch", "diffusers", "generator"} <= set(record["versions"])
+        for f in record["files"]:
+            assert (built_b1 / "docs" / f).is_file(), f
+        assert len(record["cache_key"]) == 64
+    metrics = json.loads((built_b1 / "docs/assets/b1.2.2/record.json").read_text())["metrics"]
+    assert {"mse_sigma_0.5", "psnr_sigma_0.5", "psnr_noisy_sigma_0.5"} <= set(metrics)
+    # Denoising must beat doing nothing at the noise level it was trained for.
+    assert metrics["psnr_sigma_0.5"] > metrics["psnr_noisy_sigma_0.5"]
+
+
+def test_failed_section_exits_1_names_it_and_keeps_earlier_results(project_b1, monkeypatch):
+    from generator import registry
+    from generator.build import build
+    from generator.config import load
+    from generator.errors import SectionFailed
+
+    before = tree_digest(project_b1 / "docs", project_b1 / ".gen/store", project_b1 / ".gen/refs")
+    registry.all_sections()
+    section = registry._SECTIONS["b1.2.2"]
+
+    def explode(params, ctx):
+        (ctx.out / "half-written.png").write_bytes(b"not a png")
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setitem(registry._SECTIONS, "b1.2.2", section.__class__(**{**vars(section), "run": explode}))
+    config = load(project_b1, "smoke", ("b1.2.2.eval_digits=100",))
+    with pytest.raises(SectionFailed, match="b1.2.2.*out of memory") as failure:
+        build(config, ["b1"], log=lambda *a: None)
+    assert failure.value.exit_code == 1
+    assert tree_digest(project_b1 / "docs", project_b1 / ".gen/store", project_b1 / ".gen/refs") == before
+    assert not list((project_b1 / ".gen/tmp").iterdir())
+
+
+def test_a_second_build_waits_for_the_lock(project_b1):
+    from generator.store import Store
+
+    store = Store(project_b1 / ".gen")
+    result = {}
+    with store.lock():
+        worker = threading.Thread(target=lambda: result.update(r=gen(project_b1, "build", "b1", "--profile", "smoke")))
+        worker.start()
+        time.sleep(4)
+        assert worker.is_alive()  # waiting, not failing and not building
+        assert "r" not in result
+    worker.join(timeout=120)
+    assert "waiting for it to finish" in result["r"].stderr
+    assert "0 section(s) ran" in result["r"].stdout
+
+
+def test_interrupted_training_resumes_exactly(tmp_path):
+    import torch
+
+    from generator.models.train import TrainConfig, train
+    from generator.models.unet import UNet, UNetConfig
+
+    images = torch.rand(64, 1, 28, 28)
+    labels = torch.zeros(64, dtype=torch.long)
+
+    def loss_fn(model, x, y, g):
+        return (model(x + 0.5 * torch.randn(x.shape, generator=g)) - x).pow(2).mean()
+
+    def run(work, stop_after=None):
+        torch.manual_seed(0)
+        model = UNet(UNetConfig(hidden=4))
+
+        def on_epoch_end(epoch, m):
+            if epoch == stop_after:
+                raise KeyboardInterrupt
+
+        losses = train(
+            model, images, labels, loss_fn, TrainConfig(3, 16, 1e-3, lr_gamma=0.5),
+            generator=torch.Generator().manual_seed(1), work_dir=work, device="cpu", on_epoch_end=on_epoch_end,
+        )
+        return losses, model
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    straight, model_a = run(tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b", stop_after=2)
+    resumed, model_b = run(tmp_path / "b")
+    assert resumed == straight
+    for (name, a), b in zip(model_a.state_dict().items(), model_b.state_dict().values()):
+        assert torch.equal(a, b), name

@@ -1,0 +1,226 @@
+"""DDPM: the forward process, the ε-prediction loss and ancestral sampling (Ho et al. 2020).
+
+Indexing. A schedule has T entries, indexed t = 0, …, T−1: `betas[t]` is the
+noise added by the step that makes x_t, and ᾱ_t = `alphas_cumprod[t]` =
+∏_{s≤t} (1 − β_s), so x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε. Even x_0 carries a little
+noise (ᾱ_0 = 1 − β_1); the clean image sits one step below it, where ᾱ = 1.
+Training draws t uniformly from 0, …, T−1 and conditions the model on t/T.
+Sampling starts from x_{T−1} ~ N(0, I) and runs t = T−1, …, 0; the step from t
+goes to t−1, and the last one (t = 0) uses ᾱ_prev = 1 and adds no noise, so it
+returns the model's estimate x̂0. This is the convention of diffusers'
+`DDPMScheduler`, which the tests compare against.
+
+The step `ddpm_step` takes ᾱ_t and ᾱ_prev as numbers, not indices, so the same
+code runs a strided schedule (t → t′ < t − 1) and a learned variance: with
+α_t = ᾱ_t/ᾱ_prev and β_t = 1 − α_t for that step, it is eq. 7 of the paper with
+x̂0 in place of x0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+# ---------------------------------------------------------------- helpers
+
+
+def _extract(values: torch.Tensor, t: int | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """values[t] shaped to broadcast against `like`: 0-d for an int t, (B, 1, …, 1) for a (B,) t."""
+    if isinstance(t, torch.Tensor) and t.ndim > 0:
+        out = values.to(like.device)[t.to(like.device)]  # (B,)
+        return out.reshape(-1, *([1] * (like.ndim - 1))).to(like.dtype)
+    return values[int(t)].to(device=like.device, dtype=like.dtype)
+
+
+def _scalar(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A python float or 0-d tensor as a 0-d tensor of `like`'s dtype and device."""
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+
+
+# ---------------------------------------------------------------- schedule
+
+
+@dataclass(frozen=True)
+class Schedule:
+    betas: torch.Tensor  # (T,) float32, β_t for t = 0..T-1
+    alphas: torch.Tensor  # (T,) 1 − β_t
+    alphas_cumprod: torch.Tensor  # (T,) ᾱ_t = ∏_{s≤t} α_s
+
+    @property
+    def num_timesteps(self) -> int:
+        return self.betas.shape[0]
+
+
+def linear_schedule(T: int = 300, beta_1: float = 1e-4, beta_T: float = 0.02) -> Schedule:
+    """The linear β schedule of Ho et al. 2020, §4: β = linspace(β_1, β_T, T)."""
+    betas = torch.linspace(beta_1, beta_T, T, dtype=torch.float32)  # (T,)
+    alphas = 1.0 - betas
+    return Schedule(betas=betas, alphas=alphas, alphas_cumprod=torch.cumprod(alphas, dim=0))
+
+
+# ---------------------------------------------------------------- forward process
+
+
+def q_sample(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε, the closed-form forward process (Ho et al. 2020, eq. 4)."""
+    abar = _extract(alphas_cumprod, t, x0)  # (B, 1, 1, 1)
+    return abar.sqrt() * x0 + (1.0 - abar).sqrt() * noise
+
+
+def predict_start_from_noise(
+    x_t: torch.Tensor, t: int | torch.Tensor, eps: torch.Tensor, alphas_cumprod: torch.Tensor
+) -> torch.Tensor:
+    """x̂0 = (x_t − √(1−ᾱ_t)·ε)/√ᾱ_t, eq. 4 solved for x0 (Ho et al. 2020, eq. 15)."""
+    abar = _extract(alphas_cumprod, t, x_t)
+    return (x_t - (1.0 - abar).sqrt() * eps) / abar.sqrt()
+
+
+def posterior_variance(abar_t: float | torch.Tensor, abar_prev: float | torch.Tensor) -> torch.Tensor:
+    """β̃_t = (1−ᾱ_prev)/(1−ᾱ_t)·β_t, the variance of q(x_prev | x_t, x0) (Ho et al. 2020, eq. 7)."""
+    abar_t, abar_prev = torch.as_tensor(abar_t), torch.as_tensor(abar_prev)
+    beta_t = 1.0 - abar_t / abar_prev
+    return (1.0 - abar_prev) / (1.0 - abar_t) * beta_t
+
+
+def learned_range_variance(
+    v: torch.Tensor, abar_t: float | torch.Tensor, abar_prev: float | torch.Tensor
+) -> torch.Tensor:
+    """exp(f·log β_t + (1−f)·log β̃_t), f = (v+1)/2, from a model's v in [−1, 1] (Nichol & Dhariwal 2021, eq. 15)."""
+    abar_t = torch.as_tensor(abar_t, dtype=v.dtype, device=v.device)
+    abar_prev = torch.as_tensor(abar_prev, dtype=v.dtype, device=v.device)
+    beta_t = 1.0 - abar_t / abar_prev
+    min_log = posterior_variance(abar_t, abar_prev).clamp_min(1e-20).log()
+    max_log = beta_t.log()
+    frac = (v + 1.0) / 2.0
+    return (frac * max_log + (1.0 - frac) * min_log).exp()
+
+
+# ---------------------------------------------------------------- reverse process
+
+
+def ddpm_step(
+    x_t: torch.Tensor,
+    eps: torch.Tensor,
+    abar_t: float | torch.Tensor,
+    abar_prev: float | torch.Tensor,
+    noise: torch.Tensor,
+    variance: float | torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One ancestral step x_t → x_prev from a noise estimate (Ho et al. 2020, eqs. 6, 7, 15); returns (x_prev, x̂0).
+
+    `variance` defaults to β_t (σ_t² = β_t, one of the paper's two choices);
+    pass `noise` = zeros on the last step.
+    """
+    abar_t, abar_prev = _scalar(abar_t, x_t), _scalar(abar_prev, x_t)
+    # 1. α_t and β_t of this step (t → prev may skip timesteps)
+    alpha_t = abar_t / abar_prev
+    beta_t = 1.0 - alpha_t
+    # 2. x̂0 from ε (eq. 15)
+    x0_hat = (x_t - (1.0 - abar_t).sqrt() * eps) / abar_t.sqrt()  # (B, C, H, W)
+    # 3. the posterior mean μ̃(x_t, x̂0) (eq. 7)
+    coef_x0 = abar_prev.sqrt() * beta_t / (1.0 - abar_t)
+    coef_xt = alpha_t.sqrt() * (1.0 - abar_prev) / (1.0 - abar_t)
+    mean = coef_x0 * x0_hat + coef_xt * x_t  # (B, C, H, W)
+    # 4. add noise with variance σ_t² (eq. 6)
+    if variance is None:
+        variance = beta_t
+    variance = torch.as_tensor(variance, dtype=x_t.dtype, device=x_t.device)
+    return mean + variance.sqrt() * noise, x0_hat
+
+
+# ---------------------------------------------------------------- training
+
+
+def ddpm_loss(
+    model: Callable,
+    x0: torch.Tensor,
+    labels: torch.Tensor,
+    generator: torch.Generator,
+    schedule: Schedule,
+    *,
+    num_classes: int = 0,
+    p_uncond: float = 0.1,
+) -> torch.Tensor:
+    """‖ε − ε_θ(x_t, t/T[, c])‖², t uniform (Ho et al. 2020, Algorithm 1); c dropped with p_uncond (Ho & Salimans 2022)."""
+    B, device = x0.shape[0], x0.device
+    T = schedule.num_timesteps
+    t = torch.randint(0, T, (B,), generator=generator)  # (B,) long, on the CPU
+    noise = torch.randn(x0.shape, generator=generator).to(device)  # (B, C, H, W)
+    x_t = q_sample(x0, t.to(device), noise, schedule.alphas_cumprod)
+    t_in = (t.float() / T).to(device)  # (B,) in [0, 1)
+    if num_classes:
+        keep = (torch.rand(B, generator=generator) >= p_uncond).float().to(device)  # (B,)
+        c = F.one_hot(labels.long(), num_classes).float() * keep[:, None]  # (B, classes), zeros = no class
+        eps = model(x_t, t_in, c)
+    else:
+        eps = model(x_t, t_in)
+    return F.mse_loss(eps.float(), noise)
+
+
+# ---------------------------------------------------------------- sampling
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    i: int  # the step's position, 0 for the first (t = T−1)
+    t: int  # the timestep the step starts from
+    x_t: torch.Tensor  # (B, C, H, W) the sample at t
+    x0_hat: torch.Tensor  # (B, C, H, W) the model's estimate of x0 at t
+
+
+@torch.no_grad()
+def sample(
+    model: Callable,
+    shape: tuple[int, ...],
+    schedule: Schedule,
+    *,
+    generator: torch.Generator,
+    device: str | torch.device,
+    labels: torch.Tensor | None = None,
+    guidance_scale: float | None = None,
+    callback: Callable[[StepInfo], None] | None = None,
+    num_classes: int = 10,
+) -> torch.Tensor:
+    """Ancestral sampling from x_{T−1} ~ N(0, I) to x0 (Ho et al. 2020, Algorithm 2), with classifier-free guidance (Ho & Salimans 2022).
+
+    `model(x, t/T)`, or `model(x, t/T, c)` when `labels` are given; with
+    `guidance_scale` γ, ε = ε_u + γ(ε_c − ε_u), the conditional and
+    unconditional (all-zero c) passes in one batch. The variance is β_t.
+    """
+    training = getattr(model, "training", None)
+    if training is not None:
+        model.eval()
+    try:
+        T = schedule.num_timesteps
+        B = shape[0]
+        abar = schedule.alphas_cumprod
+        c = None
+        if labels is not None:
+            c = F.one_hot(labels.long().cpu(), num_classes).float().to(device)  # (B, classes)
+        elif guidance_scale is not None:
+            raise ValueError("classifier-free guidance needs labels")
+
+        x = torch.randn(shape, generator=generator).to(device)  # (B, C, H, W), x_{T−1}
+        for i, t in enumerate(range(T - 1, -1, -1)):
+            t_in = torch.full((B,), t / T, device=device)  # (B,)
+            if c is None:
+                eps = model(x, t_in).float()
+            elif guidance_scale is None:
+                eps = model(x, t_in, c).float()
+            else:
+                out = model(torch.cat([x, x]), torch.cat([t_in, t_in]), torch.cat([c, torch.zeros_like(c)])).float()
+                eps_c, eps_u = out.chunk(2)  # (B, C, H, W) each
+                eps = eps_u + guidance_scale * (eps_c - eps_u)
+            abar_prev = abar[t - 1] if t > 0 else 1.0
+            noise = torch.randn(shape, generator=generator).to(device) if t > 0 else torch.zeros_like(x)
+            x_prev, x0_hat = ddpm_step(x, eps, abar[t], abar_prev, noise)
+            if callback is not None:
+                callback(StepInfo(i=i, t=t, x_t=x, x0_hat=x0_hat))
+            x = x_prev
+        return x
+    finally:
+        if training is not None:
+            model.train(training)

@@ -74,3 +74,22 @@ def loss_curve(losses: Sequence[float], path: Path, *, title: str, per_epoch: in
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def tile(images: torch.Tensor, nrow: int, *, scale: int = 1, pad: int = 2) -> np.ndarray:
+    """A uint8 grid (H, W) or (H, W, 3) of images (N, C, h, w) in [0, 1], scaled by `scale`."""
+    from torchvision.utils import make_grid
+
+    grid = make_grid(images.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=pad, pad_value=0.5)
+    array = (grid.numpy() * 255).round().astype(np.uint8)  # (3, H, W)
+    array = array.repeat(scale, axis=1).repeat(scale, axis=2)
+    return array[0] if images.shape[1] == 1 else array.transpose(1, 2, 0)
+
+
+def save_gif(frames: Sequence[np.ndarray], path: Path, *, frame_ms: int = 80, hold_last_ms: int = 1500) -> None:
+    """An endlessly looping GIF; the last frame stays up a while so the result can be read."""
+    from PIL import Image
+
+    images = [Image.fromarray(f) for f in frames]
+    durations = [frame_ms] * (len(images) - 1) + [hold_last_ms]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0, optimize=False)

@@ -71,16 +71,16 @@ def tree_digest(*folders: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def built_b1(tmp_path_factory) -> Path:
-    """A project with `gen build b1 --profile smoke` done once for the whole run."""
+def built(tmp_path_factory) -> Path:
+    """A project with `gen build b --profile smoke` (all of Part B) done once for the whole run."""
     project = copy_project(tmp_path_factory.mktemp("built") / "project")
-    gen(project, "build", "b1", "--profile", "smoke")
+    gen(project, "build", "b", "--profile", "smoke")
     return project
 
 
 @pytest.fixture
-def project_b1(built_b1, tmp_path) -> Path:
+def project(built, tmp_path) -> Path:
     """A private copy of the built project, for tests that change it."""
     target = tmp_path / "project"
-    shutil.copytree(built_b1, target, symlinks=True)
+    shutil.copytree(built, target, symlinks=True)
     return target

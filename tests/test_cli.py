@@ -22,13 +22,13 @@ def test_help_and_list_do_not_import_torch(tmp_path):
         assert "NO TORCH" in out.stdout
 
 
-def test_list_shows_every_section_and_its_state(built_b1):
-    out = gen(built_b1, "list", "--profile", "smoke").stdout
-    for sid in ("b1.1", "b1.2", "b1.2.1", "b1.2.2"):
+def test_list_shows_every_section_and_its_state(built):
+    out = gen(built, "list", "--profile", "smoke").stdout
+    for sid in ("b1.1", "b1.2", "b1.2.1", "b1.2.2", "b2.0", "b2.1", "b2.2", "b2.3", "b2.4", "b2.5"):
         assert f"{sid} " in out
     assert "never built" not in out and "fresh" in out
     # Another parameter value was never built; the section's old result is stale.
-    out = gen(built_b1, "list", "--profile", "smoke", "--set", "b1.2.1.epochs=4").stdout
+    out = gen(built, "list", "--profile", "smoke", "--set", "b1.2.1.epochs=4").stdout
     lines = {line.split()[0]: line for line in out.splitlines()[1:]}
     assert "stale" in lines["b1.2.1"] and "stale" in lines["b1.2.2"] and "fresh" in lines["b1.2"]
 
@@ -47,18 +47,20 @@ BAD_INPUTS = [
     (["build", "b1", "--device", "tpu"], "tpu"),
     (["build", "b1", "--bogus"], "--bogus"),
     (["build"], "--all"),
+    (["build", "b2", "--set", "b2.2.epochs=2", "--set", "b2.2.sample_epochs=[1, 5]"], "b2.2.sample_epochs"),
+    (["build", "b2", "--set", "b2.5.guidance=-1"], "b2.5.guidance"),
 ]
 
 
 @pytest.mark.parametrize("args, named", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
-def test_bad_input_exits_2_with_one_line_and_changes_nothing(built_b1, args, named):
-    before = tree_digest(built_b1 / "docs", built_b1 / ".gen")
-    result = gen(built_b1, *args, check=False)
+def test_bad_input_exits_2_with_one_line_and_changes_nothing(built, args, named):
+    before = tree_digest(built / "docs", built / ".gen")
+    result = gen(built, *args, check=False)
     assert result.returncode == 2, result
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert named in lines[0] and "Traceback" not in result.stderr
-    assert tree_digest(built_b1 / "docs", built_b1 / ".gen") == before
+    assert tree_digest(built / "docs", built / ".gen") == before
 
 
 def test_set_parses_values_by_type(tmp_path):

@@ -26,28 +26,31 @@ def mkdocs_build(project: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def site(built_b1):
-    return mkdocs_build(built_b1)
+def site(built):
+    return mkdocs_build(built)
 
 
-def test_pages_hold_every_section_its_figures_and_how_to_rebuild(built_b1, site):
-    page = (built_b1 / "docs/part-b.md").read_text()
-    for sid in ("b1.1", "b1.2", "b1.2.1", "b1.2.2"):
+def test_pages_hold_every_section_its_figures_and_how_to_rebuild(built, site):
+    page = (built / "docs/part-b.md").read_text()
+    for sid in ("b1.1", "b1.2", "b1.2.1", "b1.2.2", "b2.0", "b2.1", "b2.2", "b2.3", "b2.4", "b2.5"):
         assert f"### {sid} " in page
         assert f"gen build {sid} --profile smoke" in page
     assert "Not built yet" not in page
-    for name in ("b1.2/noising.png", "b1.2.1/loss.png", "b1.2.1/denoised.png", "b1.2.2/ood.png"):
+    figures = ["b1.2/noising.png", "b1.2.1/loss.png", "b1.2.1/denoised.png", "b1.2.2/ood.png", "b2.2/loss.png"]
+    figures += ["b2.3/samples_epoch_1.png", "b2.3/samples_epoch_2.png", "b2.3/sampling.gif"]
+    figures += ["b2.4/loss.png", "b2.5/samples.png", "b2.5/sampling.gif"]
+    for name in figures:
         assert f"(assets/{name})" in page
         assert (site / "assets" / name).is_file()
-    home = (built_b1 / "docs/index.md").read_text()
+    home = (built / "docs/index.md").read_text()
     assert "| b1.2.1 | Training the single-step denoiser | `smoke` |" in home
 
 
-def test_a_page_is_rewritten_only_when_it_changes(built_b1, tmp_path):
+def test_a_page_is_rewritten_only_when_it_changes(built, tmp_path):
     from generator.render import render
     from generator.store import Store
 
-    assert render(built_b1, Store(built_b1 / ".gen")) == []
+    assert render(built, Store(built / ".gen")) == []
 
 
 def _in_ci() -> bool:
@@ -68,4 +71,4 @@ def test_real_browser_sees_typeset_math_and_no_broken_image(site):
         assert r["console_errors"] == [], (page, r)
         assert r["math_typeset"] == r["math"], (page, r)
     assert report["part-b/index.html"]["math"] >= 8
-    assert report["part-b/index.html"]["images"] >= 4
+    assert report["part-b/index.html"]["images"] >= 11

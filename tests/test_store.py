@@ -10,65 +10,66 @@ from conftest import gen, ran, tree_digest
 CONTRACT_FIELDS = {"id", "title", "params", "backend", "device", "seed", "duration_s", "cache_key", "metrics", "files"}
 
 
-def test_second_identical_build_reruns_nothing(project_b1):
-    before = {p: p.stat().st_mtime_ns for p in (project_b1 / "docs").rglob("*") if p.is_file()}
-    result = gen(project_b1, "build", "b1", "--profile", "smoke")
+def test_second_identical_build_reruns_nothing(project):
+    before = {p: p.stat().st_mtime_ns for p in (project / "docs").rglob("*") if p.is_file()}
+    result = gen(project, "build", "b1", "--profile", "smoke")
     assert ran(result) == []
     assert "0 section(s) ran, 4 reused" in result.stdout
-    after = {p: p.stat().st_mtime_ns for p in (project_b1 / "docs").rglob("*") if p.is_file()}
+    after = {p: p.stat().st_mtime_ns for p in (project / "docs").rglob("*") if p.is_file()}
     assert after == before  # not even rewritten
 
 
-def test_parameter_change_reruns_exactly_its_dependents(project_b1):
-    result = gen(project_b1, "build", "b1", "--profile", "smoke", "--set", "b1.2.1.epochs=1")
+def test_parameter_change_reruns_exactly_its_dependents(project):
+    result = gen(project, "build", "b1", "--profile", "smoke", "--set", "b1.2.1.epochs=1")
     assert ran(result) == ["b1.2.1", "b1.2.2"]
-    record = json.loads((project_b1 / "docs/assets/b1.2.1/record.json").read_text())
+    record = json.loads((project / "docs/assets/b1.2.1/record.json").read_text())
     assert record["params"]["epochs"] == 1
     assert "--set b1.2.1.epochs=1" in record["command"]
     # Back to the old value: both entries are still in the store.
-    assert ran(gen(project_b1, "build", "b1", "--profile", "smoke")) == []
+    assert ran(gen(project, "build", "b1", "--profile", "smoke")) == []
     # A change upstream reruns everything that uses it, and not its siblings.
-    assert ran(gen(project_b1, "build", "b1", "--profile", "smoke", "--set", "b1.1.hidden=4")) == ["b1.1", "b1.2.1", "b1.2.2"]
+    assert ran(gen(project, "build", "b1", "--profile", "smoke", "--set", "b1.1.hidden=4")) == ["b1.1", "b1.2.1", "b1.2.2"]
 
 
-def test_force_recomputes_only_the_named_sections(project_b1):
-    result = gen(project_b1, "build", "b1.1", "--profile", "smoke", "--force")
+def test_force_recomputes_only_the_named_sections(project):
+    result = gen(project, "build", "b1.1", "--profile", "smoke", "--force")
     assert ran(result) == ["b1.1"]  # same key: what uses it stays valid
-    result = gen(project_b1, "build", "b1.2.2", "--profile", "smoke", "--force")
+    result = gen(project, "build", "b1.2.2", "--profile", "smoke", "--force")
     assert ran(result) == ["b1.2.2"]  # its needs are reused
 
 
-def test_same_parameters_give_the_same_images(project_b1):
-    before = tree_digest(project_b1 / "docs/assets")
-    gen(project_b1, "build", "b1", "--profile", "smoke", "--force")
-    after = tree_digest(project_b1 / "docs/assets")
-    images = [p for p in before if p.endswith(".png")]
-    assert images and all(before[p] == after[p] for p in images)
+def test_same_parameters_give_the_same_images(project):
+    before = tree_digest(project / "docs/assets")
+    result = gen(project, "build", "b1.2", "b1.2.1", "b2.3", "b2.5", "--profile", "smoke", "--force")
+    assert ran(result) == ["b1.2", "b1.2.1", "b1.2.2", "b2.3", "b2.5"]
+    after = tree_digest(project / "docs/assets")
+    images = [p for p in before if p.endswith((".png", ".gif", ".npz"))]
+    assert len(images) > 10 and all(before[p] == after[p] for p in images)
 
 
-def test_records_hold_the_contract_fields(built_b1):
-    for sid in ("b1.1", "b1.2", "b1.2.1", "b1.2.2"):
-        record = json.loads((built_b1 / "docs/assets" / sid / "record.json").read_text())
+def test_records_hold_the_contract_fields(built):
+    for sid in ("b1.1", "b1.2", "b1.2.1", "b1.2.2", "b2.0", "b2.1", "b2.2", "b2.3", "b2.4", "b2.5"):
+        record = json.loads((built / "docs/assets" / sid / "record.json").read_text())
         assert CONTRACT_FIELDS <= set(record), sid
         assert record["id"] == sid and record["profile"] == "smoke"
         assert all(isinstance(v, (int, float)) for v in record["metrics"].values())
         assert {"torch", "diffusers", "generator"} <= set(record["versions"])
         for f in record["files"]:
-            assert (built_b1 / "docs" / f).is_file(), f
+            assert (built / "docs" / f).is_file(), f
         assert len(record["cache_key"]) == 64
-    metrics = json.loads((built_b1 / "docs/assets/b1.2.2/record.json").read_text())["metrics"]
+    metrics = json.loads((built / "docs/assets/b1.2.2/record.json").read_text())["metrics"]
     assert {"mse_sigma_0.5", "psnr_sigma_0.5", "psnr_noisy_sigma_0.5"} <= set(metrics)
     # Denoising must beat doing nothing at the noise level it was trained for.
     assert metrics["psnr_sigma_0.5"] > metrics["psnr_noisy_sigma_0.5"]
 
 
-def test_failed_section_exits_1_names_it_and_keeps_earlier_results(project_b1, monkeypatch):
+def test_failed_section_exits_1_names_it_and_keeps_earlier_results(project, monkeypatch):
     from generator import registry
     from generator.build import build
     from generator.config import load
     from generator.errors import SectionFailed
 
-    before = tree_digest(project_b1 / "docs", project_b1 / ".gen/store", project_b1 / ".gen/refs")
+    before = tree_digest(project / "docs", project / ".gen/store", project / ".gen/refs")
     registry.all_sections()
     section = registry._SECTIONS["b1.2.2"]
 
@@ -77,21 +78,21 @@ def test_failed_section_exits_1_names_it_and_keeps_earlier_results(project_b1, m
         raise RuntimeError("out of memory")
 
     monkeypatch.setitem(registry._SECTIONS, "b1.2.2", section.__class__(**{**vars(section), "run": explode}))
-    config = load(project_b1, "smoke", ("b1.2.2.eval_digits=100",))
+    config = load(project, "smoke", ("b1.2.2.eval_digits=100",))
     with pytest.raises(SectionFailed, match="b1.2.2.*out of memory") as failure:
         build(config, ["b1"], log=lambda *a: None)
     assert failure.value.exit_code == 1
-    assert tree_digest(project_b1 / "docs", project_b1 / ".gen/store", project_b1 / ".gen/refs") == before
-    assert not list((project_b1 / ".gen/tmp").iterdir())
+    assert tree_digest(project / "docs", project / ".gen/store", project / ".gen/refs") == before
+    assert not list((project / ".gen/tmp").iterdir())
 
 
-def test_a_second_build_waits_for_the_lock(project_b1):
+def test_a_second_build_waits_for_the_lock(project):
     from generator.store import Store
 
-    store = Store(project_b1 / ".gen")
+    store = Store(project / ".gen")
     result = {}
     with store.lock():
-        worker = threading.Thread(target=lambda: result.update(r=gen(project_b1, "build", "b1", "--profile", "smoke")))
+        worker = threading.Thread(target=lambda: result.update(r=gen(project, "build", "b1", "--profile", "smoke")))
         worker.start()
         time.sleep(4)
         assert worker.is_alive()  # waiting, not failing and not building

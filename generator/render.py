@@ -34,6 +34,7 @@ class SectionView:
     figures: list[dict] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
+    departures: list[dict] = field(default_factory=list)  # parameters that differ from the write-up's
 
     def figure(self, name: str) -> dict:
         """The figure whose file is `name`, with its path relative to docs/."""
@@ -63,7 +64,14 @@ def _sync_tree(source: Path, target: Path, *, prune: bool) -> list[Path]:
     return changed
 
 
-def views(store: Store) -> dict[str, SectionView]:
+def _departures(params: dict, full: dict) -> list[dict]:
+    return [{"name": k, "used": v, "full": full.get(k)} for k, v in params.items() if full.get(k) != v and k != "seed"]
+
+
+def views(root: Path, store: Store) -> dict[str, SectionView]:
+    from .config import load
+
+    full = {sid: p.model_dump(mode="json") for sid, p in load(root, "full").params.items()}
     out = {}
     for sid, section in all_sections().items():
         entry = store.last_entry(sid)
@@ -80,6 +88,7 @@ def views(store: Store) -> dict[str, SectionView]:
             figures=record["figures"],
             data=entry.data,
             record=record,
+            departures=_departures(record["params"], full[sid]),
         )
     return out
 
@@ -106,7 +115,7 @@ def render(root: Path, store: Store) -> list[Path]:
     """Rewrite docs/ from the store; returns the files that changed."""
     docs = root / DOCS
     changed = _sync_tree(root / SITE_ASSETS, docs / "assets", prune=False)
-    sections = views(store)
+    sections = views(root, store)
     for sid, view in sections.items():
         if view.built:
             changed += _sync_tree(store.last_entry(sid).public, docs / "assets" / sid, prune=True)

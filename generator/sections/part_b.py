@@ -304,7 +304,7 @@ class ClassDDPMParams(DDPMParams):
 class ClassifierParams(Params):
     epochs: int = Field(3, ge=1, le=100, description="training epochs, from 1 to 100")
     batch_size: int = Field(128, ge=1, le=60000, description="batch size, from 1 to 60000")
-    lr: float = Field(1e-3, gt=0.0, le=1.0, description="Adam's learning rate, in (0, 1]")
+    lr: float = Field(3e-3, gt=0.0, le=1.0, description="peak learning rate of Adam with OneCycle, in (0, 1]")
     train_subset: int = Field(0, ge=0, le=60000, description="training digits used, 0 for all 60,000")
 
 
@@ -494,6 +494,15 @@ def _draw(model, schedule, ctx, count, batch_size, seed, *, labels=None, guidanc
     return torch.cat(out), collected
 
 
+def _sampling_setup(ctx, train_id: str):
+    """The schedule the model of `train_id` was trained with, the scorer, and the checkpoint epochs."""
+    from ..diffusion.ddpm import linear_schedule
+
+    train = ctx.params_of(train_id)
+    schedule = linear_schedule(train.T, train.beta_1, train.beta_T)
+    return schedule, _Scorer(ctx.needs["b2.0"], ctx.device), train.checkpoints()
+
+
 def _load_checkpoint(ctx, section_id: str, epoch: int):
     from ..models.train import load_model
 
@@ -505,13 +514,9 @@ def sample_time_ddpm(p: SampleParams, ctx) -> Result:
     import numpy as np
     import torch
 
-    from ..diffusion.ddpm import linear_schedule
     from ..figures import tile
 
-    train = ctx.params_of("b2.2")
-    schedule = linear_schedule(train.T, train.beta_1, train.beta_T)
-    scorer = _Scorer(ctx.needs["b2.0"], ctx.device)
-    epochs = train.checkpoints()
+    schedule, scorer, epochs = _sampling_setup(ctx, "b2.2")
     shown, steps, metrics, figures, frames = [], [], {}, [], []
     for epoch in epochs:
         model = _load_checkpoint(ctx, "b2.2", epoch)
@@ -529,7 +534,7 @@ def sample_time_ddpm(p: SampleParams, ctx) -> Result:
         figures.append(Figure(name, f"{p.num_samples} samples after epoch {epoch}", pixelated=True))
     _animation(frames, ctx.out / "sampling.gif", rows=2)
     figures.append(
-        Figure("sampling.gif", f"Sampling after epoch {epochs[-1]}: x_t (top) and the estimate x̂0 (bottom), t = {train.T - 1} → 0", pixelated=True)
+        Figure("sampling.gif", f"Sampling after epoch {epochs[-1]}: x_t (top) and the estimate x̂0 (bottom), t = {schedule.num_timesteps - 1} → 0", pixelated=True)
     )
     np.savez_compressed(
         ctx.out / "samples.npz", images=torch.cat(shown).numpy().astype(np.float32), steps=np.array(steps, dtype=np.int64)
@@ -565,13 +570,9 @@ def sample_class_ddpm(p: ClassSampleParams, ctx) -> Result:
     import numpy as np
     import torch
 
-    from ..diffusion.ddpm import linear_schedule
     from ..figures import image_table
 
-    train = ctx.params_of("b2.4")
-    schedule = linear_schedule(train.T, train.beta_1, train.beta_T)
-    scorer = _Scorer(ctx.needs["b2.0"], ctx.device)
-    epochs = train.checkpoints()
+    schedule, scorer, epochs = _sampling_setup(ctx, "b2.4")
     digits = torch.arange(10)
     per = max(p.per_digit, p.eval_per_digit)
     # Digit-major for the first `per_digit` of each digit, so the figure needs no reshuffle:

@@ -24,6 +24,15 @@ from generator.diffusion.ddpm import (
 T = 300
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These tensors are small: one thread is as fast, and immune to other processes holding the CPUs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def schedule() -> Schedule:
     return linear_schedule(T)

@@ -37,7 +37,7 @@ def test_pages_hold_every_section_its_figures_and_how_to_rebuild(built, site):
         assert f"gen build {sid} --profile smoke" in page
     assert "Not built yet" not in page
     # The smoke profile departs from the write-up, and each section says how.
-    assert "Changed here: `epochs` = `2` (write-up: `5`)" in page
+    assert "`epochs` = `2` (write-up: `5`)" in page
     figures = ["b1.2/noising.png", "b1.2.1/loss.png", "b1.2.1/denoised.png", "b1.2.2/ood.png", "b2.2/loss.png"]
     figures += ["b2.3/samples_epoch_1.png", "b2.3/samples_epoch_2.png", "b2.3/sampling.gif"]
     figures += ["b2.4/loss.png", "b2.5/samples.png", "b2.5/sampling.gif"]

@@ -18,7 +18,7 @@ from typing import Iterable
 from .config import Config, cache_dir, data_dir
 from .errors import SectionFailed, UsageError
 from .registry import Params, Result, Section, all_sections, select
-from .store import Entry, Store, entry_key, write_json
+from .store import Entry, Store, canonical_json, entry_key, write_json
 
 
 @dataclass
@@ -33,6 +33,12 @@ class Context:
     device: str
     needs: dict[str, Entry]
     data_root: Path
+    runs: tuple[str, ...] = ()  # every section this build runs (a backend loads what all of them need)
+
+    @property
+    def backend(self) -> str:
+        """Part A's model for this build: local or deepfloyd."""
+        return self.config.backend
 
     def params_of(self, section_id: str) -> Params:
         return self.config.params[section_id]
@@ -47,13 +53,23 @@ class Context:
         return tqdm(iterable, **kwargs)
 
 
+def backend_identity(config: Config, section: Section) -> str:
+    """What of Part A's model determines a section's result: part of its key."""
+    if not section.uses_backend:
+        return "none"
+    params = config.params[config.backend]
+    settings = params.identity() if hasattr(params, "identity") else params.model_dump(mode="json")
+    return canonical_json({"name": config.backend, **settings})
+
+
 def plan(config: Config, sections: list[Section]) -> list[tuple[Section, str]]:
-    """Each section with its key; `sections` must hold everything they need."""
+    """Each section with its key; `sections` must hold everything they need, in dependency order."""
     keys: dict[str, str] = {}
     planned = []
     for s in sections:
         params = config.params[s.id].model_dump(mode="json")
-        keys[s.id] = entry_key(s.id, s.version, params, "none", {n: keys[n] for n in s.needs})
+        needs = {n: keys[n] for n in s.needs_on(config.backend)}
+        keys[s.id] = entry_key(s.id, s.version, params, backend_identity(config, s), needs)
         planned.append((s, keys[s.id]))
     return planned
 
@@ -61,9 +77,10 @@ def plan(config: Config, sections: list[Section]) -> list[tuple[Section, str]]:
 def status(config: Config) -> list[tuple[Section, str]]:
     """Every section with fresh (built with these parameters), stale or never."""
     store = Store(cache_dir(config.root))
+    keys = {s.id: key for s, key in plan(config, select(list(all_sections()), backend=config.backend))}
     rows = []
-    for s, key in plan(config, list(all_sections().values())):
-        if store.entry(key):
+    for s in all_sections().values():  # page order
+        if store.entry(keys[s.id]):
             rows.append((s, "fresh"))
         else:
             rows.append((s, "stale" if store.last_entry(s.id) else "never built"))
@@ -98,18 +115,20 @@ def _device_name(device: str) -> str:
     return device
 
 
-def _transitive_needs(section: Section) -> list[str]:
+def _transitive_needs(section: Section, backend: str) -> list[str]:
     sections = all_sections()
-    found, stack = [], list(section.needs)
+    found, stack = [], list(section.needs_on(backend))
     while stack:
         sid = stack.pop()
         if sid not in found:
             found.append(sid)
-            stack.extend(sections[sid].needs)
+            stack.extend(sections[sid].needs_on(backend))
     return found
 
 
-def _run_one(section: Section, key: str, config: Config, store: Store, needs: dict[str, Entry], device: str) -> None:
+def _run_one(
+    section: Section, key: str, config: Config, store: Store, needs: dict[str, Entry], device: str, runs: tuple[str, ...]
+) -> None:
     import torch
 
     params = config.params[section.id]
@@ -123,6 +142,7 @@ def _run_one(section: Section, key: str, config: Config, store: Store, needs: di
             device=device,
             needs=needs,
             data_root=data_dir(config.root),
+            runs=runs,
         )
         torch.manual_seed(params.seed)
         start = time.perf_counter()
@@ -136,12 +156,15 @@ def _run_one(section: Section, key: str, config: Config, store: Store, needs: di
         for name, value in result.metrics.items():
             if not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise SectionFailed(section.id, ValueError(f"metric {name} is {value!r}, not a finite number"))
+        backend = dict(result.backend)
+        if section.uses_backend:  # the backend's settings (its schedule, its model ids) made this result too
+            backend["settings"] = config.params[config.backend].model_dump(mode="json")
         record = {
             "id": section.id,
             "title": section.title,
             "params": params.model_dump(mode="json"),
             "profile": config.profile,
-            "backend": result.backend,
+            "backend": backend,
             "device": _device_name(device),
             "seed": params.seed,
             "duration_s": round(duration, 3),
@@ -150,7 +173,9 @@ def _run_one(section: Section, key: str, config: Config, store: Store, needs: di
             "metrics": result.metrics,
             "files": sorted(f"assets/{section.id}/{p.name}" for p in ctx.out.iterdir() if p.is_file()),
             "figures": [vars(f) for f in result.figures],
-            "command": config.command(section.id, [section.id, *_transitive_needs(section)]),
+            "command": config.command(
+                section.id, [section.id, *_transitive_needs(section, config.backend)], backend=section.uses_backend
+            ),
             "versions": _versions(),
         }
         record["files"].append(f"assets/{section.id}/record.json")
@@ -164,22 +189,31 @@ def build(config: Config, selectors: list[str], *, force: bool = False, device: 
     """Build the selected sections (and what they need); returns the ids that ran."""
     from .render import render
 
-    sections = select(selectors)
+    sections = select(selectors, backend=config.backend)
     forced = {s.id for s in select(selectors, include_needs=False)} if force else set()
     if device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"unknown device '{device}'; valid: auto, cpu, cuda")
     store = Store(cache_dir(config.root))
     ran: list[str] = []
+    if any(s.uses_backend for s in sections):
+        log(f"backend: {config.backend} ({config.backend_reason})")
     with store.lock():
         entries: dict[str, Entry] = {}
+        planned = plan(config, sections)
+        to_run = {s.id for s, key in planned if s.id in forced or store.entry(key) is None}
+        if config.backend == "deepfloyd" and any(s.uses_backend for s in sections if s.id in to_run):
+            from .backends import preflight
+
+            preflight(config, [s.id for s in sections if s.uses_backend and s.id in to_run])  # before anything runs
         try:
-            for section, key in plan(config, sections):
+            for section, key in planned:
                 entry = store.entry(key)
-                if entry is None or section.id in forced:
+                if section.id in to_run:
                     device = resolve_device(device)  # imports torch: only when something runs
                     log(f"{section.id}: running ({section.title})")
-                    needs = {n: entries[n] for n in section.needs}
-                    _run_one(section, key, config, store, needs, device)
+                    needs = {n: entries[n] for n in section.needs_on(config.backend)}
+                    runs = tuple(s.id for s, _ in planned if s.id in to_run)
+                    _run_one(section, key, config, store, needs, device, runs)
                     entry = store.entry(key)
                     ran.append(section.id)
                     log(f"{section.id}: done in {entry.record['duration_s']:.1f} s")

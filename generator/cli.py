@@ -36,6 +36,14 @@ def _parameter_options(command):
         metavar="KEY=VALUE",
         help="Override one parameter, e.g. --set b1.2.1.epochs=2 (repeatable).",
     )(command)
+    command = click.option(
+        "--backend",
+        default="auto",
+        show_default=True,
+        type=click.Choice(["auto", "local", "deepfloyd"]),
+        help="Part A's model: DeepFloyd IF, or local (the MNIST model of b2.4). "
+        "auto = DeepFloyd where it can be loaded (a CUDA GPU and its weights), else local.",
+    )(command)
     return click.option(
         "--profile",
         default="auto",
@@ -58,7 +66,7 @@ def cli():
 @cli.command("list")
 @_parameter_options
 @_handles_errors
-def list_sections(profile, sets):
+def list_sections(profile, sets, backend):
     """Every section: id, title, and whether its result is fresh, stale or never built.
 
     Fresh means built with the parameters that the same --profile/--set give now.
@@ -67,8 +75,9 @@ def list_sections(profile, sets):
     from .config import find_root, load
 
     # Without torch we cannot ask torch about CUDA; `auto` falls back to a driver check.
-    config = load(find_root(), profile, tuple(sets), cuda=_nvidia_driver_present())
+    config = load(find_root(), profile, tuple(sets), cuda=_nvidia_driver_present(), backend=backend)
     click.echo(f"profile: {config.profile} ({config.profile_reason})")
+    click.echo(f"backend: {config.backend} ({config.backend_reason})")
     for section, state in status(config):
         click.echo(f"{section.id:<8} {state:<12} {section.title}")
 
@@ -88,7 +97,7 @@ def _nvidia_driver_present() -> bool:
 )
 @click.option("--force", is_flag=True, help="Recompute the named sections even when cached.")
 @_handles_errors
-def build(ids, build_all, profile, sets, device, force):
+def build(ids, build_all, profile, sets, backend, device, force):
     """Build sections (and what they need), then render docs/.
 
     IDS are section ids; `a` and `b` select a part and an id selects its
@@ -105,7 +114,9 @@ def build(ids, build_all, profile, sets, device, force):
     root = find_root()
     selectors = list(all_sections()) if build_all else list(ids)
     select(selectors)  # an unknown id fails here, before anything else
-    config = load(root, profile, tuple(sets), cuda=_cuda_available() if profile == "auto" else False)
+    # --backend auto asks the driver, not torch, so that a fully cached build stays instant.
+    cuda = _cuda_available() if profile == "auto" else _nvidia_driver_present() if device != "cpu" else False
+    config = load(root, profile, tuple(sets), cuda=cuda, backend=backend)
     click.echo(f"profile: {config.profile} ({config.profile_reason})")
     run_build(config, selectors, force=force, device=device, log=click.echo)
 

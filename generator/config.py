@@ -19,7 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from .errors import UsageError
-from .registry import Params, Section, all_sections
+from .registry import Settings, all_sections, param_groups
 
 PROFILES = ("full", "quick", "smoke")
 CONFIG_FILE = "gen.yaml"
@@ -30,14 +30,19 @@ class Config:
     root: Path
     profile: str
     profile_reason: str
-    params: dict[str, Params]
-    sets: tuple[tuple[str, str], ...] = ()  # (owning section id, "KEY=VALUE")
+    params: dict[str, Settings]  # every section's, and every parameter group's (the backends')
+    sets: tuple[tuple[str, str], ...] = ()  # (owning section or group, "KEY=VALUE")
+    backend: str = "local"  # Part A's model
+    backend_reason: str = ""
 
-    def command(self, selector: str, section_ids: list[str]) -> str:
-        """The exact command that rebuilds `selector`, with the --set items of `section_ids`."""
+    def command(self, selector: str, section_ids: list[str], *, backend: bool = False) -> str:
+        """The exact command that rebuilds `selector`, with the --set items of `section_ids` (and the backend's)."""
         parts = ["gen", "build", selector, "--profile", self.profile]
+        owners = set(section_ids) | ({self.backend} if backend else set())
+        if backend:
+            parts += ["--backend", self.backend]
         for owner, item in self.sets:
-            if owner in section_ids:
+            if owner in owners:
                 parts += ["--set", item]
         return shlex.join(parts)
 
@@ -93,25 +98,25 @@ def _parse_value(text: str) -> Any:
     return value
 
 
-def _split_key(key: str, sections: dict[str, Section]) -> tuple[str, str]:
+def _split_key(key: str, sections: dict[str, type[Settings]]) -> tuple[str, str]:
     owners = [sid for sid in sections if key.startswith(sid + ".")]
     if not owners:
         raise UsageError(
-            f"unknown parameter '{key}'; keys look like SECTION.NAME, e.g. b1.2.1.epochs "
-            "(`gen list` shows the sections)"
+            f"unknown parameter '{key}'; keys look like SECTION.NAME, e.g. b1.2.1.epochs, or "
+            "BACKEND.NAME, e.g. deepfloyd.stage_1 (`gen list` shows the sections)"
         )
     sid = max(owners, key=len)
     return sid, key[len(sid) + 1 :]
 
 
-def _unknown_field(key: str, name: str, model: type[Params]) -> UsageError:
+def _unknown_field(key: str, name: str, model: type[Settings]) -> UsageError:
     names = list(model.model_fields)
     close = difflib.get_close_matches(name, names, n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
     return UsageError(f"unknown parameter '{key}'; {hint}valid names here: {', '.join(names)}")
 
 
-def _describe_error(sid: str, model: type[Params], err: ValidationError, values: dict) -> UsageError:
+def _describe_error(sid: str, model: type[Settings], err: ValidationError, values: dict) -> UsageError:
     first = err.errors()[0]
     name = str(first["loc"][0]) if first["loc"] else "?"
     key = f"{sid}.{name}"
@@ -124,39 +129,68 @@ def _describe_error(sid: str, model: type[Params], err: ValidationError, values:
     return UsageError(f"bad value {key}={shown!r}: {msg}{what}")
 
 
-def load(root: Path, profile: str = "auto", sets: tuple[str, ...] = (), *, cuda: bool = False) -> Config:
-    """Read gen.yaml, apply the profile and the --set overrides, validate everything."""
-    sections = all_sections()
+def _layers(data: dict, profile: str, backend: str) -> list[tuple[dict, str]]:
+    """The overlays in the order they apply: the write-up's numbers, the backend's, the profile's."""
+    from .backends import BACKENDS
+
+    for name in data:
+        if name.startswith("on_") and name[3:] not in BACKENDS:
+            raise UsageError(f"{CONFIG_FILE} has '{name}'; backends are {', '.join(BACKENDS)}")
+    profile_overlay = dict((data.get("profiles") or {}).get(profile) or {})
+    profile_backend = {f"on_{b}": profile_overlay.pop(f"on_{b}", None) or {} for b in BACKENDS}
+    return [
+        (data.get("sections") or {}, CONFIG_FILE),
+        (data.get(f"on_{backend}") or {}, f"{CONFIG_FILE} on_{backend}"),
+        (profile_overlay, f"profile {profile}"),
+        (profile_backend[f"on_{backend}"], f"profile {profile} on_{backend}"),
+    ]
+
+
+def load(
+    root: Path, profile: str = "auto", sets: tuple[str, ...] = (), *, cuda: bool = False, backend: str = "auto"
+) -> Config:
+    """Read gen.yaml, apply the backend's and the profile's overlays and the --set overrides, validate everything."""
+    from .backends import resolve_backend
+
+    models = {sid: s.params for sid, s in all_sections().items()} | param_groups()
     profile, reason = resolve_profile(profile, cuda)
     data = _read_yaml(root / CONFIG_FILE)
-    base = data.get("sections") or {}
-    overlay = (data.get("profiles") or {}).get(profile) or {}
 
-    raw: dict[str, dict[str, Any]] = {sid: {} for sid in sections}
-    for layer, where in ((base, CONFIG_FILE), (overlay, f"profile {profile}")):
-        for sid, values in layer.items():
-            if sid not in sections:
-                raise UsageError(f"{where} names unknown section '{sid}'")
-            raw[sid].update(values or {})
+    def validate(raw: dict[str, dict[str, Any]], owner: str) -> Settings:
+        try:
+            return models[owner].model_validate(raw[owner])
+        except ValidationError as e:
+            raise _describe_error(owner, models[owner], e, raw[owner]) from None
 
+    raw: dict[str, dict[str, Any]] = {owner: {} for owner in models}
     owned_sets = []
     for item in sets:
         key, eq, text = item.partition("=")
         if not eq or not key:
             raise UsageError(f"--set needs KEY=VALUE, got '{item}' (e.g. --set b1.2.1.epochs=2)")
-        sid, name = _split_key(key.strip(), sections)
-        if name not in sections[sid].params.model_fields:
-            raise _unknown_field(key, name, sections[sid].params)
-        raw[sid][name] = _parse_value(text.strip())
-        owned_sets.append((sid, item))
+        owner, name = _split_key(key.strip(), models)
+        if name not in models[owner].model_fields:
+            raise _unknown_field(key, name, models[owner])
+        owned_sets.append((owner, name, _parse_value(text.strip()), item))
 
-    params: dict[str, Params] = {}
-    for sid, section in sections.items():
-        try:
-            params[sid] = section.params.model_validate(raw[sid])
-        except ValidationError as e:
-            raise _describe_error(sid, section.params, e, raw[sid]) from None
-    config = Config(root, profile, reason, params, tuple(owned_sets))
+    # The backend decides which overlays apply, and auto looks at DeepFloyd's settings to decide.
+    for layer, _ in _layers(data, profile, "deepfloyd"):
+        raw["deepfloyd"].update(layer.get("deepfloyd") or {})
+    raw["deepfloyd"].update({name: value for owner, name, value, _ in owned_sets if owner == "deepfloyd"})
+    backend, backend_reason = resolve_backend(backend, validate(raw, "deepfloyd"), cuda)
+
+    raw = {owner: {} for owner in models}
+    for layer, where in _layers(data, profile, backend):
+        for owner, values in layer.items():
+            if owner not in models:
+                raise UsageError(f"{where} names unknown section '{owner}'")
+            raw[owner].update(values or {})
+    for owner, name, value, _ in owned_sets:
+        raw[owner][name] = value
+
+    params = {owner: validate(raw, owner) for owner in models}
+    sets_kept = tuple((owner, item) for owner, _, _, item in owned_sets)
+    config = Config(root, profile, reason, params, sets_kept, backend, backend_reason)
     for p in params.values():
         p.check(config)
     return config

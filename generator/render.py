@@ -69,9 +69,14 @@ def _departures(params: dict, full: dict) -> list[dict]:
 
 
 def views(root: Path, store: Store) -> dict[str, SectionView]:
+    from .backends import BACKENDS
     from .config import load
 
-    full = {sid: p.model_dump(mode="json") for sid, p in load(root, "full").params.items()}
+    # Part A's numbers depend on the backend: the local model's are compared with its own full profile.
+    full = {
+        backend: {sid: p.model_dump(mode="json") for sid, p in load(root, "full", backend=backend).params.items()}
+        for backend in BACKENDS
+    }
     out = {}
     for sid, section in all_sections().items():
         entry = store.last_entry(sid)
@@ -88,9 +93,23 @@ def views(root: Path, store: Store) -> dict[str, SectionView]:
             figures=record["figures"],
             data=entry.data,
             record=record,
-            departures=_departures(record["params"], full[sid]),
+            departures=_departures(record["params"], full[_backend_of(record)][sid])
+            + _backend_departures(record, full[_backend_of(record)]),
         )
     return out
+
+
+def _backend_departures(record: dict, full: dict) -> list[dict]:
+    backend = record.get("backend", {})
+    if "settings" not in backend:
+        return []
+    name = backend["name"]
+    return [{**d, "name": f"{name}.{d['name']}"} for d in _departures(backend["settings"], full[name])]
+
+
+def _backend_of(record: dict) -> str:
+    name = record.get("backend", {}).get("name")
+    return name if name in ("local", "deepfloyd") else "deepfloyd"
 
 
 def environment(root: Path) -> jinja2.Environment:

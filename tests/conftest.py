@@ -22,6 +22,8 @@ PROJECT_INPUTS = ("gen.yaml", "mkdocs.yml", "templates", "site_assets")
 # MNIST for the tests: GEN_DATA_DIR, else the copy beside the repository, else
 # torchvision downloads it once into the repository's own cache.
 _SHARED = REPO.parent / "shared" / "data"
+# Tests never reach a model hub: a model they load is one they built and saved themselves.
+os.environ["HF_HUB_OFFLINE"] = "1"
 DATA_DIR = Path(os.environ.get("GEN_DATA_DIR") or (_SHARED if _SHARED.is_dir() else REPO / ".gen" / "data")).resolve()
 
 
@@ -72,9 +74,9 @@ def tree_digest(*folders: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory) -> Path:
-    """A project with `gen build b --profile smoke` (all of Part B) done once for the whole run."""
+    """A project with `gen build --all --profile smoke --backend local` done once for the whole run."""
     project = copy_project(tmp_path_factory.mktemp("built") / "project")
-    gen(project, "build", "b", "--profile", "smoke")
+    gen(project, "build", "--all", "--profile", "smoke", "--backend", "local")
     return project
 
 

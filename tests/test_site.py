@@ -9,7 +9,7 @@ import pytest
 
 import browser
 
-PAGES = ["index.html", "part-b/index.html"]
+PAGES = ["index.html", "part-a/index.html", "part-b/index.html"]
 
 
 def mkdocs_build(project: Path) -> Path:
@@ -44,6 +44,15 @@ def test_pages_hold_every_section_its_figures_and_how_to_rebuild(built, site):
     for name in figures:
         assert f"(assets/{name})" in page
         assert (site / "assets" / name).is_file()
+    page = (built / "docs/part-a.md").read_text()
+    figures = ["a0/samples.png", "a1.1/forward.png", "a1.2/blur.png", "a1.3/one_step.png", "a1.4/steps.png"]
+    figures += ["a1.4/compare.png", "a1.4/denoising.gif", "a1.5/samples.png", "a1.6/samples.png", "a1.7/edits.png"]
+    figures += ["a1.7.1/edits.png", "a1.7.2/inpainting.png", "a1.7.3/edits.png", "a1.8/anagrams.png", "a1.9/hybrids.png"]
+    for name in figures:
+        assert f"(assets/{name})" in page
+        assert (site / "assets" / name).is_file()
+    assert "gen build a1.8 --profile smoke --backend local" in page
+    assert (site / "assets/inputs/CREDITS.md").is_file() or (site / "assets/inputs/CREDITS/index.html").is_file()
     home = (built / "docs/index.md").read_text()
     assert "| b1.2.1 | Training the single-step denoiser | `smoke` |" in home
 
@@ -74,3 +83,5 @@ def test_real_browser_sees_typeset_math_and_no_broken_image(site):
         assert r["math_typeset"] == r["math"], (page, r)
     assert report["part-b/index.html"]["math"] >= 8
     assert report["part-b/index.html"]["images"] >= 11
+    assert report["part-a/index.html"]["math"] >= 8
+    assert report["part-a/index.html"]["images"] >= 15

@@ -53,7 +53,7 @@ def _test_digits(ctx, count: int):
     return images[:count], labels[:count]
 
 
-def _psnr(estimate, clean):
+def psnr(estimate, clean):
     """Mean over images of 10·log10(1/MSE), both clamped to [0, 1]; in dB."""
     import torch
 
@@ -226,8 +226,8 @@ def out_of_distribution(p: OutOfDistributionParams, ctx) -> Result:
                 [model(batch.to(ctx.device)).float().cpu() for batch in noisy.split(p.batch_size)]
             )
         metrics[f"mse_sigma_{sigma:g}"] = float((denoised - images).pow(2).mean())
-        metrics[f"psnr_sigma_{sigma:g}"] = _psnr(denoised, images)
-        metrics[f"psnr_noisy_sigma_{sigma:g}"] = _psnr(noisy, images)
+        metrics[f"psnr_sigma_{sigma:g}"] = psnr(denoised, images)
+        metrics[f"psnr_noisy_sigma_{sigma:g}"] = psnr(noisy, images)
         grid.append(torch.stack([noisy[:shown], denoised[:shown]], dim=1))  # (shown, 2, 1, 28, 28)
 
     # Rows: a noisy and a denoised row per digit; columns: σ.
@@ -440,7 +440,7 @@ def mnist_classifier(p: ClassifierParams, ctx) -> Result:
     )
 
 
-class _Scorer:
+class Scorer:
     """The b2.0 classifier: accuracy on intended digits and a Fréchet distance to the test set."""
 
     def __init__(self, entry, device: str):
@@ -500,7 +500,7 @@ def _sampling_setup(ctx, train_id: str):
 
     train = ctx.params_of(train_id)
     schedule = linear_schedule(train.T, train.beta_1, train.beta_T)
-    return schedule, _Scorer(ctx.needs["b2.0"], ctx.device), train.checkpoints()
+    return schedule, Scorer(ctx.needs["b2.0"], ctx.device), train.checkpoints()
 
 
 def _load_checkpoint(ctx, section_id: str, epoch: int):

@@ -1,0 +1,141 @@
+"""Part A on the local backend: the output contract, the store's keys, the pages and every bad input."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import gen, ran, tree_digest
+
+PART_A = ["a0", "a1.1", "a1.2", "a1.3", "a1.4", "a1.5", "a1.6", "a1.7", "a1.7.1", "a1.7.2", "a1.7.3", "a1.8", "a1.9"]
+SMOKE_LOCAL = ("--profile", "smoke", "--backend", "local")
+
+
+def _record(project, sid):
+    return json.loads((project / f"docs/assets/{sid}/record.json").read_text())
+
+
+def test_every_section_says_which_backend_and_model_made_it(built):
+    b24 = _record(built, "b2.4")
+    for sid in PART_A:
+        record = _record(built, sid)
+        assert record["backend"]["name"] == "local"
+        assert record["backend"]["b2.4"] == b24["cache_key"]  # the model is b2.4's entry
+        assert "b2.4" in record["backend"]["model_id"]
+        assert record["backend"]["settings"] == {"t_start": 290, "stride": 96}
+        assert record["needs"]["b2.4"] == b24["cache_key"]
+        assert record["command"].startswith(f"gen build {sid} --profile smoke --backend local")
+    page = (built / "docs/part-a.md").read_text()
+    assert "Not built yet" not in page
+    assert page.count("Made on the **local** backend") == len(PART_A)
+
+
+def test_anagram_samples_name_their_view_and_labels(built):
+    samples = np.load(built / "docs/assets/a1.8/samples.npz")
+    params = _record(built, "a1.8")["params"]
+    n = len(params["anagrams"]) * params["num_samples"]
+    assert samples["images"].shape == (n, 1, 28, 28) and samples["images"].dtype == np.float32
+    assert str(samples["view"]) == "rot180"
+    expected = [[int(p[k])] * params["num_samples"] for p in params["anagrams"] for k in (0,)]
+    assert samples["labels_view1"].tolist() == sum(expected, [])
+    assert samples["labels_view2"].tolist() == sum(([int(p[1])] * params["num_samples"] for p in params["anagrams"]), [])
+
+
+def test_inpainting_keeps_every_pixel_outside_the_mask(built):
+    samples = np.load(built / "docs/assets/a1.7.2/samples.npz")
+    images, masks, originals = samples["images"], samples["masks"], samples["originals"]
+    assert images.shape == originals.shape == masks.shape == (3, 1, 28, 28)
+    assert set(np.unique(masks)) == {0.0, 1.0}
+    outside = masks == 0
+    assert np.array_equal(images[outside], originals[outside])  # exactly, not approximately
+    assert not np.array_equal(images[~outside], originals[~outside])  # and the hole was repainted
+    assert _record(built, "a1.7.2")["metrics"]["max_change_outside_mask"] == 0.0
+
+
+def test_generated_images_follow_the_contract(built):
+    for sid in ("a0", "a1.5", "a1.6", "a1.7", "a1.7.1", "a1.7.3", "a1.9"):
+        images = np.load(built / f"docs/assets/{sid}/samples.npz")["images"]
+        assert images.dtype == np.float32 and images.ndim == 4 and images.shape[1:] == (1, 28, 28), sid
+        assert images.min() >= 0.0 and images.max() <= 1.0
+    cfg = np.load(built / "docs/assets/a1.6/samples.npz")
+    assert cfg["labels"].tolist() == [d for d in range(10) for _ in range(_record(built, "a1.6")["params"]["num_samples"])]
+
+
+def test_changing_the_model_reruns_part_a_on_local(project):
+    result = gen(project, "build", "a1.5", *SMOKE_LOCAL, "--set", "b2.4.epochs=1")
+    assert ran(result) == ["b2.4", "a1.5"]
+    # The backend's schedule is part of every Part A key, and of nothing in Part B.
+    result = gen(project, "build", "a1.5", *SMOKE_LOCAL, "--set", "local.stride=72")
+    assert ran(result) == ["a1.5"]
+    assert "--set local.stride=72" in _record(project, "a1.5")["command"]
+    assert ran(gen(project, "build", "a1.5", *SMOKE_LOCAL)) == []
+
+
+def test_list_names_the_backend(built):
+    out = gen(built, "list", *SMOKE_LOCAL).stdout
+    assert "backend: local (chosen with --backend)" in out
+    assert all(f"{sid} " in out for sid in PART_A) and "never built" not in out
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+BAD_PART_A = [
+    (["--set", "a1.1.image=no/such/photo.png"], "no/such/photo.png"),
+    (["--set", "a1.1.image=gen.yaml"], "not a readable picture"),
+    (["--set", "a1.1.image=mnist:10000"], "mnist:10000"),
+    (["--set", 'a1.7.2.masks=[site_assets/inputs/astronaut_mask.png, "rect:0,1,0,1", "rect:0,1,0,1"]'], "astronaut_mask.png"),
+    (["--set", 'a1.7.2.masks=["rect:0.5,0.2,0,1", "rect:0,1,0,1", "rect:0,1,0,1"]'], "rect:0.5,0.2,0,1"),
+    (["--set", 'a1.7.2.masks=["rect:0,1,0,1"]'], "a1.7.2.masks"),
+    (["--set", "a1.4.i_start=28"], "a1.4.i_start"),
+    (["--set", "a1.7.i_starts=[1, 99]"], "a1.7.i_starts"),
+    (["--set", "a1.1.timesteps=[400]"], "a1.1.timesteps"),
+    (["--set", "local.t_start=300"], "local.t_start"),
+    (["--set", "a1.8.views=[spin]"], "a1.8.views"),
+    (["--set", "a1.8.views=[negate]"], "negate"),
+    (["--set", "a1.8.anagrams=[[\"6\", \"9\", \"1\"]]"], "a1.8.anagrams"),
+    (["--set", "a1.6.prompts=[a photo of a cat]"], "a photo of a cat"),
+    (["--set", "a1.2.kernel_size=4"], "a1.2.kernel_size"),
+    (["--backend", "stable-diffusion"], "stable-diffusion"),
+]
+
+
+@pytest.mark.parametrize("args, named", BAD_PART_A, ids=[" ".join(a) for a, _ in BAD_PART_A])
+def test_bad_part_a_input_exits_2_with_one_line_and_changes_nothing(built, args, named):
+    before = tree_digest(built / "docs", built / ".gen")
+    result = gen(built, "build", "a", "--profile", "smoke", "--backend", "local", *args, check=False)
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert named in lines[0]
+    assert tree_digest(built / "docs", built / ".gen") == before
+
+
+def test_a_mask_of_another_size_than_its_image_is_refused(built, tmp_path):
+    from PIL import Image
+
+    image, mask = tmp_path / "photo.png", tmp_path / "mask.png"
+    Image.new("RGB", (40, 30), "white").save(image)
+    Image.new("L", (32, 32), 255).save(mask)
+    result = gen(
+        built, "build", "a1.7.2", *SMOKE_LOCAL,
+        "--set", f"a1.7.2.images=[{image}]", "--set", f"a1.7.2.masks=[{mask}]", check=False,
+    )
+    assert result.returncode == 2 and "32×32" in result.stderr and "40×30" in result.stderr
+
+
+def test_user_images_and_masks_replace_the_defaults(project, tmp_path):
+    from PIL import Image, ImageDraw
+
+    image, mask = tmp_path / "ring.png", tmp_path / "ring_mask.png"
+    picture = Image.new("L", (56, 56), 0)
+    ImageDraw.Draw(picture).ellipse((12, 8, 44, 48), outline=255, width=6)
+    picture.save(image)
+    hole = Image.new("L", (56, 56), 0)
+    ImageDraw.Draw(hole).rectangle((0, 0, 55, 20), fill=255)
+    hole.save(mask)
+    gen(project, "build", "a1.7.2", *SMOKE_LOCAL, "--set", f"a1.7.2.images=[{image}]", "--set", f"a1.7.2.masks=[{mask}]")
+    samples = np.load(project / "docs/assets/a1.7.2/samples.npz")
+    assert samples["images"].shape == (1, 1, 28, 28)
+    assert samples["masks"][0, 0, :10].all() and not samples["masks"][0, 0, 11:].any()  # rows 0–20 of 56 → 0–10 of 28

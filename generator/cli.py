@@ -142,6 +142,30 @@ def render():
     click.echo(f"docs/: {len(changed)} file(s) updated")
 
 
+@cli.command()
+@click.option(
+    "--size",
+    type=click.Choice(["full", "tiny"]),
+    default=None,
+    help="full = IF-I-XL's UNet (needs a CUDA GPU), tiny = a small one of the same design. Default: full on CUDA, tiny on the CPU.",
+)
+@click.option(
+    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]), help="Where the UNet runs."
+)
+@click.option("--repeats", default=5, show_default=True, type=click.IntRange(min=1), help="Timed runs of each measurement.")
+@_handles_errors
+def bench(size, device, repeats):
+    """Time IF stage I (random weights): one UNet call, a guided sample through our samplers and through IFPipeline.
+
+    Prints one JSON object on stdout; progress goes to stderr.
+    """
+    import json
+
+    from .bench import run
+
+    click.echo(json.dumps(run(size, device, repeats), indent=2))
+
+
 def main() -> None:
     """The console script: click's own usage errors also come out as one line."""
     try:

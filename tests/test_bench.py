@@ -1,0 +1,61 @@
+"""`gen bench` as a user runs it: one JSON object on stdout, and one clear line where it cannot run.
+
+Only the tiny case runs here (the full one needs a CUDA GPU); speed is never asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from conftest import copy_project, gen
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> dict:
+    project = copy_project(tmp_path_factory.mktemp("bench") / "project")
+    result = gen(project, "bench", "--size", "tiny", "--device", "cpu", "--repeats", "2")
+    return json.loads(result.stdout)  # progress goes to stderr: stdout is the JSON alone
+
+
+def test_bench_reports_the_case(report):
+    assert report["size"] == "tiny"
+    assert report["device"] == "cpu"
+    assert report["dtype"] == "float32"
+    assert report["repeats"] == 2
+    assert report["parameters"] > 0
+    assert report["timesteps"] == {"first": 990, "last": 0, "stride": 30, "count": 34}
+    assert report["guidance_scale"] == 7.0
+    assert report["torch"] and report["diffusers"] and report["device_name"]
+    assert report["peak_gpu_memory_gib"] is None  # on the CPU
+
+
+def test_bench_times_are_finite_and_outputs_finite(report):
+    call = report["unet_call"]
+    assert call["batch"] == 2 and call["shape"] == [3, 64, 64]
+    assert len(call["ms_all"]) == 2
+    numbers = [call["ms_median"], *call["ms_all"]]
+    for key in ("sample_ours", "sample_diffusers"):
+        sample = report[key]
+        assert len(sample["s_all"]) == 2
+        assert sample["output_finite"]
+        numbers += [sample["s_median"], sample["ms_per_model_call"], *sample["s_all"]]
+    numbers += report["ratio_ours_over_diffusers"].values()
+    assert call["output_finite"]
+    assert all(math.isfinite(x) and x > 0 for x in numbers)
+
+
+def test_bench_counts_model_calls(report):
+    """Our loop steps 990 → … → 0 (33 calls); IFPipeline also calls the model at t = 0 (34)."""
+    assert report["sample_ours"]["model_calls"] == 33
+    assert report["sample_diffusers"]["model_calls"] == 34
+
+
+def test_bench_full_size_needs_cuda(tmp_path):
+    result = gen(copy_project(tmp_path / "project"), "bench", "--size", "full", "--device", "cpu", check=False)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "CUDA GPU" in lines[0] and "--size tiny" in lines[0]
+

@@ -744,10 +744,10 @@ def visual_anagrams(p: AnagramParams, ctx) -> Result:
     return _result(backend, metrics=metrics, figures=figures, data={"views": p.views})
 
 
-@section("a1.9", "Hybrid images", HybridParams, page=PAGE, uses_backend=True)
+@section("a1.9", "Hybrid images", HybridParams, page=PAGE, uses_backend=True, version=2)
 def hybrid_images(p: HybridParams, ctx) -> Result:
     import torch
-    from torchvision.transforms.functional import gaussian_blur, resize
+    from torchvision.transforms.functional import resize
 
     from ..diffusion.samplers import hybrid
 
@@ -761,9 +761,9 @@ def hybrid_images(p: HybridParams, ctx) -> Result:
         images.append(_sample(backend, eps_fn, p.num_samples, generator).cpu())
     x = torch.cat(images)
     pixels = backend.to_pixels(x)
-    # What a viewer far away sees: the low frequencies, shown small and blown up again.
+    # What a viewer far away sees: the image at a quarter of its size (shown blown up again).
     H, W = backend.shape[-2:]
-    far = resize(resize(gaussian_blur(pixels, [p.kernel_size] * 2, [p.sigma] * 2), [H // 4, W // 4], antialias=True), [H, W], antialias=False)
+    far = resize(resize(pixels, [H // 4, W // 4], antialias=True), [H, W], antialias=False)
     first = torch.stack([pixels[::p.num_samples], far[::p.num_samples]], dim=1)  # (pairs, 2, C, H, W)
     from ..figures import image_table
 

@@ -122,8 +122,9 @@ def build_unet(size: str, device: str, dtype: torch.dtype):
     return unet.eval().requires_grad_(False)
 
 
-def if_scheduler():
-    """IF stage I's DDPMScheduler (DEEPFLOYD_NOTES.md): cosine betas, learned variance range, dynamic thresholding."""
+def if_scheduler(sample_max_value: float = 1.5):
+    """IF's DDPMScheduler as its model repositories configure it: cosine betas, learned variance range, dynamic
+    thresholding (stage I: sample_max_value 1.5, stage II: 1.0)."""
     from diffusers import DDPMScheduler
 
     return DDPMScheduler(
@@ -133,7 +134,7 @@ def if_scheduler():
         prediction_type="epsilon",
         thresholding=True,
         dynamic_thresholding_ratio=0.95,
-        sample_max_value=1.5,
+        sample_max_value=sample_max_value,
         clip_sample=True,
         clip_sample_range=1.0,
     )

@@ -20,6 +20,8 @@ from diffusers import DDPMScheduler, IFPipeline, IFSuperResolutionPipeline, UNet
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
 
+from generator.bench import if_scheduler
+
 # The prompts the project and diffusers' IF examples use; every word is in the vocabulary.
 PROMPTS = (
     "an oil painting of a snowy mountain village",
@@ -104,21 +106,6 @@ def make_unet(resnet_levels: int, **stage) -> UNet2DConditionModel:
     )
 
 
-def make_scheduler(sample_max_value: float) -> DDPMScheduler:
-    """IF's denoising scheduler: cosine betas, learned variance range, dynamic thresholding."""
-    return DDPMScheduler(
-        num_train_timesteps=1000,
-        beta_schedule="squaredcos_cap_v2",
-        variance_type="learned_range",
-        prediction_type="epsilon",
-        thresholding=True,
-        dynamic_thresholding_ratio=0.95,
-        sample_max_value=sample_max_value,
-        clip_sample=True,
-        clip_sample_range=1.0,
-    )
-
-
 def build_tiny_if(folder: pathlib.Path, seed: int = 0) -> dict[str, pathlib.Path]:
     """Save a tiny stage I and stage II under `folder`; the same seed gives the same weights."""
     folder = pathlib.Path(folder)
@@ -137,7 +124,7 @@ def _build(folder: pathlib.Path) -> dict[str, pathlib.Path]:
         tokenizer=tokenizer,
         text_encoder=text_encoder,
         unet=make_unet(resnet_levels=1, in_channels=3, sample_size=64),
-        scheduler=make_scheduler(sample_max_value=1.5),
+        scheduler=if_scheduler(sample_max_value=1.5),
         **unsafe,
     )
     # Stage II sees the noisy image and the upscaled stage-I image (3 + 3 channels) and
@@ -146,7 +133,7 @@ def _build(folder: pathlib.Path) -> dict[str, pathlib.Path]:
         tokenizer=tokenizer,
         text_encoder=text_encoder,
         unet=make_unet(resnet_levels=3, in_channels=6, sample_size=256, class_embed_type="timestep"),
-        scheduler=make_scheduler(sample_max_value=1.0),
+        scheduler=if_scheduler(sample_max_value=1.0),
         image_noising_scheduler=DDPMScheduler(beta_schedule="squaredcos_cap_v2"),
         **unsafe,
     )

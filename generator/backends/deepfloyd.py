@@ -84,13 +84,8 @@ def _encoder_id(params: DeepFloydParams) -> str:
 def encode_prompts(prompts: list[str], params: DeepFloydParams, store_root: Path, device: str) -> dict[str, torch.Tensor]:
     """{prompt: (1, 77, D) embedding} for every prompt, from the store, the embeddings file, or T5 (loaded, used, freed)."""
     if params.embeddings_file:
+        # preflight() has checked that the file holds every prompt of the build
         table = torch.load(Path(params.embeddings_file).expanduser(), map_location="cpu", weights_only=True)
-        missing = [p for p in prompts if p not in table]
-        if missing:
-            raise UsageError(
-                f"prompt {missing[0]!r} is not in deepfloyd.embeddings_file ({params.embeddings_file}); "
-                "add its embedding, or set deepfloyd.embeddings_file=null to encode prompts with T5"
-            )
         return {p: table[p].reshape(1, *table[p].shape[-2:]).float() for p in prompts}
 
     from safetensors.torch import load_file, save_file

@@ -257,8 +257,13 @@ def _image(ctx, backend, spec: str):
     return backend.to_model(load_image(spec, ctx.config.root, ctx.data_root, backend.shape))
 
 
+def _small(backend) -> bool:
+    """Images small enough (MNIST's 28×28) to be shown blown up with sharp pixels."""
+    return backend.shape[-1] <= 32
+
+
 def _cell(backend) -> float:
-    return 1.1 if backend.shape[-1] <= 32 else 1.6
+    return 1.1 if _small(backend) else 1.6
 
 
 def _table(backend, images, path, **labels) -> None:
@@ -321,7 +326,7 @@ def _animation(backend, frames, path) -> None:
     """A GIF of x_t over x̂0 for a few samples, one frame per recorded step."""
     from ..figures import save_gif, tile
 
-    scale = 3 if backend.shape[-1] <= 32 else 2
+    scale = 3 if _small(backend) else 2
     save_gif([tile(backend.to_pixels(f), nrow=f.shape[0] // 2, scale=scale) for f in frames], path)
 
 
@@ -401,7 +406,7 @@ def forward_process(p: ForwardParams, ctx) -> Result:
     return _result(
         backend,
         metrics={f"psnr_noisy_t_{t}": _psnr(backend.to_pixels(x), backend.to_pixels(x0)) for t, x in zip(p.timesteps, noisy)},
-        figures=[Figure("forward.png", f"The test image ({p.image}) and x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε", pixelated=backend.shape[-1] <= 32)],
+        figures=[Figure("forward.png", f"The test image ({p.image}) and x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε", pixelated=_small(backend))],
         data={"abar": {t: float(abar[t]) for t in p.timesteps}, "image": p.image},
     )
 
@@ -442,7 +447,7 @@ def classical_denoising(p: BlurParams, ctx) -> Result:
     return _result(
         backend,
         metrics=metrics,
-        figures=[Figure("blur.png", f"Gaussian blur, kernel {p.kernel_size}, σ = {p.sigma:g}", pixelated=backend.shape[-1] <= 32)],
+        figures=[Figure("blur.png", f"Gaussian blur, kernel {p.kernel_size}, σ = {p.sigma:g}", pixelated=_small(backend))],
         data={"timesteps": timesteps},
     )
 
@@ -463,7 +468,7 @@ def one_step_denoising(p: OneStepParams, ctx) -> Result:
     return _result(
         backend,
         metrics={f"psnr_one_step_t_{t}": _psnr(backend.to_pixels(e[None]), clean) for t, e in zip(timesteps, estimates)},
-        figures=[Figure("one_step.png", f"x̂0 from one noise estimate, prompt '{p.prompt}'", pixelated=backend.shape[-1] <= 32)],
+        figures=[Figure("one_step.png", f"x̂0 from one noise estimate, prompt '{p.prompt}'", pixelated=_small(backend))],
         data={"timesteps": timesteps},
     )
 
@@ -502,7 +507,7 @@ def iterative_denoising(p: IterativeParams, ctx) -> Result:
     _table(backend, final, ctx.out / "compare.png", col_labels=["original", f"noisy, t = {t0}", "iterative", "one-step", "blurred"])
     _animation(backend, frames, ctx.out / "denoising.gif")
     px = backend.to_pixels(x0)
-    pixelated = backend.shape[-1] <= 32
+    pixelated = _small(backend)
     return _result(
         backend,
         metrics={
@@ -545,7 +550,7 @@ def sampling(p: SampleParams, ctx) -> Result:
     _table(backend, x[None].cpu(), ctx.out / "samples.png")
     _animation(backend, frames, ctx.out / "sampling.gif")
     figures = [
-        Figure("samples.png", f"{p.num_samples} samples, prompt '{p.prompt}', no guidance", pixelated=backend.shape[-1] <= 32),
+        Figure("samples.png", f"{p.num_samples} samples, prompt '{p.prompt}', no guidance", pixelated=_small(backend)),
         Figure("sampling.gif", "x_t (top) and x̂0 (bottom) over the steps", pixelated=True),
     ]
     if _upsampled_table(backend, x, [p.prompt] * p.num_samples, generator, ctx.out / "upsampled.png", 1):
@@ -571,7 +576,7 @@ def cfg(p: CFGParams, ctx) -> Result:
     _table(backend, grid, ctx.out / "samples.png", row_labels=_short(p.prompts))
     _animation(backend, frames, ctx.out / "sampling.gif")
     figures = [
-        Figure("samples.png", f"{p.num_samples} samples per prompt with γ = {p.guidance:g}", pixelated=backend.shape[-1] <= 32),
+        Figure("samples.png", f"{p.num_samples} samples per prompt with γ = {p.guidance:g}", pixelated=_small(backend)),
         Figure("sampling.gif", "Guided sampling: x_t (top) and x̂0 (bottom)", pixelated=True),
     ]
     if _upsampled_table(backend, x, prompts, generator, ctx.out / "upsampled.png", len(p.prompts)):
@@ -616,7 +621,7 @@ def _sdedit_section(p: SDEditParams, ctx, caption: str) -> Result:
         col_labels=[f"i_start {i}\nt = {t_of[i]}" for i in p.i_starts] + ["original"],
     )
     x = torch.cat(edits)
-    figures = [Figure("edits.png", caption.format(prompt=p.prompt, guidance=p.guidance), pixelated=backend.shape[-1] <= 32)]
+    figures = [Figure("edits.png", caption.format(prompt=p.prompt, guidance=p.guidance), pixelated=_small(backend))]
     if _upsampled_table(backend, x, [p.prompt] * len(edits), generator, ctx.out / "upsampled.png", len(p.images)):
         figures.append(Figure("upsampled.png", "The edits upsampled to 256×256 by stage II"))
     _save_samples(
@@ -674,7 +679,7 @@ def inpainting(p: InpaintParams, ctx) -> Result:
         col_labels=["original", "mask", "kept", "inpainted"],
         cell=_cell(backend),
     )
-    figures = [Figure("inpainting.png", f"Inpainting with prompt '{p.prompt}', γ = {p.guidance:g}: new content only where the mask is white", pixelated=backend.shape[-1] <= 32)]
+    figures = [Figure("inpainting.png", f"Inpainting with prompt '{p.prompt}', γ = {p.guidance:g}: new content only where the mask is white", pixelated=_small(backend))]
     if _upsampled_table(backend, x, [p.prompt] * len(results), generator, ctx.out / "upsampled.png", len(results)):
         figures.append(Figure("upsampled.png", "The inpainted images upsampled to 256×256 by stage II"))
     outside = (1 - m).bool().expand_as(x)
@@ -738,7 +743,7 @@ def visual_anagrams(p: AnagramParams, ctx) -> Result:
             arrays[f"labels_view{k + 1}"] = labels[k].numpy()
         metrics["accuracy_all_views"] = float(torch.stack(read).prod(0).mean())
     _save_samples(ctx, pixels, **arrays)
-    figures = [Figure("anagrams.png", f"Each anagram as it is and under {', '.join(p.views)}; γ = {p.guidance:g}", pixelated=backend.shape[-1] <= 32)]
+    figures = [Figure("anagrams.png", f"Each anagram as it is and under {', '.join(p.views)}; γ = {p.guidance:g}", pixelated=_small(backend))]
     if _upsampled_table(backend, torch.cat([im[:1] for im in images]), [q[0] for q in p.anagrams], generator, ctx.out / "upsampled.png", len(p.anagrams)):
         figures.append(Figure("upsampled.png", "The first sample of each anagram upsampled to 256×256 by stage II"))
     return _result(backend, metrics=metrics, figures=figures, data={"views": p.views})
@@ -768,7 +773,7 @@ def hybrid_images(p: HybridParams, ctx) -> Result:
     from ..figures import image_table
 
     image_table(first, ctx.out / "hybrids.png", row_labels=[f"{_short([lo], 14)[0]} / {_short([hi], 14)[0]}" for lo, hi in p.pairs], col_labels=["close up", "from afar"], cell=_cell(backend))
-    figures = [Figure("hybrids.png", f"Hybrids: low frequencies of the first prompt, high of the second (kernel {p.kernel_size}, σ = {p.sigma:g})", pixelated=backend.shape[-1] <= 32)]
+    figures = [Figure("hybrids.png", f"Hybrids: low frequencies of the first prompt, high of the second (kernel {p.kernel_size}, σ = {p.sigma:g})", pixelated=_small(backend))]
     if _upsampled_table(backend, x[::p.num_samples], [hi for _, hi in p.pairs], generator, ctx.out / "upsampled.png", len(p.pairs)):
         figures.append(Figure("upsampled.png", "Upsampled to 256×256 by stage II"))
     arrays = {

@@ -1,11 +1,13 @@
 """The DeepFloyd IF backend end to end, on a tiny IF with random weights loaded through the users' code path."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from conftest import copy_project, gen, ran, tree_digest
+from safetensors import safe_open
 from tiny_if import build_tiny_if
 
 PART_A = ["a0", "a1.1", "a1.2", "a1.3", "a1.4", "a1.5", "a1.6", "a1.7", "a1.7.1", "a1.7.2", "a1.7.3", "a1.8", "a1.9"]
@@ -66,6 +68,8 @@ def test_a0_is_diffusers_ifpipeline_for_the_same_seed(if_project, tiny):
     pipe.set_progress_bar_config(disable=True)
     expected = pipe(
         params["prompts"],
+        height=64,
+        width=64,
         num_inference_steps=params["steps"][0],
         guidance_scale=params["guidance"],
         generator=torch.Generator().manual_seed(params["seed"]),
@@ -103,8 +107,14 @@ def test_our_learned_variance_step_is_ddpmscheduler_step_on_the_tiny_unet(tiny):
 def test_prompt_embeddings_are_computed_once_and_kept_in_the_store(if_project, tiny):
     folders = list((if_project / ".gen/embeddings").iterdir())
     assert len(folders) == 1  # one encoder
-    stored = {p.name for p in folders[0].glob("*.safetensors")}
-    assert len(stored) >= 10  # every prompt of Part A, and ""
+    stored = {safe_open(str(p), "pt").metadata()["prompt"] for p in folders[0].glob("*.safetensors")}
+    wanted = {""}  # the unconditional embedding, and every prompt in the records' parameters
+    for sid in PART_A:
+        params = _record(if_project, sid)["params"]
+        for key in ("prompt", "prompts", "anagrams", "pairs"):
+            value = params.get(key, [])
+            wanted |= {value} if isinstance(value, str) else set(np.ravel(value))
+    assert stored == wanted
     before = tree_digest(if_project / ".gen/embeddings")
     result = gen(if_project, "build", "a1.5", "--backend", "deepfloyd", "--device", "cpu", "--profile", "smoke", "--force", *_sets(tiny))
     assert ran(result) == ["a1.5"]
@@ -124,6 +134,23 @@ def test_an_embeddings_file_replaces_t5_and_a_missing_prompt_is_one_line(if_proj
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "'a photo of a dog' is not in deepfloyd.embeddings_file" in result.stderr
     assert tree_digest(if_project / "docs", if_project / ".gen") == before
+
+
+def test_a_stage_1_saved_without_t5_takes_t5_from_deepfloyd_text_encoder(if_project, tiny, tmp_path):
+    bare = tmp_path / "stage_1"
+    shutil.copytree(tiny["stage_1"], bare)
+    shutil.rmtree(bare / "text_encoder")
+    shutil.rmtree(bare / "tokenizer")
+    args = ["build", "a1.5", "--backend", "deepfloyd", "--device", "cpu", "--profile", "smoke", "--force"]
+    args += ["--set", f"deepfloyd.stage_1={bare}", "--set", f"deepfloyd.stage_2={tiny['stage_2']}"]
+    before = tree_digest(if_project / "docs")
+    result = gen(if_project, *args, check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"'{bare}' has no tokenizer/" in result.stderr and "deepfloyd.text_encoder" in result.stderr
+    assert tree_digest(if_project / "docs") == before
+    result = gen(if_project, *args, "--set", f"deepfloyd.text_encoder={tiny['stage_1']}")
+    assert ran(result) == ["a1.5"]
+    assert _record(if_project, "a1.5")["backend"]["text_encoder"] == str(tiny["stage_1"])
 
 
 def test_weights_that_cannot_load_are_one_line_with_the_fix(tmp_path):

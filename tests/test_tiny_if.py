@@ -57,6 +57,8 @@ def load_stage_1(tiny_if) -> IFPipeline:
 def run_stage_1(pipe: IFPipeline) -> torch.Tensor:
     return pipe(
         PROMPT,
+        height=64,
+        width=64,
         num_inference_steps=2,
         generator=torch.Generator().manual_seed(45),
         output_type="pt",
@@ -76,7 +78,7 @@ def test_stage_1_loads_as_if(tiny_if):
     pipe = load_stage_1(tiny_if)
     assert isinstance(pipe, IFPipeline)
     assert pipe.unet.config.out_channels == 6
-    assert pipe.unet.config.sample_size == 64
+    assert pipe.unet.config.sample_size is None  # as in a hand-made pipeline: callers give the size
     config = pipe.scheduler.config
     assert config.variance_type == "learned_range"
     assert (config.beta_schedule, config.thresholding, config.sample_max_value) == ("squaredcos_cap_v2", True, 1.5)
@@ -115,6 +117,8 @@ def test_stage_2_upsamples_stage_1(tiny_if):
         image=image,
         prompt_embeds=prompt_embeds,
         negative_prompt_embeds=negative_embeds,
+        height=256,
+        width=256,
         num_inference_steps=2,
         generator=torch.Generator().manual_seed(45),
         output_type="pt",

@@ -84,6 +84,7 @@ def make_unet(resnet_levels: int, **stage) -> UNet2DConditionModel:
 
     `resnet_levels` plain levels of 16 channels come first and one cross-attention level of 32 last,
     so that attention runs on 32x32 (stage I: 64 / 2, stage II: 256 / 8) and stays cheap on a CPU.
+    No sample_size, as in a pipeline put together by hand: the backend must state the image sizes itself.
     """
     return UNet2DConditionModel(
         out_channels=6,  # noise and the learned variance range
@@ -123,7 +124,7 @@ def _build(folder: pathlib.Path) -> dict[str, pathlib.Path]:
     stage_1 = IFPipeline(
         tokenizer=tokenizer,
         text_encoder=text_encoder,
-        unet=make_unet(resnet_levels=1, in_channels=3, sample_size=64),
+        unet=make_unet(resnet_levels=1, in_channels=3),
         scheduler=if_scheduler(sample_max_value=1.5),
         **unsafe,
     )
@@ -132,7 +133,7 @@ def _build(folder: pathlib.Path) -> dict[str, pathlib.Path]:
     stage_2 = IFSuperResolutionPipeline(
         tokenizer=tokenizer,
         text_encoder=text_encoder,
-        unet=make_unet(resnet_levels=3, in_channels=6, sample_size=256, class_embed_type="timestep"),
+        unet=make_unet(resnet_levels=3, in_channels=6, class_embed_type="timestep"),
         scheduler=if_scheduler(sample_max_value=1.0),
         image_noising_scheduler=DDPMScheduler(beta_schedule="squaredcos_cap_v2"),
         **unsafe,

@@ -29,16 +29,21 @@ from . import DeepFloydParams, hf_cache_dir, looks_like_path, prompts_of
 # IF's pipelines without their safety checker and watermarker: the outputs stay the model's own.
 NO_CHECKER = dict(safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False)
 UPSAMPLE_GUIDANCE = 4.0  # IFSuperResolutionPipeline's default guidance scale
+UPSAMPLE_FACTOR = 4  # stage II: 64×64 → 256×256
 
 
 # ---------------------------------------------------------------- loading, with one clear line when it fails
 
 
-def load_error(model_id: str, what: str, error: Exception) -> UsageError:
+def load_error(model_id: str, what: str, error: Exception, subfolder: str | None = None) -> UsageError:
     """The one line a user sees when a model cannot be loaded, with the fix."""
     name = type(error).__name__
     text = str(error)
     folder = Path(model_id).expanduser()
+    if folder.is_dir() and subfolder and not (folder / subfolder).is_dir():
+        # A stage saved without T5 (text_encoder=None): T5 must come from elsewhere.
+        return UsageError(f"the folder '{model_id}' has no {subfolder}/ for {what}; set deepfloyd.text_encoder "
+                          "to a folder or id that has one, or give deepfloyd.embeddings_file")
     if folder.is_dir():
         return UsageError(f"cannot load {what} from the folder '{model_id}' ({name}: {text.splitlines()[0] if text else ''}); "
                           "it must hold a pipeline saved with save_pretrained")
@@ -69,9 +74,9 @@ def _from_pretrained(cls, model_id: str, what: str, device: str, **kwargs):
         except (OSError, ValueError) as e:  # no fp16 files: try the plain weights once
             if k + 1 < len(attempts) and "variant" in str(e).lower():
                 continue
-            raise load_error(model_id, what, e) from None
+            raise load_error(model_id, what, e, kwargs.get("subfolder")) from None
         except Exception as e:  # hub errors (gated, offline) are not all OSErrors
-            raise load_error(model_id, what, e) from None
+            raise load_error(model_id, what, e, kwargs.get("subfolder")) from None
 
 
 # ---------------------------------------------------------------- prompt embeddings
@@ -234,7 +239,10 @@ class DeepFloydBackend:
     def text_to_image(self, prompts: list[str], num_inference_steps: int, guidance: float, generator: torch.Generator) -> torch.Tensor:
         """diffusers' own IFPipeline (its scheduler, thresholding and all): the reference our samplers are checked against."""
         cond, uncond = self._embeds(prompts)
+        _, height, width = self.shape  # explicit: a saved UNet need not state its sample_size
         out = self.stage_1(
+            height=height,
+            width=width,
             prompt_embeds=cond,
             negative_prompt_embeds=uncond,
             num_inference_steps=num_inference_steps,
@@ -249,6 +257,8 @@ class DeepFloydBackend:
         cond, uncond = self._embeds(prompts)
         out = self.stage_2(
             image=x.to(self.device, self.denoiser.dtype),
+            height=x.shape[-2] * UPSAMPLE_FACTOR,
+            width=x.shape[-1] * UPSAMPLE_FACTOR,
             prompt_embeds=cond,
             negative_prompt_embeds=uncond,
             num_inference_steps=self.upsample_steps,

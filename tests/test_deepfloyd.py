@@ -177,3 +177,44 @@ def test_a_gated_model_tells_the_user_to_accept_the_licence_and_log_in():
     message = str(load_error("DeepFloyd/IF-I-XL-v1.0", "stage I", error))
     assert "accept its licence on https://huggingface.co/DeepFloyd/IF-I-XL-v1.0" in message
     assert "hf auth login" in message
+
+
+def test_for_cuda_the_fp16_variant_is_loaded_where_a_folder_has_one_else_its_own_weights(tiny, tmp_path):
+    from diffusers import IFPipeline
+
+    from generator.backends.deepfloyd import NO_CHECKER, _from_pretrained
+
+    def load(folder, device):
+        return _from_pretrained(IFPipeline, str(folder), "stage I", device, text_encoder=None, tokenizer=None, **NO_CHECKER)
+
+    plain = load(tiny["stage_1"], "cpu")
+    assert plain.unet.dtype == torch.float32
+    # No fp16 files in the folder: the CUDA path falls back to its own weights, in fp16.
+    half = load(tiny["stage_1"], "cuda")
+    assert half.unet.dtype == torch.float16
+    torch.testing.assert_close(half.unet.conv_in.weight.float(), plain.unet.conv_in.weight, atol=1e-3, rtol=1e-3)
+    # A folder with both: the CUDA path takes the fp16 files (made different here so that it shows).
+    both = tmp_path / "stage_1"
+    shutil.copytree(tiny["stage_1"], both)
+    variant = load(tiny["stage_1"], "cpu")
+    with torch.no_grad():
+        variant.unet.conv_in.weight.mul_(-1)
+    variant.to(torch.float16).save_pretrained(both, variant="fp16")
+    loaded = load(both, "cuda")
+    assert loaded.unet.dtype == torch.float16
+    torch.testing.assert_close(loaded.unet.conv_in.weight.float(), -plain.unet.conv_in.weight, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("offload", "free_gib", "mode"),
+    [("auto", 70, "none"), ("auto", 14, "model"), ("auto", 6, "sequential"), ("sequential", 70, "sequential")],
+)
+def test_the_offload_mode_follows_the_free_gpu_memory_or_the_setting(monkeypatch, offload, free_gib, mode):
+    from generator.backends import DeepFloydParams
+    from generator.backends.deepfloyd import choose_offload
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (free_gib * 2**30, 80 * 2**30))
+    chosen, why = choose_offload(DeepFloydParams(offload=offload), "cuda")
+    assert chosen == mode
+    assert (f"{free_gib} GiB" in why) == (offload == "auto")
+    assert choose_offload(DeepFloydParams(offload=offload), "cpu") == ("none", "on the CPU")

@@ -37,14 +37,19 @@ def image_table(
     row_labels: Sequence[str] = (),
     col_labels: Sequence[str] = (),
     cell: float = 1.1,
+    interpolation: str = "nearest",
 ) -> None:
-    """A grid of images (R, K, C, H, W) in [0, 1], with optional row and column labels."""
+    """A grid of images (R, K, C, H, W) in [0, 1], with optional row and column labels.
+
+    `nearest` shows small images as crisp pixels; images shown smaller than they are
+    want `antialiased`, which filters instead of dropping rows and columns.
+    """
     rows, cols = images.shape[:2]
     fig, axes = plt.subplots(rows, cols, figsize=(cols * cell + 0.6, rows * cell + 0.3), squeeze=False)
     for r in range(rows):
         for k in range(cols):
             ax = axes[r][k]
-            ax.imshow(_to_hwc(images[r, k]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.imshow(_to_hwc(images[r, k]), cmap="gray", vmin=0, vmax=1, interpolation=interpolation)
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0 and col_labels:

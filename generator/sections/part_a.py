@@ -280,7 +280,7 @@ def _upsampled_table(backend, x, prompts, generator, path, rows: int, **labels) 
     big = backend.upsample(x, prompts, generator)
     if big is None:
         return False
-    image_table(big.unflatten(0, (rows, -1)), path, cell=2.6, **labels)
+    image_table(big.unflatten(0, (rows, -1)), path, cell=2.6, interpolation="antialiased", **labels)
     return True
 
 

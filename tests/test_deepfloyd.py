@@ -218,3 +218,44 @@ def test_the_offload_mode_follows_the_free_gpu_memory_or_the_setting(monkeypatch
     assert chosen == mode
     assert (f"{free_gib} GiB" in why) == (offload == "auto")
     assert choose_offload(DeepFloydParams(offload=offload), "cpu") == ("none", "on the CPU")
+
+
+def _hub_error(name: str, message: str) -> Exception:
+    """An error of huggingface_hub's class `name`, as auth_check raises it (built without an HTTP response)."""
+    import huggingface_hub.errors
+
+    cls = getattr(huggingface_hub.errors, name, None) or type(name, (Exception,), {})
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    return error
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (("GatedRepoError", "401 Client Error. Cannot access gated repo"), "accept its licence on https://huggingface.co/DeepFloyd/IF-I-XL-v1.0"),
+        (("RepositoryNotFoundError", "404 Client Error"), "no model 'DeepFloyd/IF-I-XL-v1.0' on the Hugging Face hub"),
+        (("ConnectError", "[Errno -2] Name or service not known"), "the hub cannot be reached (ConnectError); connect once"),
+    ],
+)
+def test_uncached_weights_are_checked_with_the_hub_before_anything_runs(monkeypatch, tmp_path, raised, expected):
+    import huggingface_hub
+
+    from generator.backends import preflight, resolve_backend
+    from generator.config import load
+    from generator.errors import UsageError
+
+    def auth_check(model_id):
+        raise _hub_error(*raised)
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    # Nothing cached, whatever this machine holds.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(huggingface_hub, "auth_check", auth_check)
+    config = load(copy_project(tmp_path / "p"), "smoke", backend="deepfloyd")
+    with pytest.raises(UsageError, match=r"^cannot load stage I: ") as failure:
+        preflight(config, ["a1.5"])
+    assert expected in str(failure.value) and "\n" not in str(failure.value)
+    # --backend auto on a CUDA machine says the same, and takes the local model.
+    backend, why = resolve_backend("auto", config.params["deepfloyd"], cuda=True)
+    assert backend == "local" and expected in why

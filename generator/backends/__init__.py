@@ -102,11 +102,17 @@ def preflight(config, section_ids) -> None:
         folder = Path(model_id).expanduser()
         if looks_like_path(model_id) and not folder.is_dir():
             raise UsageError(f"deepfloyd: {what} '{model_id}' is not a folder; fix deepfloyd.stage_1/stage_2 (a hub id or a saved pipeline's folder)")
-        if os.environ.get("HF_HUB_OFFLINE") and not weights_present(model_id):
+        if folder.is_dir() or weights_present(model_id):
+            continue
+        if os.environ.get("HF_HUB_OFFLINE"):
             raise UsageError(
                 f"cannot load {what} '{model_id}': HF_HUB_OFFLINE is set and it is not in the Hugging Face cache "
                 f"({hf_cache_dir()}); download it once online, or point deepfloyd.* at a local folder"
             )
+        # One quick question to the hub now, rather than a download's retries and a traceback later.
+        problem = hub_problem(model_id)
+        if problem:
+            raise UsageError(f"cannot load {what}: {problem}")
     if params.embeddings_file:
         path = Path(params.embeddings_file).expanduser()
         if not path.is_file():
@@ -140,23 +146,30 @@ def resolve_backend(choice: str, deepfloyd: DeepFloydParams, cuda: bool) -> tupl
         return "local", f"auto: {missing[0]} is not in the Hugging Face cache ({hf_cache_dir()}) and HF_HUB_OFFLINE is set"
     problem = hub_problem(missing[0])
     if problem:
-        return "local", f"auto: {missing[0]} is not cached and {problem}"
+        return "local", f"auto: {problem}"
     return "deepfloyd", f"auto: CUDA is present; {missing[0]} will be downloaded from the Hugging Face hub"
 
 
+def hub_advice(model_id: str, error: Exception) -> str:
+    """What an error from the Hugging Face hub means for `model_id`, with the fix, in one line."""
+    name, text = type(error).__name__, str(error)
+    if name == "GatedRepoError" or "gated" in text.lower() or "401" in text or "403" in text:
+        return (f"{model_id} is a gated model: accept its licence on https://huggingface.co/{model_id} "
+                "and log in with `hf auth login`, then build again")
+    if name == "RepositoryNotFoundError":
+        return f"no model '{model_id}' on the Hugging Face hub (or it is gated and you are not logged in: `hf auth login`)"
+    return (f"{model_id} is not in the Hugging Face cache ({hf_cache_dir()}) and the hub cannot be reached ({name}); "
+            "connect once to download it, or point deepfloyd.* at a local folder")
+
+
 def hub_problem(model_id: str) -> str | None:
-    """Why the hub will not give us `model_id` (gated without a token, offline), or None when it will."""
+    """Why the hub will not give us `model_id` (gated without a token, unknown, unreachable), or None when it will."""
     from huggingface_hub import auth_check
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
     try:
         auth_check(model_id)
-    except GatedRepoError:
-        return f"it is gated: accept its licence on https://huggingface.co/{model_id} and log in with `hf auth login`"
-    except RepositoryNotFoundError:
-        return "the hub has no such model (or it is gated and you are not logged in: `hf auth login`)"
-    except Exception as e:  # no network
-        return f"the hub cannot be reached ({type(e).__name__})"
+    except Exception as e:
+        return hub_advice(model_id, e)
     return None
 
 

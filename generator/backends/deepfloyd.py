@@ -24,7 +24,7 @@ import torch
 
 from ..config import cache_dir
 from ..errors import UsageError
-from . import DeepFloydParams, hf_cache_dir, looks_like_path, prompts_of
+from . import DeepFloydParams, hub_advice, looks_like_path, prompts_of
 
 # IF's pipelines without their safety checker and watermarker: the outputs stay the model's own.
 NO_CHECKER = dict(safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False)
@@ -49,17 +49,7 @@ def load_error(model_id: str, what: str, error: Exception, subfolder: str | None
                           "it must hold a pipeline saved with save_pretrained")
     if looks_like_path(model_id):
         return UsageError(f"{what} '{model_id}' is neither a folder nor a Hugging Face model id; fix deepfloyd.* in gen.yaml or --set")
-    if name == "GatedRepoError" or "gated" in text.lower() or "401" in text or "403" in text:
-        return UsageError(
-            f"{model_id} is a gated model: accept its licence on https://huggingface.co/{model_id} "
-            "and log in with `hf auth login`, then build again (or use --backend local)"
-        )
-    if name == "RepositoryNotFoundError":
-        return UsageError(f"no model '{model_id}' on the Hugging Face hub (or it is gated and you are not logged in: `hf auth login`)")
-    return UsageError(
-        f"cannot load {what} '{model_id}': it is not in the Hugging Face cache ({hf_cache_dir()}) and the hub "
-        f"cannot be reached ({name}); connect once to download it, or point deepfloyd.* at a local folder"
-    )
+    return UsageError(f"cannot load {what}: {hub_advice(model_id, error)}")
 
 
 def _from_pretrained(cls, model_id: str, what: str, device: str, **kwargs):

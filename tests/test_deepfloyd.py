@@ -234,7 +234,7 @@ def _hub_error(name: str, message: str) -> Exception:
     ("raised", "expected"),
     [
         (("GatedRepoError", "401 Client Error. Cannot access gated repo"), "accept its licence on https://huggingface.co/DeepFloyd/IF-I-XL-v1.0"),
-        (("RepositoryNotFoundError", "404 Client Error"), "no model 'DeepFloyd/IF-I-XL-v1.0' on the Hugging Face hub"),
+        (("RepositoryNotFoundError", "404 Client Error"), "if it is gated, accept its licence on https://huggingface.co/DeepFloyd/IF-I-XL-v1.0"),
         (("ConnectError", "[Errno -2] Name or service not known"), "the hub cannot be reached (ConnectError); connect once"),
     ],
 )

@@ -156,8 +156,9 @@ def hub_advice(model_id: str, error: Exception) -> str:
     if name == "GatedRepoError" or "gated" in text.lower() or "401" in text or "403" in text:
         return (f"{model_id} is a gated model: accept its licence on https://huggingface.co/{model_id} "
                 "and log in with `hf auth login`, then build again")
-    if name == "RepositoryNotFoundError":
-        return f"no model '{model_id}' on the Hugging Face hub (or it is gated and you are not logged in: `hf auth login`)"
+    if name == "RepositoryNotFoundError":  # what the hub answers for a gated repo too, to a user who has no token
+        return (f"the Hugging Face hub shows no model '{model_id}' to this user: if it is gated, accept its licence on "
+                f"https://huggingface.co/{model_id} and log in with `hf auth login`; else check the id")
     return (f"{model_id} is not in the Hugging Face cache ({hf_cache_dir()}) and the hub cannot be reached ({name}); "
             "connect once to download it, or point deepfloyd.* at a local folder")
 

@@ -41,8 +41,8 @@ INIT_STD = 0.02  # small enough that activations stay well inside fp16's range
 WARMUP_CALLS = 3
 
 # IF's UNet design (text_proj of T5 states added to the time embedding, scale-shift resnets),
-# tiny (the recipe of tests/tiny_if.py): two plain levels of 16 channels, then cross-attention
-# at 16×16, so that a guided sample takes seconds on one CPU core.
+# tiny: two plain levels of 16 channels, then cross-attention at 16×16, so that a guided sample
+# takes seconds on one CPU core (tests/tiny_if.py builds its IF stages from it).
 TINY = {
     "in_channels": 3,
     "out_channels": 6,  # noise and the learned variance range

@@ -57,9 +57,7 @@ def backend_identity(config: Config, section: Section) -> str:
     """What of Part A's model determines a section's result: part of its key."""
     if not section.uses_backend:
         return "none"
-    params = config.params[config.backend]
-    settings = params.identity() if hasattr(params, "identity") else params.model_dump(mode="json")
-    return canonical_json({"name": config.backend, **settings})
+    return canonical_json({"name": config.backend, **config.params[config.backend].identity()})
 
 
 def plan(config: Config, sections: list[Section]) -> list[tuple[Section, str]]:
@@ -201,6 +199,7 @@ def build(config: Config, selectors: list[str], *, force: bool = False, device: 
         entries: dict[str, Entry] = {}
         planned = plan(config, sections)
         to_run = {s.id for s, key in planned if s.id in forced or store.entry(key) is None}
+        runs = tuple(s.id for s, _ in planned if s.id in to_run)
         if config.backend == "deepfloyd" and any(s.uses_backend for s in sections if s.id in to_run):
             from .backends import preflight
 
@@ -212,7 +211,6 @@ def build(config: Config, selectors: list[str], *, force: bool = False, device: 
                     device = resolve_device(device)  # imports torch: only when something runs
                     log(f"{section.id}: running ({section.title})")
                     needs = {n: entries[n] for n in section.needs_on(config.backend)}
-                    runs = tuple(s.id for s, _ in planned if s.id in to_run)
                     _run_one(section, key, config, store, needs, device, runs)
                     entry = store.entry(key)
                     ran.append(section.id)

@@ -34,6 +34,10 @@ class Settings(BaseModel):
     def check(self, config) -> None:
         """Checks against other sections' parameters; raise UsageError when they clash."""
 
+    def identity(self) -> dict:
+        """The settings that determine results (all of them, unless a group says otherwise)."""
+        return self.model_dump(mode="json")
+
 
 class Params(Settings):
     """Base of every section's parameters."""

@@ -108,8 +108,11 @@ def _backend_departures(record: dict, full: dict) -> list[dict]:
 
 
 def _backend_of(record: dict) -> str:
+    """The backend whose full profile a record is compared with; Part B's numbers are the same under both."""
+    from .backends import BACKENDS
+
     name = record.get("backend", {}).get("name")
-    return name if name in ("local", "deepfloyd") else "deepfloyd"
+    return name if name in BACKENDS else BACKENDS[0]
 
 
 def environment(root: Path) -> jinja2.Environment:

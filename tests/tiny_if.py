@@ -20,7 +20,7 @@ from diffusers import DDPMScheduler, IFPipeline, IFSuperResolutionPipeline, UNet
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
 
-from generator.bench import if_scheduler
+from generator.bench import TINY_T5_DIM, if_scheduler, unet_config
 
 # The prompts the project and diffusers' IF examples use; every word is in the vocabulary.
 PROMPTS = (
@@ -43,7 +43,7 @@ COMMON_WORDS = ("the", "and", "with", "in", "on", "at", "to", "by", "is", "pictu
 # T5's special tokens, with T5's ids (pad 0, eos 1, unk 2).
 SPECIALS = ("<pad>", "</s>", "<unk>")
 
-T5_DIM = 32  # d_model of the tiny T5: the UNets' encoder_hid_dim
+T5_DIM = TINY_T5_DIM  # d_model of the tiny T5: the UNets' encoder_hid_dim
 
 
 def make_tokenizer() -> PreTrainedTokenizerFast:
@@ -80,31 +80,19 @@ def make_text_encoder(vocab_size: int) -> T5EncoderModel:
 
 
 def make_unet(resnet_levels: int, **stage) -> UNet2DConditionModel:
-    """IF's UNet design (text_proj of T5 states, text added to the time embedding, scale-shift resnets), tiny.
-
-    `resnet_levels` plain levels of 16 channels come first and one cross-attention level of 32 last,
-    so that attention runs on 32x32 (stage I: 64 / 2, stage II: 256 / 8) and stays cheap on a CPU.
+    """`gen bench`'s tiny UNet of IF's design, with `resnet_levels` plain levels of 16 channels and one
+    cross-attention level of 32 last, so that attention runs on 32x32 (stage I: 64 / 2, stage II: 256 / 8)
+    and stays cheap on a CPU.
     No sample_size, as in a pipeline put together by hand: the backend must state the image sizes itself.
     """
-    return UNet2DConditionModel(
-        out_channels=6,  # noise and the learned variance range
+    config = {k: v for k, v in unet_config("tiny").items() if k not in ("sample_size", "in_channels")}
+    config.update(
         block_out_channels=(16,) * resnet_levels + (32,),
-        layers_per_block=1,
         down_block_types=("ResnetDownsampleBlock2D",) * resnet_levels + ("SimpleCrossAttnDownBlock2D",),
-        mid_block_type="UNetMidBlock2DSimpleCrossAttn",
         up_block_types=("SimpleCrossAttnUpBlock2D",) + ("ResnetUpsampleBlock2D",) * resnet_levels,
-        norm_num_groups=8,
-        cross_attention_dim=32,  # a multiple of 32: the cross-attention group norm has 32 groups
-        encoder_hid_dim=T5_DIM,
-        encoder_hid_dim_type="text_proj",
-        addition_embed_type="text",
-        addition_embed_type_num_heads=2,
-        attention_head_dim=8,
-        cross_attention_norm="group_norm",
-        resnet_time_scale_shift="scale_shift",
-        act_fn="gelu",
         **stage,
     )
+    return UNet2DConditionModel(**config)
 
 
 def build_tiny_if(folder: pathlib.Path, seed: int = 0) -> dict[str, pathlib.Path]:

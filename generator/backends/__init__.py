@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from ..diffusion.timesteps import strided_timesteps
 from ..errors import UsageError
 from ..registry import Settings, param_group
 
@@ -26,8 +27,7 @@ class ScheduleParams(Settings):
 
     def timesteps(self) -> list[int]:
         """t_start, t_start − stride, …, 0: the strided schedule of every Part A sampler."""
-        ts = list(range(self.t_start, -1, -self.stride))
-        return ts if ts[-1] == 0 else ts + [0]
+        return strided_timesteps(self.t_start, self.stride)
 
 
 @param_group("local")

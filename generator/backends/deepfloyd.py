@@ -22,9 +22,8 @@ from pathlib import Path
 
 import torch
 
-from ..config import cache_dir
 from ..errors import UsageError
-from . import DeepFloydParams, hub_advice, looks_like_path, prompts_of
+from . import DeepFloydParams, hub_advice, looks_like_path
 
 # IF's pipelines without their safety checker and watermarker: the outputs stay the model's own.
 NO_CHECKER = dict(safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False)
@@ -257,18 +256,3 @@ class DeepFloydBackend:
             output_type="pt",
         ).images
         return self.to_pixels(out)
-
-
-_OPEN: dict[tuple, DeepFloydBackend] = {}
-
-
-def open_deepfloyd(ctx) -> DeepFloydBackend:
-    """The backend for this build, loaded once per process and device (every Part A section shares it)."""
-    params = ctx.params_of("deepfloyd")
-    key = (tuple(sorted(params.model_dump().items())), ctx.device)
-    if key not in _OPEN:
-        _OPEN.clear()  # one IF in memory at a time
-        gc.collect()
-        prompts = prompts_of(ctx.config, ctx.runs)
-        _OPEN[key] = DeepFloydBackend(params, prompts, cache_dir(ctx.config.root), ctx.device)
-    return _OPEN[key]

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from ..diffusion.ddpm import linear_schedule
 from ..diffusion.samplers import classifier_free, iterative_denoise
 from ..models.train import load_model
+from . import DIGITS
 
 NUM_CLASSES = 10
 
@@ -32,7 +33,7 @@ class LocalDenoiser:
         for prompt in prompts:
             if prompt == "":
                 rows.append(torch.zeros(NUM_CLASSES))
-            elif prompt in {str(d) for d in range(NUM_CLASSES)}:
+            elif prompt in DIGITS:
                 rows.append(F.one_hot(torch.tensor(int(prompt)), NUM_CLASSES).float())
             else:
                 raise ValueError(f"the local backend's prompts are digits 0-9 or '' (unconditional), got {prompt!r}")

@@ -36,6 +36,7 @@ import torch
 from torchvision.transforms.functional import gaussian_blur
 
 from .ddpm import StepInfo, ddpm_step, learned_range_variance, posterior_variance, predict_start_from_noise, q_sample
+from .timesteps import strided_timesteps  # noqa: F401  (part of the samplers' interface)
 from .views import View, get_view
 
 Tensor = torch.Tensor
@@ -95,16 +96,6 @@ def _resolve_views(views: Sequence[View | str]) -> list[View]:
 
 
 # ---------------------------------------------------------------- schedule and the forward process
-
-
-def strided_timesteps(start: int, stride: int, stop: int = 0) -> list[int]:
-    """start, start − stride, …, down to stop (appended when stride does not divide start − stop), as in the course."""
-    if stride <= 0 or not 0 <= stop < start:
-        raise ValueError(f"need stride > 0 and 0 <= stop < start, got start={start}, stride={stride}, stop={stop}")
-    ts = list(range(start, stop - 1, -stride))
-    if ts[-1] != stop:
-        ts.append(stop)
-    return ts
 
 
 def forward(x0: Tensor, t: int, alphas_cumprod: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:

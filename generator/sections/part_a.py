@@ -232,16 +232,34 @@ class HybridParams(Params):
 # ---------------------------------------------------------------- helpers
 
 
+_OPEN: dict[tuple, object] = {}
+
+
 def open_backend(ctx):
-    """The backend this build runs Part A on, loaded once per build and device."""
-    from ..backends.local import LocalBackend
+    """The backend this build runs Part A on, loaded once per process (every Part A section shares it)."""
+    import gc
 
+    params = ctx.params_of(ctx.backend)
+    model = ctx.needs["b2.4"].key if ctx.backend == "local" else None
+    key = (ctx.backend, tuple(sorted(params.model_dump().items())), ctx.device, model)
+    if key not in _OPEN:
+        _OPEN.clear()  # one model in memory at a time: IF's stages are gigabytes
+        gc.collect()
+        _OPEN[key] = _load_backend(ctx, params)
+    return _OPEN[key]
+
+
+def _load_backend(ctx, params):
     if ctx.backend == "local":
-        params = ctx.params_of("local")
-        return LocalBackend(ctx.needs["b2.4"], params.timesteps(), ctx.device)
-    from ..backends.deepfloyd import open_deepfloyd
+        from ..backends.local import LocalBackend
 
-    return open_deepfloyd(ctx)
+        return LocalBackend(ctx.needs["b2.4"], params.timesteps(), ctx.device)
+    from ..backends import prompts_of
+    from ..backends.deepfloyd import DeepFloydBackend
+    from ..config import cache_dir
+
+    # T5 encodes every prompt of the build's Part A sections at once, then leaves memory.
+    return DeepFloydBackend(params, prompts_of(ctx.config, ctx.runs), cache_dir(ctx.config.root), ctx.device)
 
 
 def _generator(seed: int):
@@ -302,7 +320,9 @@ def _digits(prompts: list[str]):
     """Class labels for digit prompts; None when a prompt is not a digit."""
     import torch
 
-    if all(p in {str(d) for d in range(10)} for p in prompts):
+    from ..backends import DIGITS
+
+    if all(p in DIGITS for p in prompts):
         return torch.tensor([int(p) for p in prompts])
     return None
 
@@ -561,8 +581,6 @@ def sampling(p: SampleParams, ctx) -> Result:
 
 @section("a1.6", "Classifier-free guidance", CFGParams, page=PAGE, uses_backend=True)
 def cfg(p: CFGParams, ctx) -> Result:
-    import torch
-
     from ..diffusion.samplers import classifier_free
 
     backend = open_backend(ctx)

@@ -23,6 +23,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -190,116 +191,140 @@ def _reset_peak(device: str) -> None:
 # ---------------------------------------------------------------- the benchmark
 
 
-def run(size: str | None = None, device: str = "auto", repeats: int = 5) -> dict:
-    """Build the case, run the three measurements, and return the report (a JSON-ready dict)."""
-    size, device = resolve(size, device)  # a bad choice fails before diffusers loads (seconds)
+@dataclass
+class Case:
+    """The UNet with random weights, IF's scheduler and random text embeddings, on one device."""
 
-    import diffusers
-    from diffusers import IFPipeline
+    size: str
+    device: str
+    dtype: torch.dtype
+    unet: torch.nn.Module
+    counter: CallCounter
+    scheduler: object
+    alphas_cumprod: torch.Tensor
+    timesteps: list[int]
+    cond: torch.Tensor
+    uncond: torch.Tensor
 
-    from .backends.deepfloyd import NO_CHECKER, IFDenoiser
-    from .diffusion.samplers import classifier_free, iterative_denoise, strided_timesteps
+
+def build_case(size: str, device: str) -> Case:
+    from .diffusion.timesteps import strided_timesteps
 
     dtype = torch.float16 if device == "cuda" else torch.float32
     _reset_peak(device)
-
     log(f"bench: building the {size} UNet with random weights, {str(dtype).removeprefix('torch.')} on {device}")
     unet = build_unet(size, device, dtype)
-    counter = CallCounter(unet)
-    parameters = sum(p.numel() for p in unet.parameters())
     scheduler = if_scheduler()
-    alphas_cumprod = scheduler.alphas_cumprod.float().cpu()
-    timesteps = strided_timesteps(T_START, STRIDE)
-
     g = torch.Generator().manual_seed(0)  # every random draw on the CPU, as our samplers do
     hid = unet.config.encoder_hid_dim
     cond, uncond = (torch.randn(1, TEXT_TOKENS, hid, generator=g).to(device, dtype) for _ in range(2))
-    results: dict = {}
+    return Case(size, device, dtype, unet, CallCounter(unet), scheduler, scheduler.alphas_cumprod.float().cpu(),
+                strided_timesteps(T_START, STRIDE), cond, uncond)
 
-    # 1. one UNet call, cond and uncond batched
+
+def time_unet_call(case: Case, repeats: int) -> dict:
+    """One UNet call, cond and uncond batched: the floor of every sampler."""
     log(f"bench: UNet calls (batch 2, {WARMUP_CALLS} warm-up, {repeats} timed)")
-    x2 = torch.randn(2, *SHAPE, generator=g).to(device, dtype)
-    c2 = torch.cat([cond, uncond])
-    t = torch.tensor(T_START, device=device)
+    g = torch.Generator().manual_seed(1)
+    x2 = torch.randn(2, *SHAPE, generator=g).to(case.device, case.dtype)
+    c2 = torch.cat([case.cond, case.uncond])
+    t = torch.tensor(T_START, device=case.device)
 
     def call():
         with torch.no_grad():
-            return unet(x2, t, encoder_hidden_states=c2, return_dict=False)[0]
+            return case.unet(x2, t, encoder_hidden_states=c2, return_dict=False)[0]
 
-    _reset_peak(device)
-    seconds, out = timed(call, repeats, device, warmup=WARMUP_CALLS)
-    results["unet_call"] = {
+    _reset_peak(case.device)
+    seconds, out = timed(call, repeats, case.device, warmup=WARMUP_CALLS)
+    return {
         "batch": 2,
         "shape": list(SHAPE),
         "ms_median": _ms(statistics.median(seconds)),
         "ms_all": [_ms(s) for s in seconds],
         "output_finite": bool(torch.isfinite(out).all()),
-        "peak_gpu_memory_gib": _peak_gib(device),
+        "peak_gpu_memory_gib": _peak_gib(case.device),
     }
 
-    # 2. our samplers over IFDenoiser
-    denoiser = IFDenoiser(unet, alphas_cumprod, {}, device)
-    eps_fn = classifier_free(denoiser, cond, uncond, GUIDANCE)
+
+def samplers(case: Case) -> dict[str, tuple[str, Callable[[], torch.Tensor]]]:
+    """A guided sample through our samplers over IFDenoiser, and through diffusers' IFPipeline, on the same UNet."""
+    from diffusers import IFPipeline
+
+    from .backends.deepfloyd_model import NO_CHECKER, IFDenoiser
+    from .diffusion.samplers import classifier_free, iterative_denoise
+
+    eps_fn = classifier_free(IFDenoiser(case.unet, case.alphas_cumprod, {}, case.device), case.cond, case.uncond, GUIDANCE)
 
     def ours():
         gen = torch.Generator().manual_seed(0)
-        x = torch.randn(1, *SHAPE, generator=gen).to(device)
-        return iterative_denoise(eps_fn, x, timesteps, alphas_cumprod, generator=gen)
+        x = torch.randn(1, *SHAPE, generator=gen).to(case.device)
+        return iterative_denoise(eps_fn, x, case.timesteps, case.alphas_cumprod, generator=gen)
 
-    # 3. diffusers' IFPipeline on the same UNet object
-    pipe = IFPipeline(tokenizer=None, text_encoder=None, unet=unet, scheduler=scheduler, **NO_CHECKER)
+    pipe = IFPipeline(tokenizer=None, text_encoder=None, unet=case.unet, scheduler=case.scheduler, **NO_CHECKER)
     pipe.set_progress_bar_config(disable=True)
 
     def theirs():
         return pipe(
-            prompt_embeds=cond,
-            negative_prompt_embeds=uncond,
-            timesteps=timesteps,
+            prompt_embeds=case.cond,
+            negative_prompt_embeds=case.uncond,
+            timesteps=case.timesteps,
             guidance_scale=GUIDANCE,
             generator=torch.Generator().manual_seed(0),
             output_type="pt",
         ).images
 
-    # On CUDA one untimed sample each (the loops' own small kernels, the allocator); on the CPU the
-    # UNet calls above warmed up all there is, and the tests stay fast.
-    sample_warmup = 1 if device == "cuda" else 0
-    for key, label, sample in (("sample_ours", "ours", ours), ("sample_diffusers", "IFPipeline", theirs)):
-        log(f"bench: {len(timesteps)}-step guided samples through {label} ({sample_warmup} warm-up, {repeats} timed)")
-        _reset_peak(device)
-        counter.n = 0
-        seconds, image = timed(sample, repeats, device, warmup=sample_warmup)
-        calls = counter.n // (repeats + sample_warmup)
-        s = statistics.median(seconds)
-        results[key] = {
-            "s_median": round(s, 4),
-            "s_all": [round(x, 4) for x in seconds],
-            "model_calls": calls,
-            "ms_per_model_call": _ms(s / calls),
-            "output_finite": bool(torch.isfinite(image).all()),
-            "peak_gpu_memory_gib": _peak_gib(device),
-        }
+    return {"sample_ours": ("ours", ours), "sample_diffusers": ("IFPipeline", theirs)}
 
-    ours_r, theirs_r = results["sample_ours"], results["sample_diffusers"]
-    peaks = [r["peak_gpu_memory_gib"] for r in results.values()]
+
+def time_sample(case: Case, label: str, sample: Callable[[], torch.Tensor], repeats: int, warmup: int) -> dict:
+    log(f"bench: {len(case.timesteps)}-step guided samples through {label} ({warmup} warm-up, {repeats} timed)")
+    _reset_peak(case.device)
+    case.counter.n = 0
+    seconds, image = timed(sample, repeats, case.device, warmup=warmup)
+    calls = case.counter.n // (repeats + warmup)
+    s = statistics.median(seconds)
+    return {
+        "s_median": round(s, 4),
+        "s_all": [round(x, 4) for x in seconds],
+        "model_calls": calls,
+        "ms_per_model_call": _ms(s / calls),
+        "output_finite": bool(torch.isfinite(image).all()),
+        "peak_gpu_memory_gib": _peak_gib(case.device),
+    }
+
+
+def run(size: str | None = None, device: str = "auto", repeats: int = 5) -> dict:
+    """Build the case, run the three measurements, and return the report (a JSON-ready dict)."""
+    size, device = resolve(size, device)  # a bad choice fails before diffusers loads (seconds)
+    import diffusers
+
+    case = build_case(size, device)
+    results = {"unet_call": time_unet_call(case, repeats)}
+    # On CUDA one untimed sample each (the loops' own small kernels, the allocator); on the CPU the
+    # UNet calls before warmed up all there is, and the tests stay fast.
+    sample_warmup = 1 if device == "cuda" else 0
+    for key, (label, sample) in samplers(case).items():
+        results[key] = time_sample(case, label, sample, repeats, sample_warmup)
+    ours, theirs = results["sample_ours"], results["sample_diffusers"]
     return {
         "benchmark": "DeepFloyd IF stage I, random weights: UNet call, our samplers, diffusers' IFPipeline",
         "size": size,
         "unet": FULL if size == "full" else "tiny (IF's block types)",
-        "parameters": parameters,
+        "parameters": sum(p.numel() for p in case.unet.parameters()),
         "device": device,
         "device_name": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "cpu_threads": torch.get_num_threads(),
-        "dtype": str(dtype).removeprefix("torch."),
+        "dtype": str(case.dtype).removeprefix("torch."),
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,
         "repeats": repeats,
         "warmup": {"unet_calls": WARMUP_CALLS, "samples": sample_warmup},
-        "timesteps": {"first": timesteps[0], "last": timesteps[-1], "stride": STRIDE, "count": len(timesteps)},
+        "timesteps": {"first": case.timesteps[0], "last": case.timesteps[-1], "stride": STRIDE, "count": len(case.timesteps)},
         "guidance_scale": GUIDANCE,
         **results,
         "ratio_ours_over_diffusers": {
-            "per_sample": round(ours_r["s_median"] / theirs_r["s_median"], 4),
-            "per_model_call": round(ours_r["ms_per_model_call"] / theirs_r["ms_per_model_call"], 4),
+            "per_sample": round(ours["s_median"] / theirs["s_median"], 4),
+            "per_model_call": round(ours["ms_per_model_call"] / theirs["ms_per_model_call"], 4),
         },
-        "peak_gpu_memory_gib": max(peaks) if device == "cuda" else None,
+        "peak_gpu_memory_gib": max(r["peak_gpu_memory_gib"] for r in results.values()) if device == "cuda" else None,
     }

@@ -2,23 +2,26 @@
 
 This is the one way through the data: parameters → experiments → store →
 renderer. A section's run sees its parameters, the entries of the sections it
-needs, and folders to write into; it never writes into docs/.
+needs, the backend where it runs on one, and folders to write into; it never
+writes into docs/. What it returns is written out here (outputs.py).
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from .config import Config, cache_dir, data_dir
+from .backends import Backend, open_backend, prompts_of
+from .config import Config, cache_dir, data_dir, load
 from .errors import SectionFailed, UsageError
-from .registry import Params, Result, Section, all_sections, select
-from .store import Entry, Store, canonical_json, entry_key, write_json
+from .outputs import check_metrics, versions, write_record, write_samples
+from .render import render
+from .section import Params, Result, Section
+from .sections import all_sections, needed, select
+from .store import Entry, Store, canonical_json, entry_key
 
 
 @dataclass
@@ -34,14 +37,16 @@ class Context:
     needs: dict[str, Entry]
     data_root: Path
     runs: tuple[str, ...] = ()  # every section this build runs (a backend loads what all of them need)
-
-    @property
-    def backend(self) -> str:
-        """Part A's model for this build: local or deepfloyd."""
-        return self.config.backend
+    opened: Backend | None = field(default=None, repr=False)
 
     def params_of(self, section_id: str) -> Params:
         return self.config.params[section_id]
+
+    def backend(self) -> Backend:
+        """Part A's model for this build, loaded once per process."""
+        if self.opened is None:
+            self.opened = open_backend(self.config, self.runs, self.needs, self.device, cache_dir(self.config.root))
+        return self.opened
 
     def progress(self, iterable: Iterable | None = None, **kwargs):
         """A tqdm bar labelled with the section (TQDM_DISABLE=1 turns bars off)."""
@@ -66,7 +71,7 @@ def plan(config: Config, sections: list[Section]) -> list[tuple[Section, str]]:
     planned = []
     for s in sections:
         params = config.params[s.id].model_dump(mode="json")
-        needs = {n: keys[n] for n in s.needs_on(config.backend)}
+        needs = {n: keys[n] for n in s.needs_on(config.spec.needs)}
         keys[s.id] = entry_key(s.id, s.version, params, backend_identity(config, s), needs)
         planned.append((s, keys[s.id]))
     return planned
@@ -75,7 +80,7 @@ def plan(config: Config, sections: list[Section]) -> list[tuple[Section, str]]:
 def status(config: Config) -> list[tuple[Section, str]]:
     """Every section with fresh (built with these parameters), stale or never."""
     store = Store(cache_dir(config.root))
-    keys = {s.id: key for s, key in plan(config, select(list(all_sections()), backend=config.backend))}
+    keys = {s.id: key for s, key in plan(config, select(list(all_sections()), backend_needs=config.spec.needs))}
     rows = []
     for s in all_sections().values():  # page order
         if store.entry(keys[s.id]):
@@ -95,16 +100,6 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def _versions() -> dict[str, str]:
-    versions = {}
-    for name, dist in (("torch", "torch"), ("diffusers", "diffusers"), ("generator", "gen")):
-        try:
-            versions[name] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
 def _device_name(device: str) -> str:
     if device == "cuda":
         import torch
@@ -113,50 +108,43 @@ def _device_name(device: str) -> str:
     return device
 
 
-def _transitive_needs(section: Section, backend: str) -> list[str]:
-    sections = all_sections()
-    found, stack = [], list(section.needs_on(backend))
-    while stack:
-        sid = stack.pop()
-        if sid not in found:
-            found.append(sid)
-            stack.extend(sections[sid].needs_on(backend))
+def departures(config: Config, full: Config, section: Section) -> list[dict]:
+    """The section's parameters (and its backend's settings) that differ from the full profile's, the seed aside."""
+
+    def differ(owner: str, prefix: str = "") -> list[dict]:
+        used, reference = config.params[owner].model_dump(mode="json"), full.params[owner].model_dump(mode="json")
+        return [{"name": prefix + k, "used": v, "full": reference[k]} for k, v in used.items() if v != reference[k] and k != "seed"]
+
+    found = differ(section.id)
+    if section.uses_backend:
+        found += differ(config.backend, f"{config.backend}.")
     return found
 
 
-def _run_one(
-    section: Section, key: str, config: Config, store: Store, needs: dict[str, Entry], device: str, runs: tuple[str, ...]
-) -> None:
+def _run_one(section: Section, key: str, config: Config, full: Config, store: Store, needs: dict[str, Entry],
+             device: str, runs: tuple[str, ...]) -> None:
     import torch
 
     params = config.params[section.id]
     with store.staging(key) as folder:
-        ctx = Context(
-            section=section,
-            config=config,
-            out=folder / "public",
-            private=folder / "private",
-            work=store.work_dir(key),
-            device=device,
-            needs=needs,
-            data_root=data_dir(config.root),
-            runs=runs,
-        )
+        ctx = Context(section, config, folder / "public", folder / "private", store.work_dir(key), device, needs,
+                      data_dir(config.root), runs)
         torch.manual_seed(params.seed)
         start = time.perf_counter()
         try:
-            result: Result = section.run(params, ctx)
+            result: Result = section.function()(params, ctx)
+            duration = time.perf_counter() - start
+            check_metrics(result.metrics)
+            if result.samples is not None:
+                write_samples(ctx.out, result.samples)
         except UsageError:
             raise
         except Exception as e:  # the message names the section; the store keeps earlier results
             raise SectionFailed(section.id, e) from e
-        duration = time.perf_counter() - start
-        for name, value in result.metrics.items():
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise SectionFailed(section.id, ValueError(f"metric {name} is {value!r}, not a finite number"))
-        backend = dict(result.backend)
         if section.uses_backend:  # the backend's settings (its schedule, its model ids) made this result too
-            backend["settings"] = config.params[config.backend].model_dump(mode="json")
+            backend = {**ctx.backend().describe, "settings": config.params[config.backend].model_dump(mode="json")}
+        else:
+            backend = {"name": "none", **({"model_id": result.model} if result.model else {})}
         record = {
             "id": section.id,
             "title": section.title,
@@ -169,28 +157,24 @@ def _run_one(
             "cache_key": key,
             "needs": {sid: e.key for sid, e in needs.items()},
             "metrics": result.metrics,
-            "files": sorted(f"assets/{section.id}/{p.name}" for p in ctx.out.iterdir() if p.is_file()),
             "figures": [vars(f) for f in result.figures],
-            "command": config.command(
-                section.id, [section.id, *_transitive_needs(section, config.backend)], backend=section.uses_backend
-            ),
-            "versions": _versions(),
+            "departures": departures(config, full, section),
+            "reference": config.spec.reference if section.uses_backend else "write-up",
+            "command": config.command(section.id, [section.id, *needed([section.id], config.spec.needs)],
+                                      backend=section.uses_backend),
+            "versions": versions(),
         }
-        record["files"].append(f"assets/{section.id}/record.json")
-        record["files"].sort()
-        write_json(folder / "record.json", record)
-        write_json(folder / "public" / "record.json", record)
-        write_json(folder / "data.json", result.data)
+        write_record(folder, ctx.out, record, result.data)
 
 
 def build(config: Config, selectors: list[str], *, force: bool = False, device: str = "auto", log=print) -> list[str]:
     """Build the selected sections (and what they need); returns the ids that ran."""
-    from .render import render
-
-    sections = select(selectors, backend=config.backend)
+    spec = config.spec
+    sections = select(selectors, backend_needs=spec.needs)
     forced = {s.id for s in select(selectors, include_needs=False)} if force else set()
     if device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"unknown device '{device}'; valid: auto, cpu, cuda")
+    full = load(config.root, "full", backend=config.backend)  # the write-up's numbers, checked before anything runs
     store = Store(cache_dir(config.root))
     ran: list[str] = []
     if any(s.uses_backend for s in sections):
@@ -200,18 +184,17 @@ def build(config: Config, selectors: list[str], *, force: bool = False, device: 
         planned = plan(config, sections)
         to_run = {s.id for s, key in planned if s.id in forced or store.entry(key) is None}
         runs = tuple(s.id for s, _ in planned if s.id in to_run)
-        if config.backend == "deepfloyd" and any(s.uses_backend for s in sections if s.id in to_run):
-            from .backends import preflight
-
-            preflight(config, [s.id for s in sections if s.uses_backend and s.id in to_run])  # before anything runs
+        on_backend = [s.id for s, _ in planned if s.uses_backend and s.id in to_run]
+        if on_backend:
+            spec.preflight(config, on_backend, prompts_of(config, on_backend))  # before anything runs
         try:
             for section, key in planned:
                 entry = store.entry(key)
                 if section.id in to_run:
                     device = resolve_device(device)  # imports torch: only when something runs
                     log(f"{section.id}: running ({section.title})")
-                    needs = {n: entries[n] for n in section.needs_on(config.backend)}
-                    _run_one(section, key, config, store, needs, device, runs)
+                    needs = {n: entries[n] for n in section.needs_on(spec.needs)}
+                    _run_one(section, key, config, full, store, needs, device, runs)
                     entry = store.entry(key)
                     ran.append(section.id)
                     log(f"{section.id}: done in {entry.record['duration_s']:.1f} s")

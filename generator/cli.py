@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from .backends import BACKENDS
 from .errors import SectionFailed, UsageError
 
 
@@ -40,9 +41,9 @@ def _parameter_options(command):
         "--backend",
         default="auto",
         show_default=True,
-        type=click.Choice(["auto", "local", "deepfloyd"]),
+        type=click.Choice(["auto", *BACKENDS]),
         help="Part A's model: DeepFloyd IF, or local (the MNIST model of b2.4). "
-        "auto = DeepFloyd where it can be loaded (a CUDA GPU and its weights), else local.",
+        "auto = the first that can be loaded, in this order (DeepFloyd needs a CUDA GPU and its weights).",
     )(command)
     return click.option(
         "--profile",
@@ -109,7 +110,7 @@ def build(ids, build_all, profile, sets, backend, device, force):
         raise UsageError(f"pass section ids ({' '.join(ids)}) or --all, not both")
     from .build import build as run_build
     from .config import find_root, load
-    from .registry import all_sections, select
+    from .sections import all_sections, select
 
     root = find_root()
     selectors = list(all_sections()) if build_all else list(ids)

@@ -1,7 +1,9 @@
 """gen.yaml → validated, frozen parameters per section.
 
-gen.yaml holds every parameter at the write-up's numbers (the `full` profile);
-`profiles:` overlays change some of them for `quick` and `smoke`; `--set
+gen.yaml holds every parameter at the write-up's numbers (the `full` profile),
+and is the only place that does: the code holds names, bounds and
+descriptions. `on_BACKEND:` overlays change Part A's numbers for a backend,
+`profiles:` overlays change some of them for `quick` and `smoke`, and `--set
 KEY=VALUE` changes one more. Every value is checked before anything runs, and a
 bad one is reported in one line that names the key and what is allowed.
 """
@@ -18,8 +20,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from .backends import BACKENDS, BackendSpec, resolve_backend
 from .errors import UsageError
-from .registry import Settings, all_sections, param_groups
+from .section import Settings
+from .sections import all_sections
 
 PROFILES = ("full", "quick", "smoke")
 CONFIG_FILE = "gen.yaml"
@@ -30,10 +34,15 @@ class Config:
     root: Path
     profile: str
     profile_reason: str
-    params: dict[str, Settings]  # every section's, and every parameter group's (the backends')
-    sets: tuple[tuple[str, str], ...] = ()  # (owning section or group, "KEY=VALUE")
-    backend: str = "local"  # Part A's model
-    backend_reason: str = ""
+    params: dict[str, Settings]  # every section's, and every backend's settings
+    sets: tuple[tuple[str, str], ...]  # (owning section or backend, "KEY=VALUE")
+    backend: str  # Part A's model, a name in backends.BACKENDS
+    backend_reason: str
+
+    @property
+    def spec(self) -> BackendSpec:
+        """Part A's model as the parameters see it (backends/base.py)."""
+        return BACKENDS[self.backend]
 
     def command(self, selector: str, section_ids: list[str], *, backend: bool = False) -> str:
         """The exact command that rebuilds `selector`, with the --set items of `section_ids` (and the backend's)."""
@@ -124,6 +133,8 @@ def _describe_error(sid: str, model: type[Settings], err: ValidationError, value
         return _unknown_field(key, name, model)
     info = model.model_fields.get(name)
     what = f" ({info.description})" if info is not None and info.description else ""
+    if first["type"] == "missing":
+        return UsageError(f"{key} is missing from {CONFIG_FILE}; give it a value{what}")
     shown = values.get(name, "?")
     msg = first["msg"].replace("Input should be", "must be").replace("Value error, ", "")
     return UsageError(f"bad value {key}={shown!r}: {msg}{what}")
@@ -131,8 +142,6 @@ def _describe_error(sid: str, model: type[Settings], err: ValidationError, value
 
 def _layers(data: dict, profile: str, backend: str) -> list[tuple[dict, str]]:
     """The overlays in the order they apply: the write-up's numbers, the backend's, the profile's."""
-    from .backends import BACKENDS
-
     for name in data:
         if name.startswith("on_") and name[3:] not in BACKENDS:
             raise UsageError(f"{CONFIG_FILE} has '{name}'; backends are {', '.join(BACKENDS)}")
@@ -150,11 +159,11 @@ def load(
     root: Path, profile: str = "auto", sets: tuple[str, ...] = (), *, cuda: bool = False, backend: str = "auto"
 ) -> Config:
     """Read gen.yaml, apply the backend's and the profile's overlays and the --set overrides, validate everything."""
-    from .backends import resolve_backend
-
-    models = {sid: s.params for sid, s in all_sections().items()} | param_groups()
+    sections = all_sections()
+    models = {sid: s.params for sid, s in sections.items()} | {name: spec.settings for name, spec in BACKENDS.items()}
     profile, reason = resolve_profile(profile, cuda)
     data = _read_yaml(root / CONFIG_FILE)
+    seed = {"seed": data["seed"]} if "seed" in data else {}  # every section's, unless it sets its own
 
     def validate(raw: dict[str, dict[str, Any]], owner: str) -> Settings:
         try:
@@ -162,7 +171,6 @@ def load(
         except ValidationError as e:
             raise _describe_error(owner, models[owner], e, raw[owner]) from None
 
-    raw: dict[str, dict[str, Any]] = {owner: {} for owner in models}
     owned_sets = []
     for item in sets:
         key, eq, text = item.partition("=")
@@ -173,24 +181,25 @@ def load(
             raise _unknown_field(key, name, models[owner])
         owned_sets.append((owner, name, _parse_value(text.strip()), item))
 
-    # The backend decides which overlays apply, and auto looks at DeepFloyd's settings to decide.
-    for layer, _ in _layers(data, profile, "deepfloyd"):
-        raw["deepfloyd"].update(layer.get("deepfloyd") or {})
-    raw["deepfloyd"].update({name: value for owner, name, value, _ in owned_sets if owner == "deepfloyd"})
-    backend, backend_reason = resolve_backend(backend, validate(raw, "deepfloyd"), cuda)
+    def resolved(on: str) -> dict[str, dict[str, Any]]:
+        """Every owner's values with the overlays of backend `on` and the --set items."""
+        raw: dict[str, dict[str, Any]] = {owner: (dict(seed) if owner in sections else {}) for owner in models}
+        for layer, where in _layers(data, profile, on):
+            for owner, values in layer.items():
+                if owner not in models:
+                    raise UsageError(f"{where} names unknown section '{owner}'")
+                raw[owner].update(values or {})
+        for owner, name, value, _ in owned_sets:
+            raw[owner][name] = value
+        return raw
 
-    raw = {owner: {} for owner in models}
-    for layer, where in _layers(data, profile, backend):
-        for owner, values in layer.items():
-            if owner not in models:
-                raise UsageError(f"{where} names unknown section '{owner}'")
-            raw[owner].update(values or {})
-    for owner, name, value, _ in owned_sets:
-        raw[owner][name] = value
-
+    # Which backend a build runs on can depend on the backends' settings (auto asks whether each can load).
+    settings = {name: validate(resolved(name), name) for name in BACKENDS}
+    backend, backend_reason = resolve_backend(backend, settings, cuda)
+    raw = resolved(backend)
     params = {owner: validate(raw, owner) for owner in models}
     sets_kept = tuple((owner, item) for owner, _, _, item in owned_sets)
     config = Config(root, profile, reason, params, sets_kept, backend, backend_reason)
-    for p in params.values():
-        p.check(config)
+    for sid in sections:
+        params[sid].check(config, sid)
     return config

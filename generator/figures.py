@@ -1,4 +1,4 @@
-"""Figures: labelled image tables, loss curves and GIFs, as reproducible files.
+"""Figures: labelled image tables, loss curves, sample grids and sampling animations, as reproducible files.
 
 matplotlib runs on the Agg backend with fixed dpi and no date or version in the
 metadata, so the same images give the same bytes.
@@ -7,7 +7,7 @@ metadata, so the same images give the same bytes.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Container, Sequence
 
 import matplotlib
 
@@ -98,3 +98,35 @@ def save_gif(frames: Sequence[np.ndarray], path: Path, *, frame_ms: int = 80, ho
     images = [Image.fromarray(f) for f in frames]
     durations = [frame_ms] * (len(images) - 1) + [hold_last_ms]
     images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0, optimize=False)
+
+
+def save_png(array: np.ndarray, path: Path) -> None:
+    """A uint8 array (from `tile`) as a PNG, pixel for pixel."""
+    from PIL import Image
+
+    Image.fromarray(array).save(path, optimize=False)
+
+
+class FrameRecorder:
+    """A sampler callback that keeps x_t stacked over x̂0 of the first `count` samples, at the steps in `keep` (all: None)."""
+
+    def __init__(self, count: int, keep: Container[int] | None = None):
+        self.count = count
+        self.keep = keep
+        self.frames: list[torch.Tensor] = []  # each (2·count, C, H, W): x_t rows, then x̂0 rows
+
+    def __call__(self, info) -> None:
+        if self.keep is None or info.i in self.keep:
+            self.frames.append(torch.cat([info.x_t[: self.count], info.x0_hat[: self.count]]).float().cpu())
+
+
+def evenly_spread(total: int, count: int) -> set[int]:
+    """`count` step indices spread evenly over 0..total − 1, the first and the last included."""
+    return {round(i * (total - 1) / (count - 1)) for i in range(count)}
+
+
+def animation(
+    frames: Sequence[torch.Tensor], path: Path, *, to_pixels: Callable[[torch.Tensor], torch.Tensor] = lambda x: x, scale: int = 3
+) -> None:
+    """A GIF of recorded frames: x_t in the top row, the estimate x̂0 below, one frame per recorded step."""
+    save_gif([tile(to_pixels(f), nrow=f.shape[0] // 2, scale=scale) for f in frames], path)

@@ -14,7 +14,7 @@ from typing import Any
 
 import jinja2
 
-from .registry import all_sections
+from .sections import all_sections
 from .store import Store, write_atomic
 
 TEMPLATES = "templates"
@@ -24,24 +24,31 @@ DOCS = "docs"
 
 @dataclass
 class SectionView:
-    """A section as templates see it; `built` is False until it has run once."""
+    """A section as templates see it: the table's number and title, and its last result (`built` once it ran)."""
 
     id: str
+    number: str
     title: str
+    page: str  # the page's file under docs/
     built: bool = False
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     figures: list[dict] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
-    departures: list[dict] = field(default_factory=list)  # parameters that differ from the write-up's
 
-    def figure(self, name: str) -> dict:
-        """The figure whose file is `name`, with its path relative to docs/."""
-        for f in self.figures:
-            if f["file"] == name:
-                return {**f, "path": f"assets/{self.id}/{name}"}
-        raise KeyError(f"{self.id} has no figure {name}")
+    @property
+    def heading(self) -> str:
+        """The Markdown heading: ## for 0 and 1, ### for 1.1, #### for 1.7.1."""
+        return "#" * (self.number.count(".") + 2)
+
+    @property
+    def link(self) -> str:
+        return f"{self.page}#{self.id}"
+
+    def paths(self) -> list[dict]:
+        """Its figures, each with its path relative to docs/."""
+        return [{**f, "path": f"assets/{self.id}/{f['file']}"} for f in self.figures]
 
 
 def _sync_tree(source: Path, target: Path, *, prune: bool) -> list[Path]:
@@ -64,55 +71,18 @@ def _sync_tree(source: Path, target: Path, *, prune: bool) -> list[Path]:
     return changed
 
 
-def _departures(params: dict, full: dict) -> list[dict]:
-    return [{"name": k, "used": v, "full": full.get(k)} for k, v in params.items() if full.get(k) != v and k != "seed"]
-
-
-def views(root: Path, store: Store) -> dict[str, SectionView]:
-    from .backends import BACKENDS
-    from .config import load
-
-    # Part A's numbers depend on the backend: the local model's are compared with its own full profile.
-    full = {
-        backend: {sid: p.model_dump(mode="json") for sid, p in load(root, "full", backend=backend).params.items()}
-        for backend in BACKENDS
-    }
+def views(store: Store) -> dict[str, SectionView]:
     out = {}
     for sid, section in all_sections().items():
         entry = store.last_entry(sid)
-        if entry is None:
-            out[sid] = SectionView(sid, section.title)
-            continue
-        record = entry.record
-        out[sid] = SectionView(
-            sid,
-            section.title,
-            built=True,
-            params=record["params"],
-            metrics=record["metrics"],
-            figures=record["figures"],
-            data=entry.data,
-            record=record,
-            departures=_departures(record["params"], full[_backend_of(record)][sid])
-            + _backend_departures(record, full[_backend_of(record)]),
-        )
+        page = _page_name(section.page + ".md.j2")
+        view = SectionView(sid, section.number, section.title, page)
+        if entry is not None:
+            record = entry.record
+            view = SectionView(sid, section.number, section.title, page, True, record["params"], record["metrics"],
+                               record["figures"], entry.data, record)
+        out[sid] = view
     return out
-
-
-def _backend_departures(record: dict, full: dict) -> list[dict]:
-    backend = record.get("backend", {})
-    if "settings" not in backend:
-        return []
-    name = backend["name"]
-    return [{**d, "name": f"{name}.{d['name']}"} for d in _departures(backend["settings"], full[name])]
-
-
-def _backend_of(record: dict) -> str:
-    """The backend whose full profile a record is compared with; Part B's numbers are the same under both."""
-    from .backends import BACKENDS
-
-    name = record.get("backend", {}).get("name")
-    return name if name in BACKENDS else BACKENDS[0]
 
 
 def environment(root: Path) -> jinja2.Environment:
@@ -133,11 +103,16 @@ def _format_number(value: float, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
+def _page_name(template: str) -> str:
+    """templates/part_a.md.j2 → part-a.md"""
+    return template.removesuffix(".j2").replace("_", "-")
+
+
 def render(root: Path, store: Store) -> list[Path]:
     """Rewrite docs/ from the store; returns the files that changed."""
     docs = root / DOCS
     changed = _sync_tree(root / SITE_ASSETS, docs / "assets", prune=False)
-    sections = views(root, store)
+    sections = views(store)
     for sid, view in sections.items():
         if view.built:
             changed += _sync_tree(store.last_entry(sid).public, docs / "assets" / sid, prune=True)
@@ -147,7 +122,7 @@ def render(root: Path, store: Store) -> list[Path]:
     for template in sorted((root / TEMPLATES).glob("*.md.j2")):
         if template.name.startswith("_"):
             continue
-        page = docs / template.name.removesuffix(".j2").replace("_", "-")
+        page = docs / _page_name(template.name)
         text = env.get_template(template.name).render(s=sections)
         if write_atomic(page, text):
             changed.append(page)

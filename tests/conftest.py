@@ -35,6 +35,17 @@ def _environment(monkeypatch):
     monkeypatch.delenv("GEN_CACHE_DIR", raising=False)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """For small tensors: one thread is as fast, and immune to other processes holding the CPUs."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def copy_project(target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for name in PROJECT_INPUTS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,19 +19,15 @@ from generator.diffusion.ddpm import (
     posterior_variance,
     predict_start_from_noise,
     q_sample,
-    sample,
 )
+from generator.diffusion.samplers import classifier_free, conditional, ddpm_sample
+from generator.models.denoiser import UNetDenoiser
+from generator.models.unet import one_hot
 
 T = 300
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tensors are small: one thread is as fast, and immune to other processes holding the CPUs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: one thread is as fast, and immune to load
 
 
 @pytest.fixture(scope="module")
@@ -185,12 +182,11 @@ def test_ddpm_loss_is_zero_for_the_true_noise(schedule):
         abar = schedule.alphas_cumprod[t].reshape(-1, 1, 1, 1)
         return (x_t - abar.sqrt() * x0) / (1 - abar).sqrt()
 
-    labels = torch.arange(64) % 10
-    loss = ddpm_loss(oracle, x0, labels, torch.Generator().manual_seed(1), schedule)
+    loss = ddpm_loss(oracle, x0, None, torch.Generator().manual_seed(1), schedule)
     assert loss.item() < 1e-8 and seen["c"] is None
     assert seen["t"].min() >= 0 and seen["t"].max() <= (T - 1) / T
     # a model that predicts 0 pays E[ε²] = 1
-    zero = ddpm_loss(lambda x, t: torch.zeros_like(x), x0, labels, torch.Generator().manual_seed(1), schedule)
+    zero = ddpm_loss(lambda x, t: torch.zeros_like(x), x0, None, torch.Generator().manual_seed(1), schedule)
     assert zero.item() == pytest.approx(1.0, abs=0.15)
 
 
@@ -203,7 +199,7 @@ def test_ddpm_loss_drops_classes(schedule):
 
     labels = torch.arange(4000) % 10
     x0 = torch.zeros(4000, 1, 2, 2)
-    ddpm_loss(model, x0, labels, torch.Generator().manual_seed(2), schedule, num_classes=10, p_uncond=0.1)
+    ddpm_loss(model, x0, one_hot(labels, 10), torch.Generator().manual_seed(2), schedule, p_uncond=0.1)
     c = seen[0]
     assert c.shape == (4000, 10)
     kept = c.sum(1) == 1
@@ -213,6 +209,29 @@ def test_ddpm_loss_drops_classes(schedule):
 
 
 # ---------------------------------------------------------------- sampling
+
+
+class Toy:
+    """A model with a Part B UNet's signature and config, for `UNetDenoiser`."""
+
+    def __init__(self, fn, num_classes: int = 0):
+        self.fn = fn
+        self.config = SimpleNamespace(num_classes=num_classes)
+
+    def __call__(self, x, t_in, c=None):
+        return self.fn(x, t_in) if c is None else self.fn(x, t_in, c)
+
+
+def sample(model, shape, schedule, *, seed, labels=None, guidance_scale=None, callback=None):
+    """Part B's sampling as b2.3 and b2.5 compose it: `ddpm_sample` over a `UNetDenoiser`, with or without CFG."""
+    den = UNetDenoiser(Toy(model, 10 if labels is not None else 0), schedule.alphas_cumprod, "cpu")
+    if labels is None:
+        eps_fn = conditional(den, den.encode([""]))
+    else:
+        cond = den.encode([str(int(d)) for d in labels])
+        eps_fn = conditional(den, cond) if guidance_scale is None else classifier_free(den, cond, den.encode([""]), guidance_scale)
+    g = torch.Generator().manual_seed(seed)
+    return ddpm_sample(eps_fn, torch.randn(shape, generator=g), schedule.alphas_cumprod, generator=g, callback=callback)
 
 
 def _chain_moments(schedule: Schedule, mu: float, s: float) -> tuple[float, float]:
@@ -234,7 +253,7 @@ def _chain_moments(schedule: Schedule, mu: float, s: float) -> tuple[float, floa
 
 @pytest.mark.parametrize("mu, s", [(0.3, 0.2), (-0.5, 1.0)])
 def test_sample_reproduces_gaussian_data(schedule, mu, s):
-    x = sample(gaussian_eps(schedule, mu, s), (4096, 1, 6, 6), schedule, generator=torch.Generator().manual_seed(0), device="cpu")
+    x = sample(gaussian_eps(schedule, mu, s), (4096, 1, 6, 6), schedule, seed=0)
     mean, std = x.mean().item(), x.std().item()
     # the data's moments, up to the prior mismatch at t = T−1 and the choice σ_t² = β_t
     assert mean == pytest.approx(mu, abs=0.05)
@@ -252,7 +271,7 @@ def test_sample_visits_every_timestep_once(schedule):
         seen.append(t_in[0].item())
         return torch.zeros_like(x)
 
-    sample(model, (2, 1, 3, 3), schedule, generator=torch.Generator().manual_seed(0), device="cpu", callback=steps.append)
+    sample(model, (2, 1, 3, 3), schedule, seed=0, callback=steps.append)
     assert seen == pytest.approx([t / T for t in range(T - 1, -1, -1)])
     assert [s.t for s in steps] == list(range(T - 1, -1, -1)) and [s.i for s in steps] == list(range(T))
     assert isinstance(steps[0], StepInfo) and steps[0].x_t.shape == (2, 1, 3, 3)
@@ -261,30 +280,18 @@ def test_sample_visits_every_timestep_once(schedule):
 def test_sample_ends_on_the_last_x0_hat(schedule):
     """The step from t = 0 goes to the clean image: ᾱ_prev = 1 and no noise, so it returns x̂0 exactly."""
     steps = []
-    x = sample(
-        lambda x, t: 0.5 * x, (2, 1, 3, 3), schedule, generator=torch.Generator().manual_seed(0), device="cpu",
-        callback=steps.append,
-    )
+    x = sample(lambda x, t: 0.5 * x, (2, 1, 3, 3), schedule, seed=0, callback=steps.append)
     assert steps[-1].t == 0 and not torch.allclose(steps[-1].x_t, steps[-1].x0_hat, atol=1e-4)
     assert torch.allclose(x, steps[-1].x0_hat, atol=1e-6)
 
 
-def test_sample_is_reproducible_and_restores_train_mode(schedule):
+def test_sample_is_reproducible(schedule):
     model = torch.nn.Conv2d(1, 1, 3, padding=1)
-    model.train()
     wrapped = lambda x, t: model(x)  # noqa: E731
-    a = sample(wrapped, (2, 1, 5, 5), schedule, generator=torch.Generator().manual_seed(3), device="cpu")
-    b = sample(wrapped, (2, 1, 5, 5), schedule, generator=torch.Generator().manual_seed(3), device="cpu")
+    a = sample(wrapped, (2, 1, 5, 5), schedule, seed=3)
+    b = sample(wrapped, (2, 1, 5, 5), schedule, seed=3)
     assert torch.equal(a, b)
-
-    class Net(torch.nn.Module):
-        def forward(self, x, t):
-            assert not self.training
-            return torch.zeros_like(x)
-
-    net = Net().train()
-    sample(net, (1, 1, 2, 2), schedule, generator=torch.Generator().manual_seed(0), device="cpu")
-    assert net.training
+    assert not torch.equal(a, sample(wrapped, (2, 1, 5, 5), schedule, seed=4))
 
 
 class ClassModel:
@@ -302,9 +309,7 @@ class ClassModel:
 
 def test_cfg_with_scale_one_is_the_conditional_model(schedule):
     labels = torch.tensor([0, 3, 9])
-    run = lambda model, **kw: sample(  # noqa: E731
-        model, (3, 1, 4, 4), schedule, generator=torch.Generator().manual_seed(5), device="cpu", labels=labels, **kw
-    )
+    run = lambda model, **kw: sample(model, (3, 1, 4, 4), schedule, seed=5, labels=labels, **kw)  # noqa: E731
     guided_model, plain_model = ClassModel(), ClassModel()
     guided = run(guided_model, guidance_scale=1.0)
     plain = run(plain_model)
@@ -312,7 +317,7 @@ def test_cfg_with_scale_one_is_the_conditional_model(schedule):
     assert guided_model.batches == [6] * T  # cond and uncond in one call per step
     assert plain_model.batches == [3] * T
     # γ = 0 is the unconditional model
-    uncond = sample(ClassModel(), (3, 1, 4, 4), schedule, generator=torch.Generator().manual_seed(5), device="cpu")
+    uncond = sample(ClassModel(), (3, 1, 4, 4), schedule, seed=5)
     assert torch.allclose(run(ClassModel(), guidance_scale=0.0), uncond, atol=1e-5)
     assert not torch.allclose(guided, uncond, atol=1e-2)
 
@@ -321,10 +326,7 @@ def test_cfg_first_step_by_hand(schedule):
     """ε = ε_u + γ(ε_c − ε_u) (Ho & Salimans 2022, eq. 6), read off the first x̂0."""
     labels, gamma = torch.tensor([1, 8]), 5.0
     steps = []
-    sample(
-        ClassModel(), (2, 1, 3, 3), schedule, generator=torch.Generator().manual_seed(9), device="cpu",
-        labels=labels, guidance_scale=gamma, callback=steps.append,
-    )
+    sample(ClassModel(), (2, 1, 3, 3), schedule, seed=9, labels=labels, guidance_scale=gamma, callback=steps.append)
     x = steps[0].x_t
     w = torch.linspace(-1, 1, 10)[labels][:, None, None, None]
     eps = 0.1 * x + gamma * w  # ε_u = 0.1·x, ε_c − ε_u = w_c

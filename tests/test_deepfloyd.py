@@ -83,7 +83,7 @@ def test_a0_is_diffusers_ifpipeline_for_the_same_seed(if_project, tiny):
 def test_our_learned_variance_step_is_ddpmscheduler_step_on_the_tiny_unet(tiny):
     from diffusers import DDPMScheduler, IFPipeline
 
-    from generator.backends.deepfloyd import IFDenoiser
+    from generator.backends.deepfloyd_model import IFDenoiser
     from generator.diffusion.samplers import denoise_step
 
     pipe = IFPipeline.from_pretrained(str(tiny["stage_1"]), text_encoder=None, safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False)
@@ -169,7 +169,7 @@ def test_weights_that_cannot_load_are_one_line_with_the_fix(tmp_path):
 def test_a_gated_model_tells_the_user_to_accept_the_licence_and_log_in():
     from huggingface_hub.errors import GatedRepoError
 
-    from generator.backends.deepfloyd import load_error
+    from generator.backends.deepfloyd_model import load_error
 
     # What the hub raises for a user without a token (built without an HTTP response, which needs a network).
     error = GatedRepoError.__new__(GatedRepoError)
@@ -182,7 +182,7 @@ def test_a_gated_model_tells_the_user_to_accept_the_licence_and_log_in():
 def test_for_cuda_the_fp16_variant_is_loaded_where_a_folder_has_one_else_its_own_weights(tiny, tmp_path):
     from diffusers import IFPipeline
 
-    from generator.backends.deepfloyd import NO_CHECKER, _from_pretrained
+    from generator.backends.deepfloyd_model import NO_CHECKER, _from_pretrained
 
     def load(folder, device):
         return _from_pretrained(IFPipeline, str(folder), "stage I", device, text_encoder=None, tokenizer=None, **NO_CHECKER)
@@ -209,15 +209,16 @@ def test_for_cuda_the_fp16_variant_is_loaded_where_a_folder_has_one_else_its_own
     ("offload", "free_gib", "mode"),
     [("auto", 70, "none"), ("auto", 14, "model"), ("auto", 6, "sequential"), ("sequential", 70, "sequential")],
 )
-def test_the_offload_mode_follows_the_free_gpu_memory_or_the_setting(monkeypatch, offload, free_gib, mode):
-    from generator.backends import DeepFloydParams
-    from generator.backends.deepfloyd import choose_offload
+def test_the_offload_mode_follows_the_free_gpu_memory_or_the_setting(monkeypatch, tmp_path, offload, free_gib, mode):
+    from generator.backends.deepfloyd_model import choose_offload
+    from generator.config import load
 
+    settings = load(copy_project(tmp_path / "p"), "full", (f"deepfloyd.offload={offload}",)).params["deepfloyd"]
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (free_gib * 2**30, 80 * 2**30))
-    chosen, why = choose_offload(DeepFloydParams(offload=offload), "cuda")
+    chosen, why = choose_offload(settings, "cuda")
     assert chosen == mode
     assert (f"{free_gib} GiB" in why) == (offload == "auto")
-    assert choose_offload(DeepFloydParams(offload=offload), "cpu") == ("none", "on the CPU")
+    assert choose_offload(settings, "cpu") == ("none", "on the CPU")
 
 
 def _hub_error(name: str, message: str) -> Exception:
@@ -241,7 +242,8 @@ def _hub_error(name: str, message: str) -> Exception:
 def test_uncached_weights_are_checked_with_the_hub_before_anything_runs(monkeypatch, tmp_path, raised, expected):
     import huggingface_hub
 
-    from generator.backends import preflight, resolve_backend
+    from generator.backends import resolve_backend
+    from generator.backends.deepfloyd import DEEPFLOYD
     from generator.config import load
     from generator.errors import UsageError
 
@@ -254,8 +256,8 @@ def test_uncached_weights_are_checked_with_the_hub_before_anything_runs(monkeypa
     monkeypatch.setattr(huggingface_hub, "auth_check", auth_check)
     config = load(copy_project(tmp_path / "p"), "smoke", backend="deepfloyd")
     with pytest.raises(UsageError, match=r"^cannot load stage I: ") as failure:
-        preflight(config, ["a1.5"])
+        DEEPFLOYD.preflight(config, ["a1.5"], ["", "a high quality photo"])
     assert expected in str(failure.value) and "\n" not in str(failure.value)
     # --backend auto on a CUDA machine says the same, and takes the local model.
-    backend, why = resolve_backend("auto", config.params["deepfloyd"], cuda=True)
+    backend, why = resolve_backend("auto", {name: config.params[name] for name in ("deepfloyd", "local")}, cuda=True)
     assert backend == "local" and expected in why

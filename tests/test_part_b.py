@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+from conftest import copy_project
 from PIL import Image
 
 
@@ -56,10 +57,15 @@ def test_animations_have_the_asked_number_of_frames(built):
             assert gif.size[0] > 28 * 10  # ten samples across
 
 
-def test_checkpoint_epochs_default_to_a_quarter_and_the_end():
-    from generator.sections.part_b import DDPMParams
+def test_checkpoint_epochs_default_to_a_quarter_and_the_end(tmp_path):
+    from generator.config import load
 
-    assert DDPMParams(epochs=20).checkpoints() == [5, 20]
-    assert DDPMParams(epochs=2).checkpoints() == [1, 2]
-    assert DDPMParams(epochs=1).checkpoints() == [1]
-    assert DDPMParams(epochs=10, sample_epochs=[10, 3]).checkpoints() == [3, 10]
+    full = load(copy_project(tmp_path / "p"), "full").params["b2.2"]
+
+    def checkpoints(**changed):
+        return full.model_copy(update=changed).checkpoints()
+
+    assert checkpoints(epochs=20, sample_epochs=None) == [5, 20]
+    assert checkpoints(epochs=2, sample_epochs=None) == [1, 2]
+    assert checkpoints(epochs=1, sample_epochs=None) == [1]
+    assert checkpoints(epochs=10, sample_epochs=[10, 3]) == [3, 10]

@@ -39,13 +39,7 @@ def if_scheduler(variance_type: str) -> DDPMScheduler:
     )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: a second thread only waits on a busy machine (seconds instead of milliseconds)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: a second thread only waits on a busy machine
 
 
 @pytest.fixture(scope="module")

@@ -38,14 +38,7 @@ def offline(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: models this small gain nothing from more, and with a busy
-    neighbour on a 2-core machine two spinning OpenMP threads made these tests 3x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # models this small gain nothing from a second thread
 
 
 def load_stage_1(tiny_if) -> IFPipeline:

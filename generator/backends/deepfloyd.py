@@ -1,258 +1,162 @@
-"""The DeepFloyd IF backend: stage I (64×64) and stage II (×4) through diffusers, prompts through T5.
+"""The DeepFloyd IF backend as the parameters see it: its settings, and whether its weights can load (no torch).
 
-Loading follows ARCHITECTURE.md: `from_pretrained` on the model ids of
-gen.yaml (hub ids or local folders), fp16 on CUDA and fp32 on the CPU. T5-XXL
-alone is about 9 GB in fp16, so it never sits beside the UNets: every prompt a
-build needs is encoded first, the embeddings are kept in the store (keyed by
-prompt and encoder), and T5 is freed before stage I loads. A precomputed
-embeddings file (as the course hands out) skips T5 altogether.
-
-Our samplers call `stage_1.unet` directly (`IFDenoiser`): its 6 output channels
-are the noise estimate and the raw learned-range variance v. a0 alone runs
-diffusers' own `IFPipeline` and every final image is upsampled by stage II's
-`IFSuperResolutionPipeline`.
+The model loads in deepfloyd_model.py. Here: the model ids (hub ids or local
+folders) and memory settings of gen.yaml, the choice `--backend auto` makes,
+and the checks that run before anything is built, so that weights that cannot
+be had stop a build with one line rather than a download's retries.
 """
 
 from __future__ import annotations
 
-import gc
-import hashlib
 import os
 from pathlib import Path
+from typing import Literal
 
-import torch
+from pydantic import Field
 
 from ..errors import UsageError
-from . import DeepFloydParams, hub_advice, looks_like_path
+from .base import BackendSettings, BackendSpec
 
-# IF's pipelines without their safety checker and watermarker: the outputs stay the model's own.
-NO_CHECKER = dict(safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False)
-UPSAMPLE_GUIDANCE = 4.0  # IFSuperResolutionPipeline's default guidance scale
-UPSAMPLE_FACTOR = 4  # stage II: 64×64 → 256×256
+IF_TIMESTEPS = 1000  # stage I's DDPMScheduler (num_train_timesteps)
 
 
-# ---------------------------------------------------------------- loading, with one clear line when it fails
+class DeepFloydSettings(BackendSettings):
+    """DeepFloyd IF through diffusers: model ids (or local folders) and how to fit them in memory."""
+
+    stage_1: str = Field(min_length=1, description="stage I model id or folder")
+    stage_2: str = Field(min_length=1, description="stage II model id or folder")
+    text_encoder: str | None = Field(description="T5's model id or folder (null: stage_1's)")
+    embeddings_file: str | None = Field(description="precomputed prompt embeddings (a torch file)")
+    offload: Literal["auto", "none", "model", "sequential"] = Field(description="CPU offload")
+    upsample_steps: int = Field(ge=1, le=1000, description="stage II's num_inference_steps")
+
+    def identity(self) -> dict:
+        """What determines the model's outputs (not how it is fitted into memory)."""
+        return self.model_dump(mode="json", exclude={"offload"})
 
 
-def load_error(model_id: str, what: str, error: Exception, subfolder: str | None = None) -> UsageError:
-    """The one line a user sees when a model cannot be loaded, with the fix."""
-    name = type(error).__name__
-    text = str(error)
-    folder = Path(model_id).expanduser()
-    if folder.is_dir() and subfolder and not (folder / subfolder).is_dir():
-        # A stage saved without T5 (text_encoder=None): T5 must come from elsewhere.
-        return UsageError(f"the folder '{model_id}' has no {subfolder}/ for {what}; set deepfloyd.text_encoder "
-                          "to a folder or id that has one, or give deepfloyd.embeddings_file")
-    if folder.is_dir():
-        return UsageError(f"cannot load {what} from the folder '{model_id}' ({name}: {text.splitlines()[0] if text else ''}); "
-                          "it must hold a pipeline saved with save_pretrained")
-    if looks_like_path(model_id):
-        return UsageError(f"{what} '{model_id}' is neither a folder nor a Hugging Face model id; fix deepfloyd.* in gen.yaml or --set")
-    return UsageError(f"cannot load {what}: {hub_advice(model_id, error)}")
-
-
-def _from_pretrained(cls, model_id: str, what: str, device: str, **kwargs):
-    """cls.from_pretrained in the device's dtype: on CUDA the fp16 variant (or, where a folder has none, its own weights)."""
-    weights = hasattr(cls, "dtype")  # models and pipelines; a tokenizer has no dtype and no fp16 files
-    if weights:
-        kwargs["dtype"] = torch.float16 if device == "cuda" else torch.float32
-    attempts = [{"variant": "fp16"}, {}] if device == "cuda" and weights else [{}]
-    for k, extra in enumerate(attempts):
-        try:
-            return cls.from_pretrained(model_id, **kwargs, **extra)
-        except (OSError, ValueError) as e:  # no fp16 files: try the plain weights once
-            if k + 1 < len(attempts) and "variant" in str(e).lower():
-                continue
-            raise load_error(model_id, what, e, kwargs.get("subfolder")) from None
-        except Exception as e:  # hub errors (gated, offline) are not all OSErrors
-            raise load_error(model_id, what, e, kwargs.get("subfolder")) from None
-
-
-# ---------------------------------------------------------------- prompt embeddings
-
-
-def _encoder_id(params: DeepFloydParams) -> str:
-    return params.text_encoder or params.stage_1
-
-
-def encode_prompts(prompts: list[str], params: DeepFloydParams, store_root: Path, device: str) -> dict[str, torch.Tensor]:
-    """{prompt: (1, 77, D) embedding} for every prompt, from the store, the embeddings file, or T5 (loaded, used, freed)."""
-    if params.embeddings_file:
-        # preflight() has checked that the file holds every prompt of the build
-        table = torch.load(Path(params.embeddings_file).expanduser(), map_location="cpu", weights_only=True)
-        return {p: table[p].reshape(1, *table[p].shape[-2:]).float() for p in prompts}
-
-    from safetensors.torch import load_file, save_file
-
-    encoder = _encoder_id(params)
-    dtype = "float16" if device == "cuda" else "float32"
-    folder = store_root / "embeddings" / hashlib.sha256(f"{encoder}\n{dtype}".encode()).hexdigest()[:16]
-    path_of = {p: folder / (hashlib.sha256(p.encode()).hexdigest() + ".safetensors") for p in prompts}
-    todo = [p for p in prompts if not path_of[p].is_file()]
-    if todo:
-        for prompt, embedding in _run_t5(todo, encoder, device).items():
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = path_of[prompt].with_suffix(".tmp")
-            save_file({"embedding": embedding.contiguous()}, str(tmp), metadata={"prompt": prompt, "encoder": encoder})
-            tmp.replace(path_of[prompt])
-    return {p: load_file(str(path_of[p]))["embedding"].float() for p in prompts}
-
-
-def _run_t5(prompts: list[str], encoder: str, device: str) -> dict[str, torch.Tensor]:
-    """T5 through IFPipeline.encode_prompt (the pipeline's own tokenising), then T5 is freed."""
-    from diffusers import IFPipeline
-    from transformers import AutoTokenizer, T5EncoderModel
-
-    tokenizer = _from_pretrained(AutoTokenizer, encoder, "the T5 tokenizer", "cpu", subfolder="tokenizer")
-    text_encoder = _from_pretrained(T5EncoderModel, encoder, "the T5 text encoder", device, subfolder="text_encoder")
-    text_encoder.to(device)
-    pipe = IFPipeline(tokenizer=tokenizer, text_encoder=text_encoder, unet=None, scheduler=None, **NO_CHECKER)
-    out = {}
-    with torch.no_grad():
-        for prompt in prompts:
-            embedding, _ = pipe.encode_prompt(prompt, do_classifier_free_guidance=False, device=device, clean_caption=False)
-            out[prompt] = embedding.float().cpu()  # (1, 77, D)
-    del pipe, text_encoder
-    gc.collect()
-    if device == "cuda":
-        torch.cuda.empty_cache()
-    return out
-
-
-# ---------------------------------------------------------------- memory
-
-
-def choose_offload(params: DeepFloydParams, device: str) -> tuple[str, str]:
-    """none, model or sequential CPU offload, and why; auto decides from the free GPU memory."""
-    if device != "cuda":
-        return "none", "on the CPU"
-    if params.offload != "auto":
-        return params.offload, "chosen with deepfloyd.offload"
-    free, _ = torch.cuda.mem_get_info()
-    gib = free / 2**30
-    # fp16: stage I XL ≈ 8.6 GB, stage II L ≈ 2.5 GB, plus activations.
-    if gib >= 20:
-        return "none", f"auto: {gib:.0f} GiB free on the GPU holds both stages"
-    if gib >= 10:
-        return "model", f"auto: {gib:.0f} GiB free; each stage moves to the GPU while it runs"
-    return "sequential", f"auto: only {gib:.0f} GiB free; layers move to the GPU one at a time (slow)"
-
-
-def _place(pipe, mode: str, device: str) -> None:
-    if mode == "model":
-        pipe.enable_model_cpu_offload()
-    elif mode == "sequential":
-        pipe.enable_sequential_cpu_offload()
-    else:
-        pipe.to(device)
-
-
-# ---------------------------------------------------------------- the denoiser and the backend
-
-
-class IFDenoiser:
-    """ε̂ and the raw variance v of IF's stage I UNet (6 output channels), for our samplers."""
-
-    def __init__(self, unet, alphas_cumprod: torch.Tensor, embeddings: dict[str, torch.Tensor], device: str):
-        self.unet = unet
-        self.alphas_cumprod = alphas_cumprod  # (1000,) float32: the loaded scheduler's own
-        self.embeddings = embeddings
-        self.device = device
-        self.dtype = unet.dtype
-
-    def encode(self, prompts: list[str]) -> torch.Tensor:
-        """(B, 77, D) T5 embeddings, computed when the backend opened (every prompt of the build)."""
-        missing = [p for p in prompts if p not in self.embeddings]
-        if missing:
-            raise ValueError(f"prompt {missing[0]!r} was not encoded when the backend opened")
-        return torch.cat([self.embeddings[p] for p in prompts])
-
-    @torch.no_grad()
-    def __call__(self, x_t: torch.Tensor, t: int, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.unet(
-            x_t.to(self.device, self.dtype),
-            torch.tensor(t, device=self.device),
-            encoder_hidden_states=cond.to(self.device, self.dtype),
-            return_dict=False,
-        )[0]  # (B, 6, H, W)
-        eps, v = out.float().split(x_t.shape[1], dim=1)  # noise, and v in [−1, 1] (learned range)
-        return eps, v
-
-
-class DeepFloydBackend:
+class DeepFloydSpec(BackendSpec):
     name = "deepfloyd"
+    settings = DeepFloydSettings
     shape = (3, 64, 64)
+    value_range = (-1.0, 1.0)
 
-    def __init__(self, params: DeepFloydParams, prompts: list[str], store_root: Path, device: str):
-        from diffusers import IFPipeline, IFSuperResolutionPipeline
+    def num_timesteps(self, config) -> int:
+        return IF_TIMESTEPS
 
-        embeddings = encode_prompts(prompts, params, store_root, device)  # T5 comes and goes first
-        self.stage_1 = _from_pretrained(IFPipeline, params.stage_1, "stage I", device, text_encoder=None, tokenizer=None, **NO_CHECKER)
-        self.stage_2 = _from_pretrained(
-            IFSuperResolutionPipeline, params.stage_2, "stage II", device, text_encoder=None, tokenizer=None, **NO_CHECKER
-        )
-        self.offload, offload_reason = choose_offload(params, device)
-        for pipe in (self.stage_1, self.stage_2):
-            _place(pipe, self.offload, device)
-            pipe.set_progress_bar_config(disable=bool(os.environ.get("TQDM_DISABLE")), leave=False)
-        scheduler = self.stage_1.scheduler
-        T = scheduler.config.num_train_timesteps
-        if params.t_start >= T:
-            raise UsageError(f"bad value deepfloyd.t_start={params.t_start}: stage I's schedule has t from 0 to {T - 1}")
-        self.denoiser = IFDenoiser(self.stage_1.unet, scheduler.alphas_cumprod.float().cpu(), embeddings, device)
-        self.timesteps = params.timesteps()
-        self.device = device
-        self.upsample_steps = params.upsample_steps
-        self.model_id = f"{params.stage_1} (stage I) + {params.stage_2} (stage II), {str(self.denoiser.dtype).removeprefix('torch.')}"
-        self.describe = {
-            "name": self.name,
-            "model_id": self.model_id,
-            "stage_1": params.stage_1,
-            "stage_2": params.stage_2,
-            "text_encoder": params.embeddings_file or _encoder_id(params),
-            "offload": self.offload,
-            "offload_reason": offload_reason,
-        }
+    def available(self, settings: DeepFloydSettings, cuda: bool) -> tuple[bool, str]:
+        if not cuda:
+            return False, "no CUDA GPU for DeepFloyd IF"
+        missing = [m for m in (settings.stage_1, settings.stage_2) if not weights_present(m)]
+        if not missing:
+            return True, "CUDA is present and the weights are cached"
+        if os.environ.get("HF_HUB_OFFLINE"):
+            return False, f"{missing[0]} is not in the Hugging Face cache ({hf_cache_dir()}) and HF_HUB_OFFLINE is set"
+        problem = hub_problem(missing[0])
+        if problem:
+            return False, problem
+        return True, f"CUDA is present; {missing[0]} will be downloaded from the Hugging Face hub"
 
-    def to_model(self, images: torch.Tensor) -> torch.Tensor:
-        """Pixels in [0, 1] → IF's space, [−1, 1]."""
-        return (images * 2 - 1).to(self.device)
+    def preflight(self, config, section_ids: list[str], prompts: list[str]) -> None:
+        """No weights offline, a missing folder, a prompt missing from the embeddings file: one line, before anything runs."""
+        settings = config.params[self.name]
+        for what, model_id in (("stage I", settings.stage_1), ("stage II", settings.stage_2)):
+            folder = Path(model_id).expanduser()
+            if looks_like_path(model_id) and not folder.is_dir():
+                raise UsageError(f"deepfloyd: {what} '{model_id}' is not a folder; fix deepfloyd.stage_1/stage_2 (a hub id or a saved pipeline's folder)")
+            if folder.is_dir() or weights_present(model_id):
+                continue
+            if os.environ.get("HF_HUB_OFFLINE"):
+                raise UsageError(
+                    f"cannot load {what} '{model_id}': HF_HUB_OFFLINE is set and it is not in the Hugging Face cache "
+                    f"({hf_cache_dir()}); download it once online, or point deepfloyd.* at a local folder"
+                )
+            problem = hub_problem(model_id)  # one quick question now, rather than a download's retries later
+            if problem:
+                raise UsageError(f"cannot load {what}: {problem}")
+        if settings.embeddings_file:
+            missing = [p for p in prompts if p not in read_embeddings(settings.embeddings_file)]
+            if missing:
+                raise UsageError(
+                    f"prompt {missing[0]!r} is not in deepfloyd.embeddings_file ({settings.embeddings_file}); "
+                    "add its embedding, or set deepfloyd.embeddings_file=null to encode prompts with T5"
+                )
 
-    def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x.float() + 1) / 2).clamp(0, 1).cpu()
+    def load(self, settings: DeepFloydSettings, needs: dict, prompts: list[str], cache: Path, device: str):
+        from .deepfloyd_model import DeepFloydBackend
 
-    def _embeds(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        cond = self.denoiser.encode(prompts)
-        return cond.to(self.device, self.denoiser.dtype), self.denoiser.encode([""] * len(prompts)).to(self.device, self.denoiser.dtype)
+        return DeepFloydBackend(self, settings, prompts, cache, device)
 
-    def text_to_image(self, prompts: list[str], num_inference_steps: int, guidance: float, generator: torch.Generator) -> torch.Tensor:
-        """diffusers' own IFPipeline (its scheduler, thresholding and all): the reference our samplers are checked against."""
-        cond, uncond = self._embeds(prompts)
-        _, height, width = self.shape  # explicit: a saved UNet need not state its sample_size
-        out = self.stage_1(
-            height=height,
-            width=width,
-            prompt_embeds=cond,
-            negative_prompt_embeds=uncond,
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance,
-            generator=generator,
-            output_type="pt",
-        ).images  # (B, 3, 64, 64) in [−1, 1]
-        return out.float()
 
-    def upsample(self, x: torch.Tensor, prompts: list[str], generator: torch.Generator) -> torch.Tensor:
-        """Stage II: 64×64 → 256×256 with the same prompts; returns pixels in [0, 1]."""
-        cond, uncond = self._embeds(prompts)
-        out = self.stage_2(
-            image=x.to(self.device, self.denoiser.dtype),
-            height=x.shape[-2] * UPSAMPLE_FACTOR,
-            width=x.shape[-1] * UPSAMPLE_FACTOR,
-            prompt_embeds=cond,
-            negative_prompt_embeds=uncond,
-            num_inference_steps=self.upsample_steps,
-            guidance_scale=UPSAMPLE_GUIDANCE,
-            generator=generator,
-            output_type="pt",
-        ).images
-        return self.to_pixels(out)
+DEEPFLOYD = DeepFloydSpec()
+
+
+# ---------------------------------------------------------------- the embeddings file
+
+
+def read_embeddings(path: str) -> dict:
+    """{prompt: tensor} from a torch file, read without unpickling code; one line when it is not that."""
+    import torch
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UsageError(f"deepfloyd.embeddings_file '{path}' not found; give a torch file {{prompt: tensor}} or null")
+    try:
+        table = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UsageError(f"deepfloyd.embeddings_file '{path}' is not a torch file of {{prompt: tensor}} ({type(e).__name__})") from None
+    if not isinstance(table, dict):
+        raise UsageError(f"deepfloyd.embeddings_file '{path}' holds a {type(table).__name__}, not a {{prompt: tensor}} dict")
+    return table
+
+
+# ---------------------------------------------------------------- the Hugging Face hub
+
+
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache that from_pretrained looks in."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def weights_present(model_id: str) -> bool:
+    """A folder with a model_index.json or config.json, or a hub id already in the local cache."""
+    folder = Path(model_id).expanduser()
+    if folder.is_dir():
+        return any((folder / name).is_file() for name in ("model_index.json", "config.json"))
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(model_id, "model_index.json"), str)
+    except Exception:  # not a valid repo id
+        return False
+
+
+def looks_like_path(model_id: str) -> bool:
+    """A folder name rather than a hub id ("owner/name")."""
+    return model_id.startswith((".", "/", "~")) or model_id.count("/") != 1 or Path(model_id).exists()
+
+
+def hub_advice(model_id: str, error: Exception) -> str:
+    """What an error from the Hugging Face hub means for `model_id`, with the fix, in one line."""
+    name, text = type(error).__name__, str(error)
+    if name == "GatedRepoError" or "gated" in text.lower() or "401" in text or "403" in text:
+        return (f"{model_id} is a gated model: accept its licence on https://huggingface.co/{model_id} "
+                "and log in with `hf auth login`, then build again")
+    if name == "RepositoryNotFoundError":  # what the hub answers for a gated repo too, to a user who has no token
+        return (f"the Hugging Face hub shows no model '{model_id}' to this user: if it is gated, accept its licence on "
+                f"https://huggingface.co/{model_id} and log in with `hf auth login`; else check the id")
+    return (f"{model_id} is not in the Hugging Face cache ({hf_cache_dir()}) and the hub cannot be reached ({name}); "
+            "connect once to download it, or point deepfloyd.* at a local folder")
+
+
+def hub_problem(model_id: str) -> str | None:
+    """Why the hub will not give us `model_id` (gated without a token, unknown, unreachable), or None when it will."""
+    from huggingface_hub import auth_check
+
+    try:
+        auth_check(model_id)
+    except Exception as e:
+        return hub_advice(model_id, e)
+    return None

@@ -1,14 +1,15 @@
-"""DDPM: the forward process, the ε-prediction loss and ancestral sampling (Ho et al. 2020).
+"""DDPM: the schedule, the forward process, one ancestral step and the ε-prediction loss (Ho et al. 2020).
 
 Indexing. A schedule has T entries, indexed t = 0, …, T−1: `betas[t]` is the
 noise added by the step that makes x_t, and ᾱ_t = `alphas_cumprod[t]` =
 ∏_{s≤t} (1 − β_s), so x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε. Even x_0 carries a little
 noise (ᾱ_0 = 1 − β_1); the clean image sits one step below it, where ᾱ = 1.
 Training draws t uniformly from 0, …, T−1 and conditions the model on t/T.
-Sampling starts from x_{T−1} ~ N(0, I) and runs t = T−1, …, 0; the step from t
-goes to t−1, and the last one (t = 0) uses ᾱ_prev = 1 and adds no noise, so it
-returns the model's estimate x̂0. This is the convention of diffusers'
-`DDPMScheduler`, which the tests compare against.
+Sampling (diffusion/samplers.py, over `ddpm_timesteps(T)`) starts from
+x_{T−1} ~ N(0, I) and runs t = T−1, …, 0; the step from t goes to t−1, and the
+last one (t = 0) uses ᾱ_prev = 1 and adds no noise, so it returns the model's
+estimate x̂0. This is the convention of diffusers' `DDPMScheduler`, which the
+tests compare against.
 
 The step `ddpm_step` takes ᾱ_t and ᾱ_prev as numbers, not indices, so the same
 code runs a strided schedule (t → t′ < t − 1) and a learned variance: with
@@ -137,90 +138,36 @@ def ddpm_step(
 def ddpm_loss(
     model: Callable,
     x0: torch.Tensor,
-    labels: torch.Tensor,
+    cond: torch.Tensor | None,
     generator: torch.Generator,
     schedule: Schedule,
     *,
-    num_classes: int = 0,
     p_uncond: float = 0.1,
 ) -> torch.Tensor:
-    """‖ε − ε_θ(x_t, t/T[, c])‖², t uniform (Ho et al. 2020, Algorithm 1); c dropped with p_uncond (Ho & Salimans 2022)."""
+    """‖ε − ε_θ(x_t, t/T[, c])‖², t uniform (Ho et al. 2020, Algorithm 1); c zeroed with p_uncond (Ho & Salimans 2022).
+
+    `cond` is a (B, classes) one-hot batch for a class-conditioned model, else None.
+    """
     B, device = x0.shape[0], x0.device
     T = schedule.num_timesteps
     t = torch.randint(0, T, (B,), generator=generator)  # (B,) long, on the CPU
     noise = torch.randn(x0.shape, generator=generator).to(device)  # (B, C, H, W)
     x_t = q_sample(x0, t.to(device), noise, schedule.alphas_cumprod)
     t_in = (t.float() / T).to(device)  # (B,) in [0, 1)
-    if num_classes:
+    if cond is not None:
         keep = (torch.rand(B, generator=generator) >= p_uncond).float().to(device)  # (B,)
-        c = F.one_hot(labels.long(), num_classes).float() * keep[:, None]  # (B, classes), zeros = no class
-        eps = model(x_t, t_in, c)
+        eps = model(x_t, t_in, cond * keep[:, None])  # a zeroed row is "no class"
     else:
         eps = model(x_t, t_in)
     return F.mse_loss(eps.float(), noise)
 
 
-# ---------------------------------------------------------------- sampling
+# ---------------------------------------------------------------- a step's record
 
 
 @dataclass(frozen=True)
 class StepInfo:
-    i: int  # the step's position, 0 for the first (t = T−1)
+    i: int  # the index of t in the sampler's timesteps (0 for the first)
     t: int  # the timestep the step starts from
     x_t: torch.Tensor  # (B, C, H, W) the sample at t
     x0_hat: torch.Tensor  # (B, C, H, W) the model's estimate of x0 at t
-
-
-@torch.no_grad()
-def sample(
-    model: Callable,
-    shape: tuple[int, ...],
-    schedule: Schedule,
-    *,
-    generator: torch.Generator,
-    device: str | torch.device,
-    labels: torch.Tensor | None = None,
-    guidance_scale: float | None = None,
-    callback: Callable[[StepInfo], None] | None = None,
-    num_classes: int = 10,
-) -> torch.Tensor:
-    """Ancestral sampling from x_{T−1} ~ N(0, I) to x0 (Ho et al. 2020, Algorithm 2), with classifier-free guidance (Ho & Salimans 2022).
-
-    `model(x, t/T)`, or `model(x, t/T, c)` when `labels` are given; with
-    `guidance_scale` γ, ε = ε_u + γ(ε_c − ε_u), the conditional and
-    unconditional (all-zero c) passes in one batch. The variance is β_t.
-    """
-    training = getattr(model, "training", None)
-    if training is not None:
-        model.eval()
-    try:
-        T = schedule.num_timesteps
-        B = shape[0]
-        abar = schedule.alphas_cumprod
-        c = None
-        if labels is not None:
-            c = F.one_hot(labels.long().cpu(), num_classes).float().to(device)  # (B, classes)
-        elif guidance_scale is not None:
-            raise ValueError("classifier-free guidance needs labels")
-
-        x = torch.randn(shape, generator=generator).to(device)  # (B, C, H, W), x_{T−1}
-        for i, t in enumerate(range(T - 1, -1, -1)):
-            t_in = torch.full((B,), t / T, device=device)  # (B,)
-            if c is None:
-                eps = model(x, t_in).float()
-            elif guidance_scale is None:
-                eps = model(x, t_in, c).float()
-            else:
-                out = model(torch.cat([x, x]), torch.cat([t_in, t_in]), torch.cat([c, torch.zeros_like(c)])).float()
-                eps_c, eps_u = out.chunk(2)  # (B, C, H, W) each
-                eps = eps_u + guidance_scale * (eps_c - eps_u)
-            abar_prev = abar[t - 1] if t > 0 else 1.0
-            noise = torch.randn(shape, generator=generator).to(device) if t > 0 else torch.zeros_like(x)
-            x_prev, x0_hat = ddpm_step(x, eps, abar[t], abar_prev, noise)
-            if callback is not None:
-                callback(StepInfo(i=i, t=t, x_t=x, x0_hat=x0_hat))
-            x = x_prev
-        return x
-    finally:
-        if training is not None:
-            model.train(training)

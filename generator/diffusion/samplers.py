@@ -1,24 +1,28 @@
-"""Part A's samplers as plain functions over a `Denoiser`: strided DDPM, CFG, SDEdit, inpainting, anagrams, hybrids.
+"""Every sampler of the project as plain functions over a `Denoiser`: DDPM, CFG, SDEdit, inpainting, anagrams, hybrids.
 
 Nothing here knows which model runs underneath: a `Denoiser` has the
 `alphas_cumprod` of its training schedule, an `encode(prompts)` and a call
 `(x_t, t, cond) -> (ε̂, v or None)`. The samplers take an `EpsFn`,
 `(x_t, t) -> (ε, v or None)`, built from a denoiser by `conditional`,
 `classifier_free`, `anagram` or `hybrid`, so that every way of combining noise
-estimates runs through the same loop, `iterative_denoise`.
+estimates runs through the same loop, `iterative_denoise`. Part A and Part B
+both sample through it.
 
-Timesteps. A schedule is a strictly decreasing list such as 990, 960, …, 0
-(`strided_timesteps(990, 30)`, 34 values). Following the course, the loop
+Timesteps (diffusion/timesteps.py). A schedule is a strictly decreasing list
+such as 990, 960, …, 0 (`strided_timesteps(990, 30)`, 34 values). The loop
 runs i over range(i_start, len(timesteps) − 1), steps from t = timesteps[i] to
 t′ = timesteps[i + 1] (33 model calls for the list above) and returns x at
 t′ = timesteps[-1]. Each of those steps is exactly diffusers'
 `DDPMScheduler.step` with the same list passed to `set_timesteps(timesteps=…)`,
-noise included (the tests check this). IFPipeline makes one more call, at
-t = 0 towards ᾱ = 1 without noise, and returns its x̂0; we do not: x at t = 0
-already is the clean estimate, since ᾱ_0 ≈ 1 (√(1 − ᾱ_0) ≈ 0.0064 for IF's
-cosine schedule, 0.01 for Part B's linear one), and it differs from the last
-step's x̂0 only by that step's small noise (standard deviation at most
-√β ≈ 0.06 for the step 30 → 0 of IF's schedule, √β̃ ≈ 0.006 at the lower end).
+noise included (the tests check this). Part A follows the course and stops at
+t = 0: x there already is the clean estimate, since ᾱ_0 ≈ 1 (√(1 − ᾱ_0) ≈
+0.0064 for IF's cosine schedule, 0.01 for Part B's linear one). IFPipeline, and
+Part B's full schedule (`ddpm_timesteps(T)`), make one more step, from t = 0
+to `CLEAN` (ᾱ = 1), which adds no noise and returns x̂0.
+
+The variance of a step is the model's learned range where it predicts one
+(v), else β̃_t (`fixed_small`, the posterior's) or β_t (`fixed_large`, the
+write-up's choice for Part B), diffusers' names for Ho et al.'s two choices.
 
 The loop carries x in float32 whatever the denoiser's dtype (fp16 makes
 1 − ᾱ_0 round to zero); a denoiser casts its inputs to its own dtype. Every
@@ -30,25 +34,26 @@ clipping of x̂0, as in the course (IFPipeline thresholds).
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Protocol, Sequence, runtime_checkable
+from typing import Callable, Literal, Optional, Protocol, Sequence, runtime_checkable
 
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
 from .ddpm import StepInfo, ddpm_step, learned_range_variance, posterior_variance, predict_start_from_noise, q_sample
-from .timesteps import strided_timesteps  # noqa: F401  (part of the samplers' interface)
+from .timesteps import CLEAN, ddpm_timesteps, leading_timesteps, strided_timesteps  # noqa: F401  (the samplers' interface)
 from .views import View, get_view
 
 Tensor = torch.Tensor
 EpsFn = Callable[[Tensor, int], tuple[Tensor, Optional[Tensor]]]  # (x_t, t) -> (ε, v or None)
+VarianceType = Literal["fixed_small", "fixed_large"]  # σ² = β̃_t or β_t where the model predicts none
 
 
 @runtime_checkable
 class Denoiser(Protocol):
     alphas_cumprod: Tensor  # (T,) ᾱ of the model's training schedule
 
-    def encode(self, prompts: list[str]) -> Tensor:
-        """A batch of conditions, one per prompt; "" is the unconditional one."""
+    def encode(self, prompts: list[str]) -> Tensor | None:
+        """A batch of conditions, one per prompt; "" is the unconditional one (None: a model that takes none)."""
         ...
 
     def __call__(self, x_t: Tensor, t: int, cond: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -64,9 +69,9 @@ def _randn(shape: Sequence[int], generator: torch.Generator, like: Tensor) -> Te
     return torch.randn(tuple(shape), generator=generator, device=generator.device, dtype=torch.float32).to(like.device)
 
 
-def _batch(cond: Tensor, B: int) -> Tensor:
-    """A condition for B samples: a batch of one is repeated, a batch of B is kept."""
-    if cond.shape[0] == B:
+def _batch(cond: Tensor | None, B: int) -> Tensor | None:
+    """A condition for B samples: a batch of one is repeated, a batch of B is kept (None stays None)."""
+    if cond is None or cond.shape[0] == B:
         return cond
     if cond.shape[0] == 1:
         return cond.expand(B, *cond.shape[1:])
@@ -80,8 +85,8 @@ def _check_timesteps(timesteps: Sequence[int], alphas_cumprod: Tensor) -> list[i
         raise ValueError(f"timesteps need at least 2 values, got {len(ts)}")
     if any(b >= a for a, b in zip(ts, ts[1:])):
         raise ValueError(f"timesteps must be strictly decreasing, got {ts}")
-    if ts[0] >= T or ts[-1] < 0:
-        raise ValueError(f"timesteps must lie in 0..{T - 1} (the model's schedule), got {ts[0]}..{ts[-1]}")
+    if ts[0] >= T or ts[-1] < CLEAN:
+        raise ValueError(f"timesteps must lie in 0..{T - 1} (the model's schedule) or end at CLEAN, got {ts[0]}..{ts[-1]}")
     return ts
 
 
@@ -212,18 +217,26 @@ def hybrid(
 
 
 def denoise_step(
-    x_t: Tensor, eps: Tensor, v: Tensor | None, abar_t: Tensor, abar_prev: Tensor, noise: Tensor
+    x_t: Tensor,
+    eps: Tensor,
+    v: Tensor | None,
+    abar_t: Tensor,
+    abar_prev: Tensor | float,
+    noise: Tensor,
+    variance_type: VarianceType = "fixed_small",
 ) -> tuple[Tensor, Tensor]:
-    """One strided step t → t′ with the learned-range variance from v, else β̃ (Ho et al. 2020, eqs. 6–7; Nichol & Dhariwal 2021, eq. 15).
+    """One strided step t → t′ with the learned-range variance from v, else β̃ or β (Ho et al. 2020, eqs. 6–7; Nichol & Dhariwal 2021, eq. 15).
 
     `noise` is the standard normal draw of this step; returns (x_t′, x̂0). The
     same update as `DDPMScheduler.step` (thresholding off) for that noise.
     """
-    # 1. σ² of the step: learned range between β̃ and β, or β̃ ("fixed_small")
+    # 1. σ² of the step: learned range between β̃ and β, else β̃ ("fixed_small") or β ("fixed_large")
     if v is not None:
         variance = learned_range_variance(v.float(), abar_t, abar_prev)  # (B, C, H, W)
-    else:
+    elif variance_type == "fixed_small":
         variance = posterior_variance(abar_t, abar_prev)  # 0-d
+    else:
+        variance = None  # ddpm_step's default, β_t
     # 2. x̂0 (eq. 15), the posterior mean (eq. 7) and the noise (eq. 6)
     return ddpm_step(x_t.float(), eps.float(), abar_t, abar_prev, noise, variance)
 
@@ -237,6 +250,7 @@ def iterative_denoise(
     *,
     i_start: int = 0,
     generator: torch.Generator,
+    variance_type: VarianceType = "fixed_small",
     callback: Callable[[StepInfo], None] | None = None,
     after_step: Callable[[Tensor, int], Tensor] | None = None,
 ) -> Tensor:
@@ -255,14 +269,31 @@ def iterative_denoise(
     for i in range(i_start, len(ts) - 1):
         t, t_prev = ts[i], ts[i + 1]
         eps, v = eps_fn(x, t)
-        noise = _randn(x.shape, generator, x)  # one draw per step, as DDPMScheduler.step
-        x_prev, x0_hat = denoise_step(x, eps, v, abar[t], abar[t_prev], noise)
+        # one draw per step, as DDPMScheduler.step, which adds none on the step from t = 0
+        noise = _randn(x.shape, generator, x) if t > 0 else torch.zeros_like(x)
+        abar_prev = 1.0 if t_prev == CLEAN else abar[t_prev]
+        x_prev, x0_hat = denoise_step(x, eps, v, abar[t], abar_prev, noise, variance_type)
         if callback is not None:
             callback(StepInfo(i=i, t=t, x_t=x, x0_hat=x0_hat))
         if after_step is not None:
             x_prev = after_step(x_prev, t_prev)
         x = x_prev
     return x
+
+
+def ddpm_sample(
+    eps_fn: EpsFn,
+    x: Tensor,
+    alphas_cumprod: Tensor,
+    *,
+    generator: torch.Generator,
+    callback: Callable[[StepInfo], None] | None = None,
+) -> Tensor:
+    """Every timestep from T − 1 down, then the clean image, with σ² = β_t: Algorithm 2 of Ho et al. 2020, as Part B samples."""
+    timesteps = ddpm_timesteps(alphas_cumprod.shape[0])
+    return iterative_denoise(
+        eps_fn, x, timesteps, alphas_cumprod, generator=generator, variance_type="fixed_large", callback=callback
+    )
 
 
 @torch.no_grad()

@@ -9,7 +9,6 @@ between runs that use the same classifier weights.
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .weights import load_weights, save_weights
 
 
 @dataclass(frozen=True)
@@ -138,20 +139,34 @@ def frechet_distance(feats_a: torch.Tensor | np.ndarray, feats_b: torch.Tensor |
 
 
 def save_classifier(model: Classifier, path: Path, **meta) -> None:
-    """Weights as safetensors, with the config beside them in the metadata."""
-    from safetensors.torch import save_file
-
-    metadata = {"classifier": json.dumps(model.config.to_dict()), **{k: json.dumps(v) for k, v in meta.items()}}
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata=metadata)
+    save_weights(model, path, "classifier", **meta)
 
 
 def load_classifier(path: Path, device: str = "cpu") -> Classifier:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+    return load_weights(lambda config: Classifier(ClassifierConfig(**config)), path, "classifier", device)
 
-    with safe_open(str(path), framework="pt") as f:
-        config = ClassifierConfig(**json.loads(f.metadata()["classifier"]))
-    model = Classifier(config)
-    model.load_state_dict(load_file(str(path)))
-    return model.to(device).eval()
+
+# ---------------------------------------------------------------- the scorer: the classifier and the test set's features
+
+SCORER_WEIGHTS = "classifier.safetensors"
+SCORER_REFERENCE = "test_features.npz"
+
+
+def save_scorer(folder: Path, model: Classifier, reference: np.ndarray, labels: np.ndarray) -> None:
+    """The classifier and the features of the reference set (the MNIST test digits) that Fréchet distances compare with."""
+    save_classifier(model, folder / SCORER_WEIGHTS)
+    np.savez(folder / SCORER_REFERENCE, features=reference, labels=labels)
+
+
+class Scorer:
+    """A saved classifier that reads generated digits and measures their Fréchet distance to the reference set."""
+
+    def __init__(self, folder: Path, device: str):
+        self.model = load_classifier(folder / SCORER_WEIGHTS, device)
+        self.reference = np.load(folder / SCORER_REFERENCE)["features"]
+
+    def frechet(self, images: torch.Tensor) -> float:
+        return frechet_distance(features(self.model, images).double().numpy(), self.reference)
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        return predict(self.model, images)

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .unet import UNet, UNetConfig
+from .weights import load_weights, save_weights
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -39,20 +40,30 @@ def _autocast(device: str, precision: str):
 
 
 def save_model(model: UNet, path: Path, **meta) -> None:
-    """Weights as safetensors, with the UNet config beside them in the metadata."""
-    metadata = {"unet": json.dumps(model.config.to_dict()), **{k: json.dumps(v) for k, v in meta.items()}}
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata=metadata)
+    save_weights(model, path, "unet", **meta)
+
+
+MODEL_FILE = "model_epoch_{epoch}.safetensors"  # the weights after an epoch, in work/ and as kept
+
+
+def keep_models(work_dir: Path, folder: Path, epochs: list[int]) -> dict[int, str]:
+    """Copy the weights of `epochs` from a training run's work folder into `folder`; returns {epoch: file name}."""
+    import shutil
+
+    kept = {}
+    for epoch in epochs:
+        kept[epoch] = MODEL_FILE.format(epoch=epoch)
+        shutil.copy(work_dir / kept[epoch], folder / kept[epoch])
+    return kept
+
+
+def load_kept(folder: Path, epoch: int, device: str = "cpu") -> UNet:
+    """The weights `keep_models` kept for `epoch`."""
+    return load_model(folder / MODEL_FILE.format(epoch=epoch), device)
 
 
 def load_model(path: Path, device: str = "cpu") -> UNet:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        config = UNetConfig(**json.loads(f.metadata()["unet"]))
-    model = UNet(config)
-    model.load_state_dict(load_file(str(path)))
-    return model.to(device).eval()
+    return load_weights(lambda config: UNet(UNetConfig(**config)), path, "unet", device)
 
 
 def _save_checkpoint(path: Path, model, optimizer, scheduler, generator, losses: list[float], epoch: int) -> None:
@@ -122,7 +133,7 @@ def train(
         start, losses = _load_checkpoint(checkpoints[-1], model, optimizer, scheduler, generator)
         # Replay what earlier epochs handed out, from their saved weights.
         for epoch in range(1, start + 1):
-            snapshot = work_dir / f"model_{epoch}.safetensors"
+            snapshot = work_dir / MODEL_FILE.format(epoch=epoch)
             on_epoch_end(epoch, load_model(snapshot, device))
 
     n = images.shape[0]
@@ -146,7 +157,7 @@ def train(
         if scheduler is not None:
             scheduler.step()
         model.eval()
-        save_model(model, work_dir / f"model_{epoch}.safetensors", epoch=epoch)
+        save_model(model, work_dir / MODEL_FILE.format(epoch=epoch), epoch=epoch)
         _save_checkpoint(work_dir / f"epoch_{epoch}.safetensors", model, optimizer, scheduler, generator, losses, epoch)
         if epoch > 1:  # the optimiser state of the previous epoch is no longer needed
             (work_dir / f"epoch_{epoch - 1}.safetensors").unlink(missing_ok=True)

@@ -122,6 +122,7 @@ class UNet(nn.Module):
 
 
 def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """The class input c: (B,) labels → (B, classes) one-hot rows; the all-zero row is "no class"."""
     return F.one_hot(labels.long(), num_classes).float()
 
 

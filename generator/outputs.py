@@ -1,0 +1,69 @@
+"""The output contract (README, "Outputs"): the one writer of each section's record.json and samples.npz.
+
+record.json: `id`, `title`, `params`, `backend` (with its model id), `device`,
+`seed`, `duration_s`, `cache_key`, `metrics` (a flat object of finite
+numbers), `files` (relative to docs/) and `versions`; beside them the
+profile, the needs' keys, the figures with captions, the departures from the
+write-up's numbers and the command that rebuilds the section.
+
+samples.npz: `images` (N, C, H, W) float32 in [0, 1], and arrays of one entry
+per image (`labels`, `steps`, `labels_view1`, …) or single values (`view`).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .store import write_json
+
+SAMPLES = "samples.npz"
+RECORD = "record.json"
+
+
+def _array(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def write_samples(folder: Path, samples: dict[str, Any]) -> None:
+    """samples.npz from "images" and per-image arrays; a shape or range outside the contract is a bug, so it raises."""
+    arrays = {name: _array(value) for name, value in samples.items()}
+    images = arrays["images"].astype(np.float32)
+    if images.ndim != 4 or images.size and not (images.min() >= 0.0 and images.max() <= 1.0):
+        raise ValueError(f"samples.npz: images must be (N, C, H, W) in [0, 1], got {images.shape}")
+    arrays["images"] = images
+    for name, array in arrays.items():
+        if array.ndim and array.shape[0] != images.shape[0]:
+            raise ValueError(f"samples.npz: {name} has {array.shape[0]} entries for {images.shape[0]} images")
+    np.savez_compressed(folder / SAMPLES, **arrays)
+
+
+def check_metrics(metrics: dict[str, float]) -> None:
+    for name, value in metrics.items():
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"metric {name} is {value!r}, not a finite number")
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for name, dist in (("torch", "torch"), ("diffusers", "diffusers"), ("generator", "gen")):
+        try:
+            found[name] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def write_record(entry: Path, public: Path, record: dict, data: dict) -> None:
+    """record.json in the entry and in its public folder (listing every public file), and data.json for the template."""
+    files = sorted(f"assets/{record['id']}/{p.name}" for p in public.iterdir() if p.is_file())
+    record = {**record, "files": sorted([*files, f"assets/{record['id']}/{RECORD}"])}
+    write_json(entry / RECORD, record)
+    write_json(public / RECORD, record)
+    write_json(entry / "data.json", data)

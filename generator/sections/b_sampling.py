@@ -1,0 +1,123 @@
+"""Part B, 2.3 and 2.5: samples of the DDPMs after chosen epochs, scored by the classifier of 2.0.
+
+Both sample through Part A's sampler (diffusion/samplers.py) over the full
+schedule, t = T−1, …, 0 and then the clean image, with σ² = β_t as in the write-up.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..diffusion.ddpm import linear_schedule
+from ..diffusion.samplers import classifier_free, conditional, ddpm_sample
+from ..figures import FrameRecorder, animation, evenly_spread, image_table, save_png, tile
+from ..models.classifier import Scorer
+from ..models.denoiser import UNetDenoiser
+from ..models.train import load_kept
+from ..section import Figure, Result
+from .common import generator
+from .params import DDPMSampleParams, GuidedSampleParams
+
+ANIMATED = 10  # samples in the animation
+DIGITS = 10
+
+
+def _models(ctx, train_id: str):
+    """(epoch, denoiser) for each kept checkpoint of `train_id`, with the schedule it was trained with."""
+    train = ctx.params_of(train_id)
+    schedule = linear_schedule(train.T, train.beta_1, train.beta_T)
+    entry = ctx.needs[train_id]
+    for epoch in entry.data["checkpoints"]:
+        yield epoch, UNetDenoiser(load_kept(entry.private, epoch, ctx.device), schedule.alphas_cumprod, ctx.device)
+
+
+def _draw(den, ctx, count: int, batch_size: int, seed: int, *, prompts=None, guidance=None, recorder=None) -> torch.Tensor:
+    """`count` samples in batches, clamped to [0, 1]; guided towards `prompts` (one per sample) where given.
+
+    `recorder` sees the steps of the first batch only.
+    """
+    gen = generator(seed)
+    out = []
+    for start in ctx.progress(range(0, count, batch_size), desc="sampling"):
+        size = min(batch_size, count - start)
+        if prompts is None:
+            eps_fn = conditional(den, den.encode([""]))
+        else:
+            eps_fn = classifier_free(den, den.encode(prompts[start : start + size]), den.encode([""]), guidance)
+        x = torch.randn((size, 1, 28, 28), generator=gen).to(ctx.device)
+        x = ddpm_sample(eps_fn, x, den.alphas_cumprod, generator=gen, callback=recorder if start == 0 else None)
+        out.append(x.float().cpu().clamp(0, 1))
+    return torch.cat(out)
+
+
+def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
+    scorer = Scorer(ctx.needs["b2.0"].private, ctx.device)
+    epochs = ctx.needs["b2.2"].data["checkpoints"]
+    shown, steps, metrics, figures, rows = [], [], {}, [], []
+    recorder = FrameRecorder(ANIMATED)
+    for epoch, den in _models(ctx, "b2.2"):
+        last = epoch == epochs[-1]
+        recorder.keep = evenly_spread(den.alphas_cumprod.shape[0], p.gif_frames)
+        images = _draw(den, ctx, max(p.num_samples, p.eval_samples), p.batch_size, p.seed, recorder=recorder if last else None)
+        metrics[f"fid_epoch_{epoch}"] = scorer.frechet(images[: p.eval_samples])
+        rows.append({"epoch": epoch, "fid": metrics[f"fid_epoch_{epoch}"]})
+        shown.append(images[: p.num_samples])
+        steps += [epoch] * p.num_samples
+        name = f"samples_epoch_{epoch}.png"
+        save_png(tile(images[: p.num_samples], nrow=10, scale=2), ctx.out / name)
+        figures.append(Figure(name, f"{p.num_samples} samples after epoch {epoch}", pixelated=True))
+    animation(recorder.frames, ctx.out / "sampling.gif")
+    T = ctx.params_of("b2.2").T
+    figures.append(Figure("sampling.gif", f"Sampling after epoch {epochs[-1]}: x_t (top) and the estimate x̂0 (bottom), t = {T - 1} → 0", pixelated=True))
+    return Result(
+        metrics=metrics,
+        figures=figures,
+        samples={"images": torch.cat(shown), "steps": steps},
+        data={"rows": rows, "epochs": epochs, "reference_digits": len(scorer.reference)},
+        model=ctx.needs["b2.2"].record["backend"]["model_id"],
+    )
+
+
+def sample_class_ddpm(p: GuidedSampleParams, ctx) -> Result:
+    scorer = Scorer(ctx.needs["b2.0"].private, ctx.device)
+    epochs = ctx.needs["b2.4"].data["checkpoints"]
+    per = max(p.per_digit, p.eval_per_digit)
+    # Digit-major for the first `per_digit` of each digit, so the figure needs no reshuffle:
+    # labels = 0,1,…,9, 0,1,…,9, … (`per` rounds); the first 10 give the animation.
+    labels = torch.arange(DIGITS).repeat(per)
+    prompts = [str(int(d)) for d in labels]
+    scored = DIGITS * p.eval_per_digit
+    shown, shown_labels, steps, metrics, columns, rows = [], [], [], {}, [], []
+    recorder = FrameRecorder(ANIMATED)
+    for epoch, den in _models(ctx, "b2.4"):
+        last = epoch == epochs[-1]
+        recorder.keep = evenly_spread(den.alphas_cumprod.shape[0], p.gif_frames)
+        images = _draw(den, ctx, len(labels), p.batch_size, p.seed, prompts=prompts, guidance=p.guidance,
+                       recorder=recorder if last else None)
+        correct = (scorer.predict(images[:scored]) == labels[:scored]).float()
+        metrics[f"accuracy_epoch_{epoch}"] = float(correct.mean())
+        for d in range(DIGITS):
+            metrics[f"accuracy_epoch_{epoch}_digit_{d}"] = float(correct[labels[:scored] == d].mean())
+        metrics[f"fid_epoch_{epoch}"] = scorer.frechet(images[:scored])
+        rows.append({"epoch": epoch, "accuracy": metrics[f"accuracy_epoch_{epoch}"], "fid": metrics[f"fid_epoch_{epoch}"],
+                     "per_digit": [metrics[f"accuracy_epoch_{epoch}_digit_{d}"] for d in range(DIGITS)]})
+        first = images[: DIGITS * p.per_digit]
+        shown.append(first)
+        shown_labels.append(labels[: DIGITS * p.per_digit])
+        steps += [epoch] * first.shape[0]
+        columns.append(first.reshape(p.per_digit, DIGITS, 1, 28, 28).transpose(0, 1))  # (10, per_digit, 1, 28, 28)
+    image_table(torch.cat(columns, dim=1), ctx.out / "samples.png", row_labels=[str(d) for d in range(DIGITS)],
+                col_labels=[f"epoch {e}" if k == 0 else "" for e in epochs for k in range(p.per_digit)], cell=0.7)
+    animation(recorder.frames, ctx.out / "sampling.gif")
+    return Result(
+        metrics=metrics,
+        figures=[
+            Figure("samples.png", f"{p.per_digit} samples of each digit with γ = {p.guidance:g}, after epochs "
+                   + " and ".join(map(str, epochs))),
+            Figure("sampling.gif", f"Guided sampling after epoch {epochs[-1]}, one of each digit: x_t (top) and x̂0 (bottom)", pixelated=True),
+        ],
+        samples={"images": torch.cat(shown), "labels": torch.cat(shown_labels), "steps": steps},
+        data={"rows": rows, "epochs": epochs, "digits": list(range(DIGITS)), "scored": scored,
+              "reference_digits": len(scorer.reference)},
+        model=ctx.needs["b2.4"].record["backend"]["model_id"],
+    )

@@ -109,15 +109,18 @@ def _device_name(device: str) -> str:
 
 
 def departures(config: Config, full: Config, section: Section) -> list[dict]:
-    """The section's parameters (and its backend's settings) that differ from the full profile's, the seed aside."""
+    """What differs from the write-up's numbers (the seed aside): the section's parameters, and its backend's
+    settings against that backend's full profile."""
 
-    def differ(owner: str, prefix: str = "") -> list[dict]:
-        used, reference = config.params[owner].model_dump(mode="json"), full.params[owner].model_dump(mode="json")
-        return [{"name": prefix + k, "used": v, "full": reference[k]} for k, v in used.items() if v != reference[k] and k != "seed"]
+    def differ(used: dict, reference: dict, where: str, prefix: str = "") -> list[dict]:
+        return [{"name": prefix + k, "used": v, "full": reference[k], "reference": where}
+                for k, v in used.items() if v != reference[k] and k != "seed"]
 
-    found = differ(section.id)
+    found = differ(config.params[section.id].model_dump(mode="json"), config.write_up[section.id], "write-up")
     if section.uses_backend:
-        found += differ(config.backend, f"{config.backend}.")
+        name = config.backend
+        found += differ(config.params[name].model_dump(mode="json"), full.params[name].model_dump(mode="json"),
+                        config.spec.reference, f"{name}.")
     return found
 
 
@@ -159,7 +162,6 @@ def _run_one(section: Section, key: str, config: Config, full: Config, store: St
             "metrics": result.metrics,
             "figures": [vars(f) for f in result.figures],
             "departures": departures(config, full, section),
-            "reference": config.spec.reference if section.uses_backend else "write-up",
             "command": config.command(section.id, [section.id, *needed([section.id], config.spec.needs)],
                                       backend=section.uses_backend),
             "versions": versions(),
@@ -174,7 +176,7 @@ def build(config: Config, selectors: list[str], *, force: bool = False, device: 
     forced = {s.id for s in select(selectors, include_needs=False)} if force else set()
     if device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"unknown device '{device}'; valid: auto, cpu, cuda")
-    full = load(config.root, "full", backend=config.backend)  # the write-up's numbers, checked before anything runs
+    full = load(config.root, "full", backend=config.backend)  # the full profile, checked before anything runs
     store = Store(cache_dir(config.root))
     ran: list[str] = []
     if any(s.uses_backend for s in sections):

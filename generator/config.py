@@ -38,6 +38,7 @@ class Config:
     sets: tuple[tuple[str, str], ...]  # (owning section or backend, "KEY=VALUE")
     backend: str  # Part A's model, a name in backends.BACKENDS
     backend_reason: str
+    write_up: dict[str, dict]  # every section's numbers as the write-up gives them (gen.yaml's `sections:`)
 
     @property
     def spec(self) -> BackendSpec:
@@ -198,8 +199,10 @@ def load(
     backend, backend_reason = resolve_backend(backend, settings, cuda)
     raw = resolved(backend)
     params = {owner: validate(raw, owner) for owner in models}
+    base = {sid: {**seed, **((data.get("sections") or {}).get(sid) or {})} for sid in sections}
+    write_up = {sid: validate(base, sid).model_dump(mode="json") for sid in sections}
     sets_kept = tuple((owner, item) for owner, _, _, item in owned_sets)
-    config = Config(root, profile, reason, params, sets_kept, backend, backend_reason)
+    config = Config(root, profile, reason, params, sets_kept, backend, backend_reason, write_up)
     for sid in sections:
         params[sid].check(config, sid)
     return config

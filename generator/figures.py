@@ -81,6 +81,36 @@ def loss_curve(losses: Sequence[float], path: Path, *, title: str, per_epoch: in
     _save(fig, path)
 
 
+def rate_plot(x: Sequence[float], rates: dict[str, Sequence[float]], path: Path, *, xlabel: str, title: str) -> None:
+    """Shares (0 to 1) against a swept parameter, one line per kind of reading, as percentages."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    for label, values in rates.items():
+        ax.plot(x, [100 * v for v in values], marker="o", lw=1.5, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("% of samples")
+    ax.set_ylim(-3, 103)
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def actual_size(rows: Sequence[Sequence[torch.Tensor]], path: Path, *, gap: int = 6) -> None:
+    """Images (C, h, w) in [0, 1] at one screen pixel per pixel, rows of differently sized images, on grey."""
+    height = sum(max(im.shape[-2] for im in row) for row in rows) + gap * (len(rows) + 1)
+    width = max(sum(im.shape[-1] for im in row) + gap * (len(row) + 1) for row in rows)
+    canvas = np.full((height, width), 128, dtype=np.uint8)
+    y = gap
+    for row in rows:
+        x = gap
+        for image in row:
+            h, w = image.shape[-2:]
+            canvas[y : y + h, x : x + w] = (image.float().clamp(0, 1).mean(0).numpy() * 255).round().astype(np.uint8)
+            x += w + gap
+        y += max(im.shape[-2] for im in row) + gap
+    save_png(canvas, path)
+
+
 def tile(images: torch.Tensor, nrow: int, *, scale: int = 1, pad: int = 2) -> np.ndarray:
     """A uint8 grid (H, W) or (H, W, 3) of images (N, C, h, w) in [0, 1], scaled by `scale`."""
     from torchvision.utils import make_grid

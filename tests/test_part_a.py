@@ -34,7 +34,7 @@ def test_anagram_samples_name_their_view_and_labels(built):
     params = _record(built, "a1.8")["params"]
     n = len(params["anagrams"]) * params["num_samples"]
     assert samples["images"].shape == (n, 1, 28, 28) and samples["images"].dtype == np.float32
-    assert str(samples["view"]) == "rot180"
+    assert str(samples["view"]) == "flip"
     expected = [[int(p[k])] * params["num_samples"] for p in params["anagrams"] for k in (0,)]
     assert samples["labels_view1"].tolist() == sum(expected, [])
     assert samples["labels_view2"].tolist() == sum(([int(p[1])] * params["num_samples"] for p in params["anagrams"]), [])
@@ -49,6 +49,25 @@ def test_inpainting_keeps_every_pixel_outside_the_mask(built):
     assert np.array_equal(images[outside], originals[outside])  # exactly, not approximately
     assert not np.array_equal(images[~outside], originals[~outside])  # and the hole was repainted
     assert _record(built, "a1.7.2")["metrics"]["max_change_outside_mask"] == 0.0
+
+
+def test_hybrids_sweep_sigma_and_keep_the_far_view(built):
+    record = _record(built, "a1.9")
+    samples = np.load(built / "docs/assets/a1.9/samples.npz")
+    params = record["params"]
+    n = len(params["pairs"]) * params["num_samples"]
+    side = 28 // params["far_scale"]
+    assert samples["images"].shape == (n, 1, 28, 28) and samples["far"].shape == (n, 1, side, side)
+    metrics = record["metrics"]
+    assert {f"both_sigma_{s:g}" for s in params["sigmas"]} <= set(metrics)
+    best = metrics["best_sigma"]
+    assert best in params["sigmas"] and samples["sigma"].tolist() == [best] * n
+    assert metrics["both_ways"] == max(metrics[f"both_sigma_{s:g}"] for s in params["sigmas"])
+    assert {"hybrids.png", "hybrids_actual_size.png", "sweep.png"} <= {f["file"] for f in record["figures"]}
+    from PIL import Image
+
+    with Image.open(built / "docs/assets/a1.9/hybrids_actual_size.png") as im:  # one screen pixel per image pixel
+        assert im.height == len(params["pairs"]) * (28 + 6) + 6
 
 
 def test_generated_images_follow_the_contract(built):

@@ -1,10 +1,9 @@
-"""Part A's algorithms on a model that really works: a CPU-trained class-conditioned MNIST model, read by the project's classifier.
+"""Part A's algorithms on a model that really works: b2.4 and b2.0 as the quick profile trains them, read by the project's classifier.
 
-The model is b2.4 as the quick profile trains it (D = 32, two epochs) on 30,000
-digits instead of 40,000: about six minutes on two cores. With D = 16 the 6/9
-anagrams were read both ways in only 49-86% of samples. The classifier is b2.0
-after one epoch over all of MNIST. Both are built through `gen`, as a user
-would, in a project of their own.
+The model is b2.4 at the quick profile's numbers (D = 16, two epochs of 30,000
+digits, OneCycle, a moving average of the weights): under three minutes on two
+cores. Both are built through `gen`, as a user would, in a project of their
+own, and the checks are the floors the pages state.
 """
 
 import json
@@ -13,10 +12,7 @@ import numpy as np
 import pytest
 from conftest import copy_project, gen
 
-TRAIN = [
-    "--set", "b2.4.train_subset=30000", "--set", "b2.4.sample_epochs=[2]",
-    "--set", "b2.0.epochs=1", "--set", "b2.0.train_subset=0",
-]
+TRAIN = ["--set", "b2.4.sample_epochs=[2]"]
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +20,7 @@ def trained(tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("quality") / "project")
     gen(
         project, "build", "a1.6", "a1.8", "--profile", "quick", "--backend", "local", *TRAIN,
-        "--set", "a1.6.num_samples=10",
-        "--set", 'a1.8.anagrams=[["6", "9"]]', "--set", "a1.8.num_samples=100",
+        "--set", "a1.6.num_samples=10", "--set", "a1.8.num_samples=20",
     )
     return project
 
@@ -40,9 +35,12 @@ def test_guided_samples_are_read_as_the_digit_asked_for(trained):
     assert _metrics(trained, "a1.6")["accuracy"] >= 0.95
 
 
-def test_six_nine_rotation_anagrams_read_both_ways(trained):
+def test_anagrams_of_different_digits_read_both_ways(trained):
     metrics = _metrics(trained, "a1.8")
     samples = np.load(trained / "docs/assets/a1.8/samples.npz")
-    assert str(samples["view"]) == "rot180" and samples["labels_view1"].tolist() == [6] * 100
-    assert metrics["accuracy_view1"] >= 0.8 and metrics["accuracy_view2"] >= 0.8
-    assert metrics["accuracy_all_views"] >= 0.8  # 6 upright and 9 rotated, in the same sample
+    params = json.loads((trained / "docs/assets/a1.8/record.json").read_text())["params"]
+    assert str(samples["view"]) == "flip" and len(params["anagrams"]) >= 3
+    for first, second in params["anagrams"]:  # the view relates neither digit to itself nor to the other
+        assert first != second and {first, second} != {"6", "9"} and not {first, second} & set("0138")
+    assert metrics["accuracy_all_views"] >= 0.7  # the first digit as it is and the second flipped, in the same sample
+    assert min(metrics[f"accuracy_all_views_anagram_{k + 1}"] for k in range(len(params["anagrams"]))) >= 0.5

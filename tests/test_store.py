@@ -100,10 +100,11 @@ def test_a_second_build_waits_for_the_lock(project):
     assert "0 section(s) ran" in result["r"].stdout
 
 
-def test_interrupted_training_resumes_exactly(tmp_path):
+@pytest.mark.parametrize("schedule", ["exponential", "onecycle"])
+def test_interrupted_training_resumes_exactly(tmp_path, schedule):
     import torch
 
-    from generator.models.train import TrainConfig, train
+    from generator.models.train import TrainConfig, load_kept, train
     from generator.models.unet import UNet, UNetConfig
 
     images = torch.rand(64, 1, 28, 28)
@@ -121,7 +122,7 @@ def test_interrupted_training_resumes_exactly(tmp_path):
                 raise KeyboardInterrupt
 
         losses = train(
-            model, images, labels, loss_fn, TrainConfig(3, 16, 1e-3, lr_gamma=0.5),
+            model, images, labels, loss_fn, TrainConfig(3, 16, 1e-3, lr_schedule=schedule, ema_decay=0.9),
             generator=torch.Generator().manual_seed(1), work_dir=work, device="cpu", on_epoch_end=on_epoch_end,
         )
         return losses, model
@@ -135,3 +136,8 @@ def test_interrupted_training_resumes_exactly(tmp_path):
     assert resumed == straight
     for (name, a), b in zip(model_a.state_dict().items(), model_b.state_dict().values()):
         assert torch.equal(a, b), name
+    # the kept weights (the moving average) too, and they are not the trained weights
+    kept_a, kept_b = load_kept(tmp_path / "a", 3), load_kept(tmp_path / "b", 3)
+    for (name, a), b in zip(kept_a.state_dict().items(), kept_b.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert not torch.equal(kept_a.head.weight, model_a.head.weight)

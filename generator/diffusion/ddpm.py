@@ -109,11 +109,14 @@ def ddpm_step(
     abar_prev: float | torch.Tensor,
     noise: torch.Tensor,
     variance: float | torch.Tensor | None = None,
+    clip: tuple[float, float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One ancestral step x_t → x_prev from a noise estimate (Ho et al. 2020, eqs. 6, 7, 15); returns (x_prev, x̂0).
 
     `variance` defaults to β_t (σ_t² = β_t, one of the paper's two choices);
-    pass `noise` = zeros on the last step.
+    pass `noise` = zeros on the last step. `clip` = (low, high) clamps x̂0 to
+    the data's range before the mean is formed, as the paper's code does
+    (`clip_denoised`; diffusers' `clip_sample`).
     """
     abar_t, abar_prev = _scalar(abar_t, x_t), _scalar(abar_prev, x_t)
     # 1. α_t and β_t of this step (t → prev may skip timesteps)
@@ -121,6 +124,8 @@ def ddpm_step(
     beta_t = 1.0 - alpha_t
     # 2. x̂0 from ε (eq. 15)
     x0_hat = (x_t - (1.0 - abar_t).sqrt() * eps) / abar_t.sqrt()  # (B, C, H, W)
+    if clip is not None:
+        x0_hat = x0_hat.clamp(*clip)
     # 3. the posterior mean μ̃(x_t, x̂0) (eq. 7)
     coef_x0 = abar_prev.sqrt() * beta_t / (1.0 - abar_t)
     coef_xt = alpha_t.sqrt() * (1.0 - abar_prev) / (1.0 - abar_t)

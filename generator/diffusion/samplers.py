@@ -224,6 +224,7 @@ def denoise_step(
     abar_prev: Tensor | float,
     noise: Tensor,
     variance_type: VarianceType = "fixed_small",
+    clip: tuple[float, float] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """One strided step t → t′ with the learned-range variance from v, else β̃ or β (Ho et al. 2020, eqs. 6–7; Nichol & Dhariwal 2021, eq. 15).
 
@@ -238,7 +239,7 @@ def denoise_step(
     else:
         variance = None  # ddpm_step's default, β_t
     # 2. x̂0 (eq. 15), the posterior mean (eq. 7) and the noise (eq. 6)
-    return ddpm_step(x_t.float(), eps.float(), abar_t, abar_prev, noise, variance)
+    return ddpm_step(x_t.float(), eps.float(), abar_t, abar_prev, noise, variance, clip)
 
 
 @torch.no_grad()
@@ -251,6 +252,7 @@ def iterative_denoise(
     i_start: int = 0,
     generator: torch.Generator,
     variance_type: VarianceType = "fixed_small",
+    clip: tuple[float, float] | None = None,
     callback: Callable[[StepInfo], None] | None = None,
     after_step: Callable[[Tensor, int], Tensor] | None = None,
 ) -> Tensor:
@@ -272,7 +274,7 @@ def iterative_denoise(
         # one draw per step, as DDPMScheduler.step, which adds none on the step from t = 0
         noise = _randn(x.shape, generator, x) if t > 0 else torch.zeros_like(x)
         abar_prev = 1.0 if t_prev == CLEAN else abar[t_prev]
-        x_prev, x0_hat = denoise_step(x, eps, v, abar[t], abar_prev, noise, variance_type)
+        x_prev, x0_hat = denoise_step(x, eps, v, abar[t], abar_prev, noise, variance_type, clip)
         if callback is not None:
             callback(StepInfo(i=i, t=t, x_t=x, x0_hat=x0_hat))
         if after_step is not None:
@@ -287,12 +289,14 @@ def ddpm_sample(
     alphas_cumprod: Tensor,
     *,
     generator: torch.Generator,
+    variance_type: VarianceType = "fixed_large",
+    clip: tuple[float, float] | None = None,
     callback: Callable[[StepInfo], None] | None = None,
 ) -> Tensor:
-    """Every timestep from T − 1 down, then the clean image, with σ² = β_t: Algorithm 2 of Ho et al. 2020, as Part B samples."""
+    """Every timestep from T − 1 down, then the clean image: Algorithm 2 of Ho et al. 2020, as Part B samples (σ² = β_t)."""
     timesteps = ddpm_timesteps(alphas_cumprod.shape[0])
     return iterative_denoise(
-        eps_fn, x, timesteps, alphas_cumprod, generator=generator, variance_type="fixed_large", callback=callback
+        eps_fn, x, timesteps, alphas_cumprod, generator=generator, variance_type=variance_type, clip=clip, callback=callback
     )
 
 

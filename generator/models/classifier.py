@@ -148,6 +148,7 @@ def load_classifier(path: Path, device: str = "cpu") -> Classifier:
 
 # ---------------------------------------------------------------- the scorer: the classifier and the test set's features
 
+CONFIDENT = 0.9  # a sample "reads as some digit" when one digit gets this probability
 SCORER_WEIGHTS = "classifier.safetensors"
 SCORER_REFERENCE = "test_features.npz"
 
@@ -170,3 +171,8 @@ class Scorer:
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         return predict(self.model, images)
+
+    def confident(self, images: torch.Tensor, threshold: float = CONFIDENT) -> torch.Tensor:
+        """1.0 where the classifier gives some digit a probability of at least `threshold`, else 0.0."""
+        probabilities = _batched(self.model, self.model, images, 1000).softmax(1)  # (N, classes)
+        return (probabilities.max(1).values >= threshold).float()

@@ -9,6 +9,7 @@ checkpointed, so a resumed run continues exactly as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +30,41 @@ class TrainConfig:
     epochs: int
     batch_size: int
     lr: float
-    lr_gamma: float | None = None  # ExponentialLR factor, stepped once per epoch
+    lr_schedule: str = "constant"  # "exponential": × 0.1^(1/epochs) after each epoch; "onecycle": up and down per step
     precision: str = "fp32"  # or "bf16": autocast, weights stay fp32
+    ema_decay: float = 0.0  # > 0: the weights kept after each epoch are an exponential moving average
+
+
+class EMA:
+    """An exponential moving average of a model's weights, the weights that sample (Ho et al. 2020 used 0.9999).
+
+    The decay warms up as min(decay, (1 + n)/(10 + n)) after n updates, so that
+    the random initial weights fade fast in a short run. BatchNorm's running
+    statistics are averages already: they are copied from the live model.
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay = decay
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for averaged, live in zip(self.model.parameters(), model.parameters()):
+            averaged.lerp_(live.detach(), 1.0 - decay)
+        for averaged, live in zip(self.model.buffers(), model.buffers()):
+            averaged.copy_(live)
+
+
+def lr_scheduler(optimizer, config: TrainConfig, steps_per_epoch: int):
+    """The write-up's ExponentialLR (a tenth of the rate after the last epoch), OneCycle (Smith & Topin 2019), or none."""
+    if config.lr_schedule == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, 0.1 ** (1.0 / config.epochs))
+    if config.lr_schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.epochs * steps_per_epoch)
+    return None
 
 
 def _autocast(device: str, precision: str):
@@ -66,8 +100,10 @@ def load_model(path: Path, device: str = "cpu") -> UNet:
     return load_weights(lambda config: UNet(UNetConfig(**config)), path, "unet", device)
 
 
-def _save_checkpoint(path: Path, model, optimizer, scheduler, generator, losses: list[float], epoch: int) -> None:
+def _save_checkpoint(path: Path, model, optimizer, scheduler, generator, losses: list[float], epoch: int, ema: EMA | None) -> None:
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if ema is not None:
+        tensors |= {f"ema.{k}": v.detach().contiguous().cpu() for k, v in ema.model.state_dict().items()}
     opt = optimizer.state_dict()
     for index, state in opt["state"].items():
         for name, value in state.items():
@@ -78,13 +114,14 @@ def _save_checkpoint(path: Path, model, optimizer, scheduler, generator, losses:
         "epoch": str(epoch),
         "param_groups": json.dumps(opt["param_groups"]),
         "scheduler": json.dumps(scheduler.state_dict() if scheduler else None),
+        "ema_updates": str(ema.updates if ema is not None else 0),
     }
     tmp = path.with_suffix(".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     tmp.replace(path)
 
 
-def _load_checkpoint(path: Path, model, optimizer, scheduler, generator) -> tuple[int, list[float]]:
+def _load_checkpoint(path: Path, model, optimizer, scheduler, generator, ema: EMA | None) -> tuple[int, list[float]]:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
@@ -100,6 +137,9 @@ def _load_checkpoint(path: Path, model, optimizer, scheduler, generator) -> tupl
     if scheduler is not None:
         scheduler.load_state_dict(json.loads(meta["scheduler"]))
     generator.set_state(tensors["generator"])
+    if ema is not None:
+        ema.model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        ema.updates = int(meta["ema_updates"])
     return int(meta["epoch"]), tensors["losses"].tolist()
 
 
@@ -121,23 +161,25 @@ def train(
     `images` (N, C, H, W) and `labels` (N,) stay on the CPU and are batched by a
     permutation drawn from `generator`. After each epoch a checkpoint goes to
     `work_dir`; a later call with the same `work_dir` resumes after the last one.
-    `on_epoch_end(epoch, model)` is called after every epoch, resumed ones included.
+    `on_epoch_end(epoch, model)` is called after every epoch, resumed ones included,
+    with the weights that are kept (the moving average where `ema_decay` > 0).
     """
     model.to(device)
+    n = images.shape[0]
+    steps_per_epoch = (n + config.batch_size - 1) // config.batch_size
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, config.lr_gamma) if config.lr_gamma else None
+    scheduler = lr_scheduler(optimizer, config, steps_per_epoch)
+    ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
     losses: list[float] = []
     start = 0
     checkpoints = sorted(work_dir.glob("epoch_*.safetensors"), key=lambda p: int(p.stem.split("_")[1]))
     if checkpoints:
-        start, losses = _load_checkpoint(checkpoints[-1], model, optimizer, scheduler, generator)
+        start, losses = _load_checkpoint(checkpoints[-1], model, optimizer, scheduler, generator, ema)
         # Replay what earlier epochs handed out, from their saved weights.
         for epoch in range(1, start + 1):
             snapshot = work_dir / MODEL_FILE.format(epoch=epoch)
             on_epoch_end(epoch, load_model(snapshot, device))
 
-    n = images.shape[0]
-    steps_per_epoch = (n + config.batch_size - 1) // config.batch_size
     for epoch in range(start + 1, config.epochs + 1):
         model.train()
         order = torch.randperm(n, generator=generator)
@@ -151,16 +193,21 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if config.lr_schedule == "onecycle":
+                scheduler.step()
+            if ema is not None:
+                ema.update(model)
             losses.append(loss.item())
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
-        if scheduler is not None:
+        if config.lr_schedule == "exponential":
             scheduler.step()
         model.eval()
-        save_model(model, work_dir / MODEL_FILE.format(epoch=epoch), epoch=epoch)
-        _save_checkpoint(work_dir / f"epoch_{epoch}.safetensors", model, optimizer, scheduler, generator, losses, epoch)
+        kept = ema.model if ema is not None else model
+        save_model(kept, work_dir / MODEL_FILE.format(epoch=epoch), epoch=epoch)
+        _save_checkpoint(work_dir / f"epoch_{epoch}.safetensors", model, optimizer, scheduler, generator, losses, epoch, ema)
         if epoch > 1:  # the optimiser state of the previous epoch is no longer needed
             (work_dir / f"epoch_{epoch - 1}.safetensors").unlink(missing_ok=True)
-        on_epoch_end(epoch, model)
+        on_epoch_end(epoch, kept)
     model.eval()
     return losses

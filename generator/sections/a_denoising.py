@@ -9,10 +9,11 @@ from torchvision.transforms.functional import gaussian_blur
 from ..diffusion.samplers import conditional, forward, iterative_denoise, one_step_estimate
 from ..figures import FrameRecorder
 from ..section import Figure, Result
-from .common import animate, generator, input_image, psnr, table
+from .common import animate, generator, input_image, psnr, quoted, table
 from .params import BlurParams, ForwardParams, IterativeParams, OneStepParams
 
 NOISY = "noisy.safetensors"  # a1.1's private result: the test image and its noisy copies
+SHOWN_RUNS = 5  # rows of a1.4's comparison
 
 
 def forward_process(p: ForwardParams, ctx) -> Result:
@@ -76,7 +77,7 @@ def one_step_denoising(p: OneStepParams, ctx) -> Result:
     rows = [{"t": t, "psnr_one_step": psnr(backend.to_pixels(e[None]), clean)} for t, e in zip(timesteps, estimates)]
     return Result(
         metrics={f"psnr_one_step_t_{r['t']}": r["psnr_one_step"] for r in rows},
-        figures=[Figure("one_step.png", f"x̂0 from one noise estimate, prompt '{p.prompt}'", pixelated=backend.spec.pixelated)],
+        figures=[Figure("one_step.png", f"x̂0 from one noise estimate, {quoted(p.prompt)}", pixelated=backend.spec.pixelated)],
         data={"rows": rows},
     )
 
@@ -85,10 +86,10 @@ def iterative_denoising(p: IterativeParams, ctx) -> Result:
     backend = ctx.backend()
     den = backend.denoiser
     ts = backend.timesteps
-    x0 = input_image(ctx, backend, ctx.params_of("a1.1").image)
+    x0 = input_image(ctx, backend, ctx.params_of("a1.1").image).expand(p.runs, *backend.shape)  # (runs, C, H, W)
     gen = generator(p.seed)
     t0 = ts[p.i_start]
-    x_t, _ = forward(x0, t0, den.alphas_cumprod.to(x0.device), gen)
+    x_t, _ = forward(x0, t0, den.alphas_cumprod.to(x0.device), gen)  # fresh noise for every run
     cond = den.encode([p.prompt])
     shown = FrameRecorder(1, keep=set(range(p.i_start, len(ts), p.show_every)))
     frames = FrameRecorder(1)
@@ -102,23 +103,28 @@ def iterative_denoising(p: IterativeParams, ctx) -> Result:
     blurred = _blur(x_t.cpu(), ctx.params_of("a1.2"))
     steps = [ts[i] for i in range(p.i_start, len(ts) - 1, p.show_every)]
     table(backend, torch.cat([f[:1] for f in shown.frames])[None], ctx.out / "steps.png", col_labels=[f"t = {t}" for t in steps])
-    final = torch.cat([x0.cpu(), x_t.cpu(), clean.cpu(), one_step.cpu(), blurred])[None]
-    table(backend, final, ctx.out / "compare.png", col_labels=["original", f"noisy, t = {t0}", "iterative", "one-step", "blurred"])
+    shown_runs = min(p.runs, SHOWN_RUNS)
+    final = torch.stack([x0[:shown_runs].cpu(), x_t[:shown_runs].cpu(), clean[:shown_runs].cpu(), one_step[:shown_runs].cpu(),
+                         blurred[:shown_runs]], dim=1)  # (runs shown, 5, C, H, W)
+    table(backend, final, ctx.out / "compare.png", col_labels=["original", f"noisy, t = {t0}", "iterative", "one-step", "blurred"],
+          row_labels=[f"run {k + 1}" for k in range(shown_runs)] if shown_runs > 1 else [])
     animate(backend, frames.frames, ctx.out / "denoising.gif")
     px = backend.to_pixels(x0)
-    scores = {
-        "psnr_noisy": psnr(backend.to_pixels(x_t), px),
-        "psnr_iterative": psnr(backend.to_pixels(clean), px),
-        "psnr_one_step": psnr(backend.to_pixels(one_step), px),
-        "psnr_blur": psnr(backend.to_pixels(blurred), px),
-    }
+    estimates = {"noisy": x_t, "iterative": clean, "one_step": one_step, "blur": blurred}
+    metrics = {f"psnr_{name}": psnr(backend.to_pixels(x), px) for name, x in estimates.items()}
+    if backend.scorer is not None:  # does the estimate still show what the original shows?
+        original = backend.scorer.predict(px)
+        for name in ("iterative", "one_step", "blur"):
+            metrics[f"kept_{name}"] = float((backend.scorer.predict(backend.to_pixels(estimates[name])) == original).float().mean())
     pixelated = backend.spec.pixelated
     return Result(
-        metrics={**scores, "steps": len(ts) - 1 - p.i_start},
+        metrics={**metrics, "steps": len(ts) - 1 - p.i_start},
         figures=[
             Figure("steps.png", f"x_t every {p.show_every} steps from t = {t0}", pixelated=pixelated),
-            Figure("compare.png", "Iterative denoising against one step and a Gaussian blur", pixelated=pixelated),
+            Figure("compare.png", "Iterative denoising against one step and a Gaussian blur"
+                   + (f", for the first {shown_runs} of {p.runs} noisy copies" if shown_runs > 1 else ""), pixelated=pixelated),
             Figure("denoising.gif", "x_t (top) and the estimate x̂0 (bottom) at every step", pixelated=True),
         ],
-        data={"t_start": t0, "timesteps": ts, "model_calls": len(ts) - 1 - p.i_start},
+        samples={"images": backend.to_pixels(torch.cat([clean, one_step])), "method": ["iterative"] * p.runs + ["one_step"] * p.runs},
+        data={"t_start": t0, "timesteps": ts, "model_calls": len(ts) - 1 - p.i_start, "runs": p.runs},
     )

@@ -8,7 +8,7 @@ from ..diffusion.samplers import classifier_free, inpaint, sdedit
 from ..figures import image_table
 from ..inputs import load_mask
 from ..section import Figure, Result
-from .common import cell, generator, input_image, name_of, table, upsampled_table
+from .common import cell, generator, input_image, name_of, quoted, table, upsampled_table
 from .params import InpaintParams, SDEditParams
 
 
@@ -23,16 +23,17 @@ def _sdedit(p: SDEditParams, ctx, caption: str) -> Result:
     eps_fn = _guided(backend, p)
     gen = generator(p.seed)
     ts = backend.timesteps
-    rows, edits = [], []
+    rows, edits, originals = [], [], []
     for spec in p.images:
         x_orig = input_image(ctx, backend, spec)
         row = [sdedit(eps_fn, x_orig, ts, i, backend.denoiser.alphas_cumprod, generator=gen) for i in p.i_starts]
         edits += row
+        originals.append(x_orig)
         rows.append(torch.cat(row + [x_orig]).cpu())
     table(backend, torch.stack(rows), ctx.out / "edits.png", row_labels=[name_of(s) for s in p.images],
           col_labels=[f"i_start {i}\nt = {ts[i]}" for i in p.i_starts] + ["original"])
     x = torch.cat(edits)
-    figures = [Figure("edits.png", caption.format(prompt=p.prompt, guidance=p.guidance), pixelated=backend.spec.pixelated)]
+    figures = [Figure("edits.png", caption.format(prompt=quoted(p.prompt), guidance=p.guidance), pixelated=backend.spec.pixelated)]
     if upsampled_table(backend, x, [p.prompt] * len(edits), gen, ctx.out / "upsampled.png", len(p.images)):
         figures.append(Figure("upsampled.png", "The edits upsampled to 256×256 by stage II"))
     samples = {
@@ -40,19 +41,32 @@ def _sdedit(p: SDEditParams, ctx, caption: str) -> Result:
         "i_start": [i for _ in p.images for i in p.i_starts],
         "source": [s for s in p.images for _ in p.i_starts],
     }
-    return Result(figures=figures, samples=samples, data={"timesteps": ts})
+    metrics, reads = {}, []
+    if backend.scorer is not None:  # per i_start: is an edit read as its input is, and as the prompt asks?
+        grid = backend.to_pixels(x).unflatten(0, (len(p.images), len(p.i_starts)))  # (images, i_starts, C, H, W)
+        seen = backend.scorer.predict(backend.to_pixels(torch.cat(originals)))  # (images,)
+        asked = backend.labels_of([p.prompt])
+        for k, i in enumerate(p.i_starts):
+            read = backend.scorer.predict(grid[:, k])
+            row = {"i_start": i, "t": ts[i], "as_input": float((read == seen).float().mean())}
+            if asked is not None:
+                row["as_prompt"] = float((read == asked).float().mean())
+            reads.append(row)
+            metrics |= {f"{name}_i_start_{i}": v for name, v in row.items() if name.startswith("as_")}
+        samples["input_read_as"] = seen.repeat_interleave(len(p.i_starts))
+    return Result(metrics=metrics, figures=figures, samples=samples, data={"timesteps": ts, "rows": reads})
 
 
 def image_to_image(p: SDEditParams, ctx) -> Result:
-    return _sdedit(p, ctx, "SDEdit with prompt '{prompt}', γ = {guidance:g}: the later denoising starts, the closer to the original")
+    return _sdedit(p, ctx, "SDEdit with {prompt}, γ = {guidance:g}: the later denoising starts, the closer to the original")
 
 
 def edit_drawings(p: SDEditParams, ctx) -> Result:
-    return _sdedit(p, ctx, "SDEdit of a photo and two drawings with prompt '{prompt}', γ = {guidance:g}")
+    return _sdedit(p, ctx, "SDEdit of each input (rows: their file names) with {prompt}, γ = {guidance:g}")
 
 
 def text_image_to_image(p: SDEditParams, ctx) -> Result:
-    return _sdedit(p, ctx, "SDEdit towards the prompt '{prompt}', γ = {guidance:g}")
+    return _sdedit(p, ctx, "SDEdit towards the {prompt}, γ = {guidance:g}")
 
 
 def inpainting(p: InpaintParams, ctx) -> Result:
@@ -77,7 +91,7 @@ def inpainting(p: InpaintParams, ctx) -> Result:
         col_labels=["original", "mask", "kept", "inpainted"],
         cell=cell(backend),
     )
-    caption = f"Inpainting with prompt '{p.prompt}', γ = {p.guidance:g}: new content only where the mask is white"
+    caption = f"Inpainting with {quoted(p.prompt)}, γ = {p.guidance:g}: new content only where the mask is white"
     figures = [Figure("inpainting.png", caption, pixelated=backend.spec.pixelated)]
     if upsampled_table(backend, x, [p.prompt] * len(results), gen, ctx.out / "upsampled.png", len(results)):
         figures.append(Figure("upsampled.png", "The inpainted images upsampled to 256×256 by stage II"))

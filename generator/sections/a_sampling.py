@@ -7,7 +7,7 @@ import torch
 from ..diffusion.samplers import classifier_free, conditional
 from ..figures import FrameRecorder
 from ..section import Figure, Result
-from .common import animate, from_noise, generator, score, short, table, upsampled_table
+from .common import animate, from_noise, generator, quoted, score, short, table, upsampled_table
 from .params import CFGParams, NoiseSampleParams, TextToImageParams
 
 ANIMATED = 10  # samples shown in a sampling animation, at most
@@ -22,11 +22,17 @@ def text_to_image(p: TextToImageParams, ctx) -> Result:
     prompts = p.prompts * len(p.steps)
     if upsampled_table(backend, x.flatten(0, 1), prompts, generator(p.seed), ctx.out / "upsampled.png", len(p.steps), **labels):
         figures.append(Figure("upsampled.png", "The same samples upsampled to 256×256 by stage II"))
-    samples = {"images": backend.to_pixels(x.flatten(0, 1)), "steps": [s for s in p.steps for _ in p.prompts], "prompts": prompts}
-    digits = backend.labels_of(p.prompts)
-    if digits is not None:
-        samples["labels"] = digits.repeat(len(p.steps))
-    return Result(figures=figures, samples=samples)
+    pixels = backend.to_pixels(x.flatten(0, 1))
+    samples = {"images": pixels, "steps": [s for s in p.steps for _ in p.prompts], "prompts": prompts}
+    labels = backend.labels_of(prompts)
+    correct = score(backend, pixels, labels)
+    metrics, rows = {}, []
+    if correct is not None:
+        samples["labels"] = labels
+        for k, steps in enumerate(p.steps):
+            metrics[f"accuracy_steps_{steps}"] = float(correct[k * len(p.prompts) : (k + 1) * len(p.prompts)].mean())
+            rows.append({"steps": steps, "accuracy": metrics[f"accuracy_steps_{steps}"]})
+    return Result(metrics=metrics, figures=figures, samples=samples, data={"rows": rows})
 
 
 def sampling(p: NoiseSampleParams, ctx) -> Result:
@@ -37,12 +43,14 @@ def sampling(p: NoiseSampleParams, ctx) -> Result:
     table(backend, x[None].cpu(), ctx.out / "samples.png")
     animate(backend, frames.frames, ctx.out / "sampling.gif")
     figures = [
-        Figure("samples.png", f"{p.num_samples} samples, prompt '{p.prompt}', no guidance", pixelated=backend.spec.pixelated),
+        Figure("samples.png", f"{p.num_samples} samples, {quoted(p.prompt)}, no guidance", pixelated=backend.spec.pixelated),
         Figure("sampling.gif", "x_t (top) and x̂0 (bottom) over the steps", pixelated=True),
     ]
     if upsampled_table(backend, x, [p.prompt] * p.num_samples, gen, ctx.out / "upsampled.png", 1):
         figures.append(Figure("upsampled.png", "Upsampled to 256×256 by stage II"))
-    return Result(figures=figures, samples={"images": backend.to_pixels(x), "prompts": [p.prompt] * p.num_samples})
+    pixels = backend.to_pixels(x)
+    metrics = {"confident": float(backend.scorer.confident(pixels).mean())} if backend.scorer is not None else {}
+    return Result(metrics=metrics, figures=figures, samples={"images": pixels, "prompts": [p.prompt] * p.num_samples})
 
 
 def cfg(p: CFGParams, ctx) -> Result:
@@ -67,6 +75,7 @@ def cfg(p: CFGParams, ctx) -> Result:
     metrics, rows = {}, []
     if correct is not None:
         metrics["accuracy"] = float(correct.mean())
+        metrics["confident"] = float(backend.scorer.confident(pixels).mean())
         for d in sorted(set(labels.tolist())):
             metrics[f"accuracy_digit_{d}"] = float(correct[labels == d].mean())
             rows.append({"digit": d, "accuracy": metrics[f"accuracy_digit_{d}"]})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from ..data import mnist, subset
 from ..diffusion.ddpm import linear_schedule
 from ..diffusion.samplers import classifier_free, conditional, ddpm_sample
 from ..figures import FrameRecorder, animation, evenly_spread, image_table, save_png, tile
@@ -53,14 +54,18 @@ def _draw(den, ctx, count: int, batch_size: int, seed: int, *, prompts=None, gui
 def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
     scorer = Scorer(ctx.needs["b2.0"].private, ctx.device)
     epochs = ctx.needs["b2.2"].data["checkpoints"]
-    shown, steps, metrics, figures, rows = [], [], {}, [], []
+    shown, steps, figures, rows = [], [], [], []
     recorder = FrameRecorder(ANIMATED)
+    # What a perfect generator would score: real training digits, as many as the samples scored.
+    real = subset(*mnist(ctx.data_root, train=True), p.eval_samples, p.seed)[0]
+    metrics = {"fid_real": scorer.frechet(real), "confident_real": float(scorer.confident(real).mean())}
     for epoch, den in _models(ctx, "b2.2"):
         last = epoch == epochs[-1]
         recorder.keep = evenly_spread(den.alphas_cumprod.shape[0], p.gif_frames)
         images = _draw(den, ctx, max(p.num_samples, p.eval_samples), p.batch_size, p.seed, recorder=recorder if last else None)
         metrics[f"fid_epoch_{epoch}"] = scorer.frechet(images[: p.eval_samples])
-        rows.append({"epoch": epoch, "fid": metrics[f"fid_epoch_{epoch}"]})
+        metrics[f"confident_epoch_{epoch}"] = float(scorer.confident(images[: p.eval_samples]).mean())
+        rows.append({"epoch": epoch, "fid": metrics[f"fid_epoch_{epoch}"], "confident": metrics[f"confident_epoch_{epoch}"]})
         shown.append(images[: p.num_samples])
         steps += [epoch] * p.num_samples
         name = f"samples_epoch_{epoch}.png"

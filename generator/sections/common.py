@@ -30,9 +30,14 @@ def short(prompts: list[str], width: int = 22) -> list[str]:
     return out
 
 
+def quoted(prompt: str) -> str:
+    """A prompt as captions name it; "" is the empty prompt."""
+    return f"prompt '{prompt}'" if prompt else "the empty prompt"
+
+
 def name_of(spec: str) -> str:
-    """An input's label: a file's stem, or mnist:N as it is."""
-    return spec.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    """An input's label: a file's stem in words (digit_two_drawn → digit two drawn), or mnist:N as it is."""
+    return spec.rsplit("/", 1)[-1].rsplit(".", 1)[0].replace("_", " ")
 
 
 # ---------------------------------------------------------------- Part A: the backend's images

@@ -91,6 +91,7 @@ class OneStepParams(Params):
 class IterativeParams(OneStepParams):
     i_start: int = Field(ge=0, description="index of the first strided timestep")
     show_every: int = Field(ge=1, le=100, description="show every n-th step")
+    runs: int = Field(ge=1, le=200, description="noisy copies of the test image, each with its own noise; figures show the first")
 
     def check(self, config, sid):
         super().check(config, sid)
@@ -171,7 +172,10 @@ class HybridParams(Params):
         min_length=1, max_length=8, description="[low-frequency prompt, high-frequency prompt] pairs"
     )
     kernel_size: KernelSize
-    sigma: float = Field(gt=0.0, le=50.0, description="the low-pass Gaussian's σ in pixels")
+    sigmas: list[Annotated[float, Field(gt=0.0, le=50.0)]] = Field(
+        min_length=1, max_length=12, description="σ of the low-pass Gaussian in pixels; several: a sweep, shown at the best"
+    )
+    far_scale: int = Field(ge=2, le=16, description="how many times smaller the image is seen from afar")
     num_samples: Samples
     guidance: Guidance
 
@@ -220,9 +224,12 @@ class DDPMParams(Params):
     epochs: Epochs
     batch_size: BatchSize
     lr: LearningRate
-    lr_decay: bool = Field(description="true: ExponentialLR with γ = 0.1^(1/epochs), stepped per epoch")
+    lr_schedule: Literal["exponential", "onecycle", "constant"] = Field(
+        description="exponential: × 0.1^(1/epochs) after each epoch; onecycle: warm up to lr, then anneal, per step; constant"
+    )
     train_subset: TrainSubset
     precision: Precision
+    ema_decay: float = Field(ge=0.0, lt=1.0, description="decay of the weights' moving average that samples, in [0, 1); 0: off")
     sample_epochs: list[int] | None = Field(
         description="epochs whose weights are sampled, each from 1 to epochs; null: a quarter of the way and the last",
     )

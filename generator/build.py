@@ -86,7 +86,7 @@ def status(config: Config) -> list[tuple[Section, str]]:
         if store.entry(keys[s.id]):
             rows.append((s, "fresh"))
         else:
-            rows.append((s, "stale" if store.last_entry(s.id) else "never built"))
+            rows.append((s, "stale" if store.ref(s.id) else "never built"))  # a damaged entry is stale too
     return rows
 
 
@@ -129,7 +129,7 @@ def _run_one(section: Section, key: str, config: Config, full: Config, store: St
     import torch
 
     params = config.params[section.id]
-    with store.staging(key) as folder:
+    with store.staging(key, section.id) as folder:
         ctx = Context(section, config, folder / "public", folder / "private", store.work_dir(key), device, needs,
                       data_dir(config.root), runs)
         torch.manual_seed(params.seed)
@@ -182,6 +182,7 @@ def build(config: Config, selectors: list[str], *, force: bool = False, device: 
     if any(s.uses_backend for s in sections):
         log(f"backend: {config.backend} ({config.backend_reason})")
     with store.lock():
+        store.clean_staging()  # what a killed build left
         entries: dict[str, Entry] = {}
         planned = plan(config, sections)
         to_run = {s.id for s, key in planned if s.id in forced or store.entry(key) is None}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -78,6 +79,7 @@ def save_model(model: UNet, path: Path, **meta) -> None:
 
 
 MODEL_FILE = "model_epoch_{epoch}.safetensors"  # the weights after an epoch, in work/ and as kept
+STATE_FILE = "epoch_{epoch}.safetensors"  # the rest of the training state after an epoch, in work/
 
 
 def keep_models(work_dir: Path, folder: Path, epochs: list[int]) -> dict[int, str]:
@@ -121,12 +123,24 @@ def _save_checkpoint(path: Path, model, optimizer, scheduler, generator, losses:
     tmp.replace(path)
 
 
-def _load_checkpoint(path: Path, model, optimizer, scheduler, generator, ema: EMA | None) -> tuple[int, list[float]]:
+def _read_checkpoint(path: Path, model, ema: EMA | None) -> tuple[dict, dict]:
+    """A training state's tensors and metadata, checked whole before anything is restored from them."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
     tensors = load_file(str(path))
+    complete = {"epoch", "param_groups", "scheduler", "ema_updates"} <= set(meta or {}) and {"generator", "losses"} <= set(tensors)
+    if not complete:
+        raise ValueError("part of the training state is missing")
+    for prefix, module in (("model.", model), ("ema.", ema.model if ema is not None else None)):
+        found = {k[len(prefix):]: v.shape for k, v in tensors.items() if k.startswith(prefix)}
+        if module is not None and found != {k: v.shape for k, v in module.state_dict().items()}:
+            raise ValueError(f"its {prefix[:-1]} weights do not fit the model")
+    return tensors, meta
+
+
+def _restore(tensors: dict, meta: dict, model, optimizer, scheduler, generator, ema: EMA | None) -> list[float]:
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     state: dict[int, dict] = {}
     for key, value in tensors.items():
@@ -140,7 +154,60 @@ def _load_checkpoint(path: Path, model, optimizer, scheduler, generator, ema: EM
     if ema is not None:
         ema.model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
         ema.updates = int(meta["ema_updates"])
-    return int(meta["epoch"]), tensors["losses"].tolist()
+    return tensors["losses"].tolist()
+
+
+def _by_epoch(work_dir: Path, pattern: str) -> dict[int, Path]:
+    found = {}
+    for path in work_dir.glob(pattern.format(epoch="*")):
+        tail = path.stem.rsplit("_", 1)[1]
+        if tail.isdigit():
+            found[int(tail)] = path
+    return found
+
+
+def _loads(path: Path) -> bool:
+    try:
+        load_model(path)
+        return True
+    except Exception:
+        return False
+
+
+def _resume(work_dir: Path, label: str, model, optimizer, scheduler, generator, ema: EMA | None) -> tuple[int, list[float]]:
+    """Restore the newest checkpoint of `work_dir` that loads whole: its training state, and the kept weights of
+    every epoch up to it (they are replayed). Returns (its epoch, the losses so far); (0, []) for none.
+
+    A file that fails to load (truncated, not safetensors, incomplete) is deleted with one line on stderr, and
+    so is any file after the epoch resumed from (training writes it again).
+    """
+    snapshots, states = _by_epoch(work_dir, MODEL_FILE), _by_epoch(work_dir, STATE_FILE)
+    damaged: set[Path] = set()
+    start, restored = 0, None
+    for epoch in range(1, max([*snapshots, *states], default=0) + 1):
+        if epoch not in snapshots or not _loads(snapshots[epoch]):
+            if epoch in snapshots:
+                damaged.add(snapshots[epoch])
+            break
+        if epoch in states:
+            try:
+                restored, start = _read_checkpoint(states[epoch], model, ema), epoch
+            except Exception:
+                damaged.add(states[epoch])
+    where = f"epoch {start}" if start else "scratch"
+    for epoch in sorted({e for e, p in [*snapshots.items(), *states.items()] if e > start or p in damaged}):
+        files = [found[epoch] for found in (snapshots, states) if epoch in found]
+        bad = [p for p in files if p in damaged]
+        if bad or (epoch not in states and not damaged):  # one line per epoch; what follows damage goes silently
+            why = "is damaged" if bad else "has no training state beside it"
+            print(f"{label}: checkpoint {(bad or files)[0].name} in the work folder {why}; resuming from {where}",
+                  file=sys.stderr)
+        for path in files:
+            if path in damaged or epoch > start:
+                path.unlink(missing_ok=True)
+    if restored is None:
+        return 0, []
+    return start, _restore(*restored, model, optimizer, scheduler, generator, ema)
 
 
 def train(
@@ -155,6 +222,7 @@ def train(
     device: str,
     progress=lambda it, **kw: it,
     on_epoch_end: Callable[[int, UNet], None] = lambda epoch, model: None,
+    label: str = "training",
 ) -> list[float]:
     """Train in place; returns the loss of every iteration.
 
@@ -163,6 +231,7 @@ def train(
     `work_dir`; a later call with the same `work_dir` resumes after the last one.
     `on_epoch_end(epoch, model)` is called after every epoch, resumed ones included,
     with the weights that are kept (the moving average where `ema_decay` > 0).
+    `label` (the section) starts the line that reports a damaged checkpoint.
     """
     model.to(device)
     n = images.shape[0]
@@ -170,15 +239,9 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = lr_scheduler(optimizer, config, steps_per_epoch)
     ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
-    losses: list[float] = []
-    start = 0
-    checkpoints = sorted(work_dir.glob("epoch_*.safetensors"), key=lambda p: int(p.stem.split("_")[1]))
-    if checkpoints:
-        start, losses = _load_checkpoint(checkpoints[-1], model, optimizer, scheduler, generator, ema)
-        # Replay what earlier epochs handed out, from their saved weights.
-        for epoch in range(1, start + 1):
-            snapshot = work_dir / MODEL_FILE.format(epoch=epoch)
-            on_epoch_end(epoch, load_model(snapshot, device))
+    start, losses = _resume(work_dir, label, model, optimizer, scheduler, generator, ema)
+    for epoch in range(1, start + 1):  # replay what earlier epochs handed out, from their kept weights
+        on_epoch_end(epoch, load_model(work_dir / MODEL_FILE.format(epoch=epoch), device))
 
     for epoch in range(start + 1, config.epochs + 1):
         model.train()
@@ -205,9 +268,9 @@ def train(
         model.eval()
         kept = ema.model if ema is not None else model
         save_model(kept, work_dir / MODEL_FILE.format(epoch=epoch), epoch=epoch)
-        _save_checkpoint(work_dir / f"epoch_{epoch}.safetensors", model, optimizer, scheduler, generator, losses, epoch, ema)
-        if epoch > 1:  # the optimiser state of the previous epoch is no longer needed
-            (work_dir / f"epoch_{epoch - 1}.safetensors").unlink(missing_ok=True)
+        _save_checkpoint(work_dir / STATE_FILE.format(epoch=epoch), model, optimizer, scheduler, generator, losses, epoch, ema)
+        # Two training states: the one before the last is where to resume if the last is damaged.
+        (work_dir / STATE_FILE.format(epoch=epoch - 2)).unlink(missing_ok=True)
         on_epoch_end(epoch, kept)
     model.eval()
     return losses

@@ -7,15 +7,28 @@ from pathlib import Path
 from typing import Callable
 
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
+
+from ..store import write_atomic
 
 
 def save_weights(model: nn.Module, path: Path, kind: str, **meta) -> None:
-    """The model's state under `path`; its `config` as JSON in the metadata key `kind`, with `meta` beside it."""
+    """The model's state under `path`, written whole or not at all; its `config` as JSON in the metadata key
+    `kind`, with `meta` beside it. The same weights give the same bytes."""
     metadata = {kind: json.dumps(model.config.to_dict()), **{k: json.dumps(v) for k, v in meta.items()}}
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata=metadata)
+    write_atomic(path, _sorted_metadata(save(state, metadata=metadata)))
+
+
+def _sorted_metadata(raw: bytes) -> bytes:
+    """safetensors writes the metadata in hash order, which changes from one save to the next: sort it."""
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + size])
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)  # the tensors stay 8-byte aligned, as the library pads them
+    return len(text).to_bytes(8, "little") + text + raw[8 + size :]
 
 
 def load_weights(build: Callable[[dict], nn.Module], path: Path, kind: str, device: str = "cpu") -> nn.Module:

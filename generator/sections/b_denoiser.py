@@ -57,7 +57,7 @@ def train_denoiser(p: TrainDenoiserParams, ctx) -> Result:
     model = UNet(UNetConfig(hidden=hidden))
     config = TrainConfig(p.epochs, p.batch_size, p.lr, precision=p.precision)
     losses = train(model, images, labels, loss_fn, config, generator=generator(p.seed), work_dir=ctx.work,
-                   device=ctx.device, progress=ctx.progress, on_epoch_end=keep_denoised)
+                   device=ctx.device, progress=ctx.progress, on_epoch_end=keep_denoised, label=ctx.section.id)
     shown = sorted({1, p.epochs})
     steps_per_epoch = -(-images.shape[0] // p.batch_size)
     loss_curve(losses, ctx.out / "loss.png", title=f"single-step denoiser, σ = {p.sigma:g}", per_epoch=steps_per_epoch)

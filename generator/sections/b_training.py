@@ -34,7 +34,8 @@ def _train_ddpm(p: DDPMParams, ctx, config: UNetConfig, *, p_uncond: float = 0.0
     torch.manual_seed(p.seed)  # the UNet's initial weights
     model = UNet(config)
     losses = train(model, images, labels, loss_fn, TrainConfig(p.epochs, p.batch_size, p.lr, p.lr_schedule, p.precision, p.ema_decay),
-                   generator=generator(p.seed), work_dir=ctx.work, device=ctx.device, progress=ctx.progress)
+                   generator=generator(p.seed), work_dir=ctx.work, device=ctx.device, progress=ctx.progress,
+                   label=ctx.section.id)
     keep_models(ctx.work, ctx.private, p.checkpoints())
     steps_per_epoch = -(-images.shape[0] // p.batch_size)
     loss_curve(losses, ctx.out / "loss.png", title=f"{model_name(config)}, ε-prediction loss", per_epoch=steps_per_epoch)

@@ -144,6 +144,33 @@ def render():
 
 
 @cli.command()
+@click.option("--all", "every", is_flag=True, help="Every entry in the store, not only the last build of each section.")
+@click.option("--repair", is_flag=True, help="Remove damaged entries (and the refs to them); the next build rebuilds them.")
+@_handles_errors
+def verify(every, repair):
+    """Hash every file of the store's entries against their manifests; one line per damaged entry.
+
+    Exits 1 when anything was damaged (with --repair too), 0 otherwise.
+    """
+    from .config import cache_dir, find_root
+    from .store import Store
+
+    store = Store(cache_dir(find_root()))
+    with store.lock():
+        checked, damage = store.verify(every)
+        for found in damage:
+            click.echo(f"damaged: {found}")
+            if repair:
+                store.repair(found)
+                removed = ([f"entry {found.key[:12]}…"] if found.key else []) + [f"ref {r}" for r in found.refs]
+                click.echo(f"  removed {' and '.join(removed)}")
+    summary = f"{checked} entr{'y' if checked == 1 else 'ies'} verified, {len(damage)} damaged"
+    click.echo(summary + ("; the next build rebuilds what was removed" if repair and damage else ""))
+    if damage:
+        sys.exit(1)
+
+
+@cli.command()
 @click.option(
     "--size",
     type=click.Choice(["full", "tiny"]),

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Iterable
 
 from .backends import Backend, open_backend, prompts_of
-from .config import Config, cache_dir, data_dir, load
+from .config import Config, cache_dir, check_cache_dir, data_dir, load
+from .data import check_mnist
 from .errors import SectionFailed, UsageError
+from .inputs import file_digest
 from .outputs import check_metrics, versions, write_record, write_samples
 from .render import render
 from .section import Params, Result, Section
@@ -70,9 +72,11 @@ def plan(config: Config, sections: list[Section]) -> list[tuple[Section, str]]:
     keys: dict[str, str] = {}
     planned = []
     for s in sections:
-        params = config.params[s.id].model_dump(mode="json")
+        params = config.params[s.id]
         needs = {n: keys[n] for n in s.needs_on(config.spec.needs)}
-        keys[s.id] = entry_key(s.id, s.version, params, backend_identity(config, s), needs)
+        inputs = {spec: file_digest(spec, config.root) for spec in params.input_files()}
+        keys[s.id] = entry_key(s.id, s.version, params.model_dump(mode="json"), backend_identity(config, s), needs,
+                               {spec: digest for spec, digest in inputs.items() if digest})
         planned.append((s, keys[s.id]))
     return planned
 
@@ -177,7 +181,7 @@ def build(config: Config, selectors: list[str], *, force: bool = False, device: 
     if device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"unknown device '{device}'; valid: auto, cpu, cuda")
     full = load(config.root, "full", backend=config.backend)  # the full profile, checked before anything runs
-    store = Store(cache_dir(config.root))
+    store = Store(check_cache_dir(config.root))
     ran: list[str] = []
     if any(s.uses_backend for s in sections):
         log(f"backend: {config.backend} ({config.backend_reason})")
@@ -188,8 +192,10 @@ def build(config: Config, selectors: list[str], *, force: bool = False, device: 
         to_run = {s.id for s, key in planned if s.id in forced or store.entry(key) is None}
         runs = tuple(s.id for s, _ in planned if s.id in to_run)
         on_backend = [s.id for s, _ in planned if s.uses_backend and s.id in to_run]
+        if runs:  # before anything runs
+            check_mnist(data_dir(config.root), store.root)
         if on_backend:
-            spec.preflight(config, on_backend, prompts_of(config, on_backend))  # before anything runs
+            spec.preflight(config, on_backend, prompts_of(config, on_backend))
         try:
             for section, key in planned:
                 entry = store.entry(key)

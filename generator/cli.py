@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 
@@ -25,6 +26,11 @@ def _handles_errors(command):
             return command(*args, **kwargs)
         except (UsageError, SectionFailed) as e:
             _fail(e)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            _fail(OSError(f"the disk is full (writing {e.filename or 'a file'}); free some space and run it again: "
+                          "the store keeps every section that finished"))
 
     return wrapper
 
@@ -112,6 +118,8 @@ def build(ids, build_all, profile, sets, backend, device, force):
     from .config import find_root, load
     from .sections import all_sections, select
 
+    if device == "cuda" and not _nvidia_driver_present():
+        raise UsageError("--device cuda, but this machine has no NVIDIA driver; use --device cpu or auto")
     root = find_root()
     selectors = list(all_sections()) if build_all else list(ids)
     select(selectors)  # an unknown id fails here, before anything else
@@ -132,12 +140,12 @@ def _cuda_available() -> bool:
 @_handles_errors
 def render():
     """Rewrite docs/ from the store (the last build of each section), running nothing."""
-    from .config import cache_dir, find_root
+    from .config import check_cache_dir, find_root
     from .render import render as run_render
     from .store import Store
 
     root = find_root()
-    store = Store(cache_dir(root))
+    store = Store(check_cache_dir(root))
     with store.lock():
         changed = run_render(root, store)
     click.echo(f"docs/: {len(changed)} file(s) updated")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,27 @@ def cache_dir(root: Path) -> Path:
     return Path(os.environ.get("GEN_CACHE_DIR") or root / ".gen")
 
 
+def check_cache_dir(root: Path) -> Path:
+    """The cache folder, checked before a build or render uses it: a writable folder outside docs/ and site/."""
+    cache = cache_dir(root)
+    where = f"the cache folder {cache} (GEN_CACHE_DIR, else .gen)"
+    resolved = cache.resolve()
+    for published in ("docs", "site"):
+        if resolved.is_relative_to((root / published).resolve()):
+            raise UsageError(f"{where} is inside {published}/, which gen rewrites; point GEN_CACHE_DIR elsewhere")
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UsageError(f"{where} is a file, or under one; point GEN_CACHE_DIR at a folder") from None
+    except OSError as e:
+        raise UsageError(f"{where} cannot be made ({e.strerror}); point GEN_CACHE_DIR at a writable folder") from None
+    if not os.access(cache, os.W_OK | os.X_OK):
+        raise UsageError(f"{where} is not writable; point GEN_CACHE_DIR at a writable folder")
+    if (cache / "lock").exists() and not (cache / "lock").is_file():
+        raise UsageError(f"{cache / 'lock'} is not a file; remove it (gen keeps its lock there)")
+    return cache
+
+
 def data_dir(root: Path) -> Path:
     """Where MNIST lives (torchvision's layout); downloaded there when missing."""
     env = os.environ.get("GEN_DATA_DIR")
@@ -84,23 +106,110 @@ def resolve_profile(profile: str, cuda: bool) -> tuple[str, str]:
     return profile, "chosen with --profile"
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML as a hand-edited file should be read: a key given twice, a key that is not a name, or an integer
+    written other than in plain decimal (YAML 1.1 reads 0x2, 0o7, 1_000 and 1:30 as integers) is an error."""
+
+
+def _strict_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict:
+    loader.flatten_mapping(node)
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str):
+            raise yaml.MarkedYAMLError(problem=f"key {key!r} is not a name; quote it", problem_mark=key_node.start_mark)
+        if key in seen:
+            raise yaml.MarkedYAMLError(problem=f"key '{key}' appears twice; keep one", problem_mark=key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+class _BadInteger(yaml.MarkedYAMLError):
+    pass
+
+
+def _strict_int(loader: _StrictLoader, node: yaml.ScalarNode) -> int:
+    text = loader.construct_scalar(node)
+    if not _DECIMAL.fullmatch(text):
+        raise _BadInteger(problem=f"'{text}' is not a plain decimal integer; write it in digits 0-9",
+                          problem_mark=node.start_mark)
+    if len(text) > 30:  # far beyond any bound here; int() itself refuses 4,300 digits with a traceback
+        raise _BadInteger(problem=f"the integer {text[:12]}… has {len(text)} digits, out of range",
+                          problem_mark=node.start_mark)
+    return int(text)
+
+
+_DECIMAL = re.compile(r"[-+]?[0-9]+")
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _strict_int)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_StrictLoader)
+
+
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path.name} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    try:
+        data = _yaml(text) or {}
     except yaml.YAMLError as e:
-        raise UsageError(f"{path.name} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path.name} must be a mapping with 'sections' and 'profiles'")
+        where = f" (line {e.problem_mark.line + 1})" if getattr(e, "problem_mark", None) else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UsageError(f"{path.name} is not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise UsageError(f"{path.name} nests too deeply to be a parameter file") from None
+    _check_structure(data, path.name)
     return data
 
 
-def _parse_value(text: str) -> Any:
+def _check_structure(data: Any, name: str) -> None:
+    """The shape of gen.yaml: seed, sections, on_BACKEND and profiles, each a mapping of owners to mappings."""
+
+    def owners(value: Any, where: str) -> None:
+        if value is None:
+            return
+        if not isinstance(value, dict):
+            raise UsageError(f"{name}: {where} must be a mapping of sections to their parameters, not a "
+                             f"{type(value).__name__}")
+        for owner, values in value.items():
+            if values is not None and not isinstance(values, dict):
+                raise UsageError(f"{name}: {where}.{owner} must be a mapping of parameter names to values, not a "
+                                 f"{type(values).__name__}")
+
+    if not isinstance(data, dict):
+        raise UsageError(f"{name} must be a mapping with 'seed', 'sections' and 'profiles'")
+    known = {"seed", "sections", "profiles", *(f"on_{b}" for b in BACKENDS)}
+    for key in data:
+        if key not in known:
+            raise UsageError(f"{name} has '{key}' at the top; valid: {', '.join(sorted(known))}")
+    owners(data.get("sections"), "sections")
+    for backend in BACKENDS:
+        owners(data.get(f"on_{backend}"), f"on_{backend}")
+    profiles = data.get("profiles") or {}
+    if not isinstance(profiles, dict):
+        raise UsageError(f"{name}: profiles must be a mapping of profile names to overlays, not a "
+                         f"{type(profiles).__name__}")
+    for profile, overlay in profiles.items():
+        if profile not in PROFILES:
+            raise UsageError(f"{name}: unknown profile '{profile}'; valid: {', '.join(PROFILES)}")
+        owners({k: v for k, v in (overlay or {}).items() if not k.startswith("on_")} if isinstance(overlay, dict)
+               else overlay, f"profiles.{profile}")
+        for backend in BACKENDS:
+            owners((overlay or {}).get(f"on_{backend}"), f"profiles.{profile}.on_{backend}")
+
+
+def _parse_value(key: str, text: str) -> Any:
     # YAML reads "[1, 5]", "true", "0.5"; it leaves "1e-3" a string, which is a number here.
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
+        value = _yaml(text)
+    except _BadInteger as e:
+        raise UsageError(f"bad value {key}={text[:40]!r}: {e.problem}") from None
+    except (yaml.YAMLError, RecursionError):
         return text
-    if isinstance(value, str):
+    if isinstance(value, str) and text.isascii():
         try:
             return float(text)
         except ValueError:
@@ -180,19 +289,30 @@ def load(
         owner, name = _split_key(key.strip(), models)
         if name not in models[owner].model_fields:
             raise _unknown_field(key, name, models[owner])
-        owned_sets.append((owner, name, _parse_value(text.strip()), item))
+        owned_sets.append((owner, name, _parse_value(key.strip(), text.strip()), item))
 
-    def resolved(on: str) -> dict[str, dict[str, Any]]:
-        """Every owner's values with the overlays of backend `on` and the --set items."""
+    def resolved(on: str, overlay: str = profile, sets: list = owned_sets) -> dict[str, dict[str, Any]]:
+        """Every owner's values with the overlays of backend `on` and profile `overlay`, and the --set items."""
         raw: dict[str, dict[str, Any]] = {owner: (dict(seed) if owner in sections else {}) for owner in models}
-        for layer, where in _layers(data, profile, on):
+        for layer, where in _layers(data, overlay, on):
             for owner, values in layer.items():
                 if owner not in models:
                     raise UsageError(f"{where} names unknown section '{owner}'")
                 raw[owner].update(values or {})
-        for owner, name, value, _ in owned_sets:
+        for owner, name, value, _ in sets:
             raw[owner][name] = value
         return raw
+
+    # The whole file, not only what this build reads: a bad value in another profile is found now.
+    for other in PROFILES:
+        for on in BACKENDS:
+            raw = resolved(on, other, [])
+            for owner in models:
+                try:
+                    models[owner].model_validate(raw[owner])
+                except ValidationError as e:
+                    error = _describe_error(owner, models[owner], e, raw[owner])
+                    raise UsageError(f"{error} (in {CONFIG_FILE}, profile {other} on {on})") from None
 
     # Which backend a build runs on can depend on the backends' settings (auto asks whether each can load).
     settings = {name: validate(resolved(name), name) for name in BACKENDS}

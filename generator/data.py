@@ -1,17 +1,62 @@
-"""MNIST as tensors in memory (60,000 digits are 47 MB as bytes: no DataLoader needed)."""
+"""MNIST as tensors in memory (60,000 digits are 47 MB as bytes: no DataLoader needed), and its files checked."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 from pathlib import Path
-
-import torch
 
 from .errors import UsageError
 
+# The four unpacked files torchvision reads, with their sizes and md5 sums (those of the canonical MNIST). Only
+# these are accepted, so MNIST's content is fixed and needs no place in a section's cache key.
+MNIST_FILES = {
+    "train-images-idx3-ubyte": (47040016, "6bbc9ace898e44ae57da46a324031adb"),
+    "train-labels-idx1-ubyte": (60008, "a25bea736e30d166cdddb491f175f624"),
+    "t10k-images-idx3-ubyte": (7840016, "2646ac647ad5339dbf082846283269ea"),
+    "t10k-labels-idx1-ubyte": (10008, "27ae3e4e09519cfbb04c329615203637"),
+}
+
+
+def check_mnist(root: Path, cache: Path) -> None:
+    """Refuse MNIST files that are present but not MNIST's (one line, before anything runs); missing ones are
+    downloaded when first needed. A file's verdict is kept in `cache` by size and modification time."""
+    raw = Path(root) / "MNIST" / "raw"
+    seen_file = Path(cache) / "mnist-checked.json"
+    try:
+        seen = json.loads(seen_file.read_text())
+    except (OSError, ValueError):
+        seen = {}
+    checked = {}
+    for name, (size, md5) in MNIST_FILES.items():
+        path = raw / name
+        if not path.exists():
+            continue
+        stat = path.stat()
+        stamp = [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
+        if seen.get(name) != stamp:
+            problem = (f"{stat.st_size:,} bytes, not {size:,}" if stat.st_size != size
+                       else "its md5 sum is not MNIST's" if _md5(path) != md5 else None)
+            if problem:
+                raise UsageError(f"MNIST file {path} is corrupt ({problem}); delete {raw} to download MNIST again, "
+                                 "or set GEN_DATA_DIR to a folder holding a good copy")
+        checked[name] = stamp
+    if checked != seen:
+        seen_file.parent.mkdir(parents=True, exist_ok=True)
+        seen_file.write_text(json.dumps(checked))
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
 
 @functools.lru_cache(maxsize=4)
-def mnist(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def mnist(root: Path, train: bool):
     """Images (N, 1, 28, 28) float32 in [0, 1] and labels (N,) int64.
 
     torchvision reads `root/MNIST/raw`; when the files are missing it downloads
@@ -21,7 +66,7 @@ def mnist(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
 
     try:
         dataset = MNIST(root=str(root), train=train, download=True)
-    except Exception as e:  # no network, a read-only folder, a broken file
+    except Exception as e:  # no network, a read-only folder
         raise UsageError(
             f"MNIST is not under {root}/MNIST/raw and could not be downloaded ({type(e).__name__}: "
             f"{str(e).splitlines()[0] if str(e) else ''}); set GEN_DATA_DIR to a folder holding MNIST/raw"
@@ -30,8 +75,10 @@ def mnist(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     return images, dataset.targets.clone()
 
 
-def subset(images: torch.Tensor, labels: torch.Tensor, size: int, seed: int):
+def subset(images, labels, size: int, seed: int):
     """A random subset of `size` examples (all of them when size is 0)."""
+    import torch
+
     if size <= 0 or size >= images.shape[0]:
         return images, labels
     index = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(seed))[:size]

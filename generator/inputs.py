@@ -18,15 +18,14 @@ from pathlib import Path
 from .errors import UsageError
 
 MNIST_TEST_SIZE = 10000
+MAX_PIXELS = 8192 * 8192  # far more than any model here takes; larger inputs are refused before decoding
 
 
 def _mnist_index(spec: str) -> int | None:
     if not spec.startswith("mnist:"):
         return None
-    try:
-        index = int(spec[len("mnist:") :])
-    except ValueError:
-        index = -1
+    digits = spec[len("mnist:") :]
+    index = int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 5 else -1
     if not 0 <= index < MNIST_TEST_SIZE:
         raise UsageError(f"bad image '{spec}': mnist:N needs N from 0 to {MNIST_TEST_SIZE - 1} (a test digit)")
     return index
@@ -41,17 +40,31 @@ def image_size(spec: str, root: Path, *, what: str = "image") -> tuple[int, int]
     """(width, height) of an image file, checked to be readable; MNIST digits are 28×28."""
     if _mnist_index(spec) is not None:
         return (28, 28)
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     path = _path(spec, root)
     if not path.is_file():
         raise UsageError(f"{what} '{spec}' not found (looked for {path}); give a path to a picture or mnist:N")
     try:
+        with Image.open(path) as im:  # Pillow refuses more than MAX_IMAGE_PIXELS × 2 pixels here (a decompression bomb)
+            if im.width * im.height > MAX_PIXELS:
+                raise ValueError(f"{im.width}×{im.height} pixels, more than {MAX_PIXELS:,}")
+            im.verify()  # the file's structure and checksums
         with Image.open(path) as im:
-            im.verify()
+            im.load()  # every pixel decoded: corrupt data shows only here
             return im.size
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise UsageError(f"{what} '{spec}' is not a readable picture ({e}); give a PNG or JPEG") from None
+    except Exception as e:  # Pillow raises many kinds: OSError, SyntaxError, DecompressionBombError, ValueError...
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UsageError(f"{what} '{spec}' is not a readable picture ({reason}); give a PNG or JPEG") from None
+
+
+def file_digest(spec: str, root: Path) -> str | None:
+    """sha256 of the file a spec names (None for mnist:N and rect:), so that a changed file changes the cache key."""
+    if spec.startswith(("mnist:", "rect:")):
+        return None
+    import hashlib
+
+    return hashlib.sha256(_path(spec, root).read_bytes()).hexdigest()
 
 
 def check_image(spec: str, root: Path) -> None:

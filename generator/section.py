@@ -41,6 +41,10 @@ class Params(Settings):
         """Every prompt the section gives the backend."""
         return []
 
+    def input_files(self) -> list[str]:
+        """Every image or mask it reads (paths, mnist:N, rect:): their content is part of the cache key."""
+        return []
+
 
 @dataclass
 class Figure:

@@ -55,8 +55,12 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def entry_key(section_id: str, version: int, params: dict, backend: str, needs: dict[str, str]) -> str:
+def entry_key(section_id: str, version: int, params: dict, backend: str, needs: dict[str, str],
+              inputs: dict[str, str] | None = None) -> str:
+    """`inputs`: sha256 of each input file the parameters name (left out when there are none)."""
     spec = {"id": section_id, "version": version, "params": params, "backend": backend, "needs": needs}
+    if inputs:
+        spec["inputs"] = inputs
     return hashlib.sha256(canonical_json(spec).encode()).hexdigest()
 
 

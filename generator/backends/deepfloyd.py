@@ -8,6 +8,7 @@ be had stop a build with one line rather than a download's retries.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Literal
@@ -31,8 +32,12 @@ class DeepFloydSettings(BackendSettings):
     upsample_steps: int = Field(ge=1, le=1000, description="stage II's num_inference_steps")
 
     def identity(self) -> dict:
-        """What determines the model's outputs (not how it is fitted into memory)."""
-        return self.model_dump(mode="json", exclude={"offload"})
+        """What determines the model's outputs (not how it is fitted into memory), the embeddings file's content too."""
+        found = self.model_dump(mode="json", exclude={"offload"})
+        file = Path(self.embeddings_file).expanduser() if self.embeddings_file else None
+        if file is not None and file.is_file():
+            found["embeddings_sha256"] = hashlib.sha256(file.read_bytes()).hexdigest()
+        return found
 
 
 class DeepFloydSpec(BackendSpec):
@@ -105,8 +110,9 @@ def read_embeddings(path: str) -> dict:
         table = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:
         raise UsageError(f"deepfloyd.embeddings_file '{path}' is not a torch file of {{prompt: tensor}} ({type(e).__name__})") from None
-    if not isinstance(table, dict):
-        raise UsageError(f"deepfloyd.embeddings_file '{path}' holds a {type(table).__name__}, not a {{prompt: tensor}} dict")
+    if not isinstance(table, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in table.items()):
+        what = "dict" if isinstance(table, dict) else type(table).__name__
+        raise UsageError(f"deepfloyd.embeddings_file '{path}' holds a {what}, not a {{prompt: tensor}} dict")
     return table
 
 

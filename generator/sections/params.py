@@ -69,6 +69,9 @@ class ForwardParams(Params):
         check_image(self.image, config.root)
         config.spec.check_schedule(config, f"{sid}.timesteps", timesteps=self.timesteps)
 
+    def input_files(self):
+        return [self.image]
+
 
 class BlurParams(Params):
     kernel_size: KernelSize
@@ -119,6 +122,9 @@ class SDEditParams(OneStepParams):
         for i in self.i_starts:
             config.spec.check_schedule(config, f"{sid}.i_starts", i_start=i)
 
+    def input_files(self):
+        return list(self.images)
+
 
 class InpaintParams(OneStepParams):
     images: Images
@@ -138,6 +144,9 @@ class InpaintParams(OneStepParams):
             check_image(image, config.root)
             check_mask(mask, image, config.root)
         super().check(config, sid)
+
+    def input_files(self):
+        return [*self.images, *self.masks]
 
 
 class AnagramParams(Params):

@@ -20,7 +20,7 @@ from .data import check_mnist
 from .errors import SectionFailed, UsageError
 from .inputs import file_digest
 from .outputs import check_metrics, versions, write_record, write_samples
-from .render import render
+from .render import refuse_links, render
 from .section import Params, Result, Section
 from .sections import all_sections, needed, select
 from .store import Entry, Store, canonical_json, entry_key
@@ -175,6 +175,7 @@ def _run_one(section: Section, key: str, config: Config, full: Config, store: St
 
 def build(config: Config, selectors: list[str], *, force: bool = False, device: str = "auto", log=print) -> list[str]:
     """Build the selected sections (and what they need); returns the ids that ran."""
+    refuse_links(config.root)  # render would refuse at the end: say so before a long build
     spec = config.spec
     sections = select(selectors, backend_needs=spec.needs)
     forced = {s.id for s in select(selectors, include_needs=False)} if force else set()

@@ -147,8 +147,12 @@ def render():
     root = find_root()
     store = Store(check_cache_dir(root))
     with store.lock():
-        changed = run_render(root, store)
-    click.echo(f"docs/: {len(changed)} file(s) updated")
+        rendered = run_render(root, store)
+    for path in rendered.skipped:
+        click.echo(f"skipped {path.relative_to(root)}: a symbolic link (not followed)")
+    for path in rendered.removed:
+        click.echo(f"removed {path.relative_to(root)}")
+    click.echo(f"docs/: {len(rendered)} file(s) updated" + (f", {len(rendered.removed)} removed" if rendered.removed else ""))
 
 
 @cli.command()

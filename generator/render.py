@@ -7,19 +7,25 @@ The renderer runs no model. It publishes the last entry built for each section
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
+from .errors import UsageError
 from .sections import all_sections
 from .store import Store, write_atomic
 
 TEMPLATES = "templates"
 SITE_ASSETS = "site_assets"
 DOCS = "docs"
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a figure's file name, as it goes into a link
 
 
 @dataclass
@@ -40,35 +46,71 @@ class SectionView:
     @property
     def heading(self) -> str:
         """The Markdown heading: ## for 0 and 1, ### for 1.1, #### for 1.7.1."""
-        return "#" * (self.number.count(".") + 2)
+        return Markup("#" * (self.number.count(".") + 2))
 
     @property
     def link(self) -> str:
-        return f"{self.page}#{self.id}"
+        return Markup(f"{self.page}#{self.id}")
 
     def paths(self) -> list[dict]:
-        """Its figures, each with its path relative to docs/."""
-        return [{**f, "path": f"assets/{self.id}/{f['file']}"} for f in self.figures]
+        """Its figures, each with its path relative to docs/ (a plain file name, or the entry is refused)."""
+        for f in self.figures:
+            if not SAFE_NAME.fullmatch(f["file"]):
+                raise UsageError(f"{self.id}'s entry names a figure {f['file']!r}, not a plain file name; "
+                                 f"rebuild it with `gen build {self.id} --force`")
+        return [{**f, "path": Markup(f"assets/{self.id}/{f['file']}")} for f in self.figures]
 
 
-def _sync_tree(source: Path, target: Path, *, prune: bool) -> list[Path]:
-    """Copy changed files from `source` into `target`; with prune, drop the rest."""
-    changed = []
-    wanted = set()
-    for src in sorted(source.rglob("*")):
-        if src.is_file():
-            rel = src.relative_to(source)
-            wanted.add(rel)
-            if write_atomic(target / rel, src.read_bytes()):
-                changed.append(target / rel)
+class Rendered(list):
+    """The files render wrote; beside them what it removed and the links it skipped."""
+
+    def __init__(self):
+        super().__init__()
+        self.removed: list[Path] = []
+        self.skipped: list[Path] = []
+
+
+def _files(source: Path, skipped: list[Path]) -> list[Path]:
+    """Every file under `source`, relative to it, without following a link (links go to `skipped`)."""
+    found = []
+    for folder, dirs, files in os.walk(source):
+        here = Path(folder)
+        for name in sorted(dirs + files):
+            path = here / name
+            if path.is_symlink():
+                skipped.append(path)
+            elif name in files:
+                found.append(path.relative_to(source))
+        dirs[:] = sorted(d for d in dirs if not (here / d).is_symlink())
+    return sorted(found)
+
+
+def _sync_tree(source: Path, target: Path, out: Rendered, *, prune: bool) -> None:
+    """Copy changed files from `source` into `target`; with prune, drop the files `source` lacks."""
+    wanted = set(_files(source, out.skipped))
+    for rel in sorted(wanted):
+        if write_atomic(target / rel, (source / rel).read_bytes()):
+            out.append(target / rel)
     if prune and target.is_dir():
         for old in sorted(target.rglob("*"), reverse=True):
             if old.is_file() and old.relative_to(target) not in wanted:
                 old.unlink()
-                changed.append(old)
+                out.removed.append(old)
             elif old.is_dir() and not any(old.iterdir()):
                 old.rmdir()
-    return changed
+
+
+def refuse_links(root: Path) -> None:
+    """Stop, before anything is written, if docs/ or anything under it is a symbolic link:
+    render would write or delete through it, outside the project."""
+    docs = root / DOCS
+    links = [docs] if docs.is_symlink() else [
+        Path(folder) / name for folder, dirs, files in os.walk(docs) for name in sorted(dirs + files)
+        if (Path(folder) / name).is_symlink()
+    ]
+    if links:
+        where = links[0].relative_to(root)
+        raise UsageError(f"{where} is a symbolic link and gen writes docs/ only inside the project; remove the link")
 
 
 def views(store: Store) -> dict[str, SectionView]:
@@ -86,15 +128,44 @@ def views(store: Store) -> dict[str, SectionView]:
 
 
 def environment(root: Path) -> jinja2.Environment:
+    """Templates whose every {{ value }} is shown as text: HTML and Markdown escaped (see `as_text`)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(root / TEMPLATES),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        autoescape=True,  # so that macros' output is Markup, kept as it is
+        finalize=as_text,
     )
     env.filters["num"] = _format_number
+    # Jinja's own versions of these return Markup under autoescape, which would skip the Markdown escaping.
+    env.filters["join"] = lambda items, sep="": sep.join(map(str, items))
+    env.filters["replace"] = lambda text, old, new: str(text).replace(old, new)
+    env.filters["tojson"] = lambda value: json.dumps(value, ensure_ascii=False)
+    env.filters["code_line"] = code_line
     return env
+
+
+# Characters that mean something to HTML, to Markdown or its extensions (maths, tables, attribute lists);
+# `(`, `)`, `!` and `:` act only beside these, so they stay as they are.
+_ACTIVE = re.compile(r"""[&<>"'\\`*_\[\]{}#|~$^]""")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def as_text(value: Any) -> Any:
+    """A value from parameters, records or data, made to show as itself: active characters become
+    character references (which Markdown leaves alone), line breaks become spaces. Numbers and
+    Markup (the templates' own output) pass unchanged."""
+    if isinstance(value, Markup) or isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    text = _CONTROL.sub(" ", str(value))
+    return Markup(_ACTIVE.sub(lambda m: f"&#{ord(m.group())};", text))
+
+
+def code_line(value: str) -> Markup:
+    """A value for a fenced code block (which escapes HTML itself): kept on one line so that it cannot end the block."""
+    return Markup(_CONTROL.sub(lambda m: repr(m.group())[1:-1], str(value)))
 
 
 def _format_number(value: float, digits: int = 4) -> str:
@@ -108,16 +179,34 @@ def _page_name(template: str) -> str:
     return template.removesuffix(".j2").replace("_", "-")
 
 
-def render(root: Path, store: Store) -> list[Path]:
-    """Rewrite docs/ from the store; returns the files that changed."""
-    docs = root / DOCS
-    changed = _sync_tree(root / SITE_ASSETS, docs / "assets", prune=False)
+def _stale_folders(assets: Path, sections: dict[str, SectionView], root: Path) -> list[Path]:
+    """Published folders of sections no longer in the table: they hold a record.json and are not site assets."""
+    if not assets.is_dir():
+        return []
+    keep = set(sections) | {p.name for p in (root / SITE_ASSETS).glob("*")}
+    return [p for p in sorted(assets.iterdir()) if p.is_dir() and p.name not in keep and (p / "record.json").is_file()]
+
+
+def render(root: Path, store: Store) -> Rendered:
+    """Rewrite docs/ from the store; returns the files written, with `.removed` and `.skipped` (links not followed).
+
+    A section without a good entry keeps what docs/ has; only a built section's own
+    folder is pruned, and the folder of a section that left the table is removed.
+    """
+    refuse_links(root)
     sections = views(store)
+    for view in sections.values():
+        view.paths()  # an odd figure name stops here, before anything is written
+    docs = root / DOCS
+    out = Rendered()
+    _sync_tree(root / SITE_ASSETS, docs / "assets", out, prune=False)
     for sid, view in sections.items():
-        if view.built:
-            changed += _sync_tree(store.last_entry(sid).public, docs / "assets" / sid, prune=True)
-        elif (docs / "assets" / sid).exists():
-            shutil.rmtree(docs / "assets" / sid)
+        entry = store.last_entry(sid) if view.built else None
+        if entry is not None:
+            _sync_tree(entry.public, docs / "assets" / sid, out, prune=True)
+    for folder in _stale_folders(docs / "assets", sections, root):
+        out.removed += sorted((p for p in folder.rglob("*") if not p.is_dir()), reverse=True)
+        shutil.rmtree(folder)
     env = environment(root)
     for template in sorted((root / TEMPLATES).glob("*.md.j2")):
         if template.name.startswith("_"):
@@ -125,5 +214,5 @@ def render(root: Path, store: Store) -> list[Path]:
         page = docs / _page_name(template.name)
         text = env.get_template(template.name).render(s=sections)
         if write_atomic(page, text):
-            changed.append(page)
-    return changed
+            out.append(page)
+    return out

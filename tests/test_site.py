@@ -48,11 +48,11 @@ def test_pages_hold_every_section_its_figures_and_how_to_rebuild(built, site):
         assert "Not built yet" not in (built / f"docs/{name}.md").read_text()
     page = (built / "docs/part-b.md").read_text()
     # The smoke profile departs from the write-up, and each section says how.
-    assert "`epochs` = `2` (write-up: `5`)" in page
+    assert "<code>epochs</code> = <code>2</code> (write-up: <code>5</code>)" in page
     assert "gen build a1.8 --profile smoke --backend local" in (built / "docs/part-a.md").read_text()
     assert (site / "assets/inputs/CREDITS.md").is_file() or (site / "assets/inputs/CREDITS/index.html").is_file()
     home = (built / "docs/index.md").read_text()
-    assert "| [b1.2.1](part-b.md#b1.2.1) | Training the single-step denoiser | `smoke` |" in home
+    assert "| [b1.2.1](part-b.md#b1.2.1) | Training the single-step denoiser | <code>smoke</code> |" in home
 
 
 def test_a_page_is_rewritten_only_when_it_changes(built, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import signal
 import sys
 
 import click
@@ -206,8 +207,23 @@ def bench(size, device, repeats):
     click.echo(json.dumps(run(size, device, repeats), indent=2))
 
 
+def _interrupt_on(signals: tuple[int, ...]) -> list[int]:
+    """Turn these signals into KeyboardInterrupt, as Ctrl-C is, so that staging folders and the lock are
+    cleaned up on the way out; returns a list that records the signal received."""
+    received = [signal.SIGINT]
+
+    def handler(signum, frame):
+        received[0] = signum
+        raise KeyboardInterrupt
+
+    for sig in signals:
+        signal.signal(sig, handler)
+    return received
+
+
 def main() -> None:
     """The console script: click's own usage errors also come out as one line."""
+    received = _interrupt_on((signal.SIGTERM, signal.SIGHUP))
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as e:
@@ -216,9 +232,9 @@ def main() -> None:
         hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
         click.echo(f"error: {e.format_message()}{hint}", err=True)
         sys.exit(2)
-    except click.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(1)
+    except (click.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        click.echo("interrupted", err=True)
+        sys.exit(128 + received[0])
 
 
 if __name__ == "__main__":

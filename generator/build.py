@@ -213,9 +213,10 @@ def build(config: Config, selectors: list[str], *, force: bool = False, device: 
                 entries[section.id] = entry
                 store.set_ref(section.id, key)
         finally:
-            changed = render(config.root, store)
-            if changed:
-                log(f"docs/: {len(changed)} file(s) updated")
+            rendered = render(config.root, store)
+            if rendered or rendered.removed or rendered.skipped:
+                for line in rendered.report(config.root):
+                    log(line)
     reused = len(sections) - len(ran)
     log(f"{len(ran)} section(s) ran, {reused} reused" + (" (nothing to do)" if not ran else ""))
     sys.stdout.flush()

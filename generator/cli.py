@@ -149,11 +149,8 @@ def render():
     store = Store(check_cache_dir(root))
     with store.lock():
         rendered = run_render(root, store)
-    for path in rendered.skipped:
-        click.echo(f"skipped {path.relative_to(root)}: a symbolic link (not followed)")
-    for path in rendered.removed:
-        click.echo(f"removed {path.relative_to(root)}")
-    click.echo(f"docs/: {len(rendered)} file(s) updated" + (f", {len(rendered.removed)} removed" if rendered.removed else ""))
+    for line in rendered.report(root):
+        click.echo(line)
 
 
 @cli.command()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from pathlib import Path
 
 from .errors import UsageError
+from .store import file_hash
 
 # The four unpacked files torchvision reads, with their sizes and md5 sums (those of the canonical MNIST). Only
 # these are accepted, so MNIST's content is fixed and needs no place in a section's cache key.
@@ -37,7 +37,7 @@ def check_mnist(root: Path, cache: Path) -> None:
         stamp = [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
         if seen.get(name) != stamp:
             problem = (f"{stat.st_size:,} bytes, not {size:,}" if stat.st_size != size
-                       else "its md5 sum is not MNIST's" if _md5(path) != md5 else None)
+                       else "its md5 sum is not MNIST's" if file_hash(path, "md5") != md5 else None)
             if problem:
                 raise UsageError(f"MNIST file {path} is corrupt ({problem}); delete {raw} to download MNIST again, "
                                  "or set GEN_DATA_DIR to a folder holding a good copy")
@@ -45,14 +45,6 @@ def check_mnist(root: Path, cache: Path) -> None:
     if checked != seen:
         seen_file.parent.mkdir(parents=True, exist_ok=True)
         seen_file.write_text(json.dumps(checked))
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @functools.lru_cache(maxsize=4)

@@ -62,9 +62,9 @@ def file_digest(spec: str, root: Path) -> str | None:
     """sha256 of the file a spec names (None for mnist:N and rect:), so that a changed file changes the cache key."""
     if spec.startswith(("mnist:", "rect:")):
         return None
-    import hashlib
+    from .store import file_hash
 
-    return hashlib.sha256(_path(spec, root).read_bytes()).hexdigest()
+    return file_hash(_path(spec, root))
 
 
 def check_image(spec: str, root: Path) -> None:

@@ -69,6 +69,13 @@ class Rendered(list):
         self.removed: list[Path] = []
         self.skipped: list[Path] = []
 
+    def report(self, root: Path) -> list[str]:
+        """What the user is told: each link skipped, each file removed, and how many files were written."""
+        lines = [f"skipped {path.relative_to(root)}: a symbolic link (not followed)" for path in self.skipped]
+        lines += [f"removed {path.relative_to(root)}" for path in self.removed]
+        removed = f", {len(self.removed)} removed" if self.removed else ""
+        return [*lines, f"docs/: {len(self)} file(s) updated{removed}"]
+
 
 def _files(source: Path, skipped: list[Path]) -> list[Path]:
     """Every file under `source`, relative to it, without following a link (links go to `skipped`)."""

@@ -90,8 +90,9 @@ def write_json(path: Path, obj: Any) -> bool:
     return write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_hash(path: Path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file, read in blocks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
@@ -114,7 +115,7 @@ def _files(folder: Path) -> tuple[dict[str, int], list[str]]:
 
 def _write_manifest(folder: Path, key: str, section_id: str) -> None:
     sizes, _ = _files(folder)
-    files = {rel: {"size": size, "sha256": _sha256(folder / rel)} for rel, size in sorted(sizes.items())}
+    files = {rel: {"size": size, "sha256": file_hash(folder / rel)} for rel, size in sorted(sizes.items())}
     write_json(folder / MANIFEST, {"key": key, "id": section_id, "files": files})
 
 
@@ -233,7 +234,7 @@ class Store:
             if not isinstance(parsed, dict):
                 return f"{name} is not a JSON object"
         for rel in sorted(listed) if full else ():
-            if _sha256(path / rel) != listed[rel][1]:
+            if file_hash(path / rel) != listed[rel][1]:
                 return f"{rel} does not match its sha256 in the manifest"
         return None
 

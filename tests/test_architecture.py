@@ -20,7 +20,8 @@ LAYERS = [
     {"sections"},
     {"backends"},
     {"diffusion", "models", "figures", "inputs", "outputs"},
-    {"section", "store", "data"},
+    {"data"},
+    {"section", "store"},
     {"errors"},
 ]
 LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}

@@ -38,7 +38,7 @@ def test_every_part_a_section_builds_and_renders_on_deepfloyd(if_project, tiny):
     page = (if_project / "docs/part-a.md").read_text()
     assert "Not built yet" not in page
     assert page.count("Made on the **deepfloyd** backend") == len(PART_A)
-    assert "CPU offload `none` (on the CPU)" in page  # the memory mode is stated on the page
+    assert "CPU offload: none (on the CPU)" in page  # the memory mode is stated on the page
     for sid in PART_A:
         record = _record(if_project, sid)
         assert record["backend"]["name"] == "deepfloyd"

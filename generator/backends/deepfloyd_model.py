@@ -203,7 +203,7 @@ class DeepFloydBackend(Backend):
             "text_encoder": params.embeddings_file or _encoder_id(params),
             "offload": self.offload,
             "offload_reason": offload_reason,
-            "notes": [f"CPU offload `{self.offload}` ({offload_reason})"],
+            "notes": [f"CPU offload: {self.offload} ({offload_reason})"],
             "text_to_image": "diffusers' `IFPipeline`, then stage II",
         }
 

@@ -18,7 +18,8 @@ from ..section import Params
 Prompt = Annotated[str, Field(max_length=500)]
 Prompts = Annotated[list[Prompt], Field(min_length=1, max_length=16, description="prompts")]
 Guidance = Annotated[float, Field(ge=0.0, le=50.0, description="classifier-free guidance scale γ, from 0 to 50")]
-Images = Annotated[list[str], Field(min_length=1, max_length=8, description="input images: paths or mnist:N")]
+Spec = Annotated[str, Field(min_length=1, max_length=4096)]
+Images = Annotated[list[Spec], Field(min_length=1, max_length=8, description="input images: paths or mnist:N")]
 Samples = Annotated[int, Field(ge=1, le=1000, description="samples drawn, from 1 to 1000")]
 KernelSize = Annotated[int, Field(ge=1, le=99, description="Gaussian kernel size, odd")]
 Hidden = Annotated[int, Field(ge=1, le=1024, description="D, the UNet's channel width (an integer from 1 to 1024)")]
@@ -57,13 +58,13 @@ class PromptsParams(Params):
 
 
 class TextToImageParams(PromptsParams):
-    steps: list[Annotated[int, Field(ge=2, le=1000)]] = Field(min_length=1, description="num_inference_steps, one row each")
+    steps: list[Annotated[int, Field(ge=2, le=1000)]] = Field(min_length=1, max_length=8, description="num_inference_steps, one row each")
     guidance: Guidance
 
 
 class ForwardParams(Params):
-    image: str = Field(min_length=1, description="the test image: a path or mnist:N")
-    timesteps: list[Annotated[int, Field(ge=0)]] = Field(min_length=1, max_length=12, description="t of each noisy image")
+    image: Spec = Field(description="the test image: a path or mnist:N")
+    timesteps: list[Annotated[int, Field(ge=0, le=100000)]] = Field(min_length=1, max_length=12, description="t of each noisy image")
 
     def check(self, config, sid):
         check_image(self.image, config.root)
@@ -92,7 +93,7 @@ class OneStepParams(Params):
 
 
 class IterativeParams(OneStepParams):
-    i_start: int = Field(ge=0, description="index of the first strided timestep")
+    i_start: int = Field(ge=0, le=100000, description="index of the first strided timestep")
     show_every: int = Field(ge=1, le=100, description="show every n-th step")
     runs: int = Field(ge=1, le=200, description="noisy copies of the test image, each with its own noise; figures show the first")
 
@@ -112,7 +113,7 @@ class CFGParams(PromptsParams):
 
 class SDEditParams(OneStepParams):
     images: Images
-    i_starts: list[Annotated[int, Field(ge=0)]] = Field(min_length=1, max_length=12, description="where denoising starts")
+    i_starts: list[Annotated[int, Field(ge=0, le=100000)]] = Field(min_length=1, max_length=12, description="where denoising starts")
     guidance: Guidance
 
     def check(self, config, sid):
@@ -128,7 +129,7 @@ class SDEditParams(OneStepParams):
 
 class InpaintParams(OneStepParams):
     images: Images
-    masks: list[str] = Field(
+    masks: list[Spec] = Field(
         min_length=1,
         max_length=8,
         description="one mask per image: a picture of its size (white = new content) or rect:TOP,BOTTOM,LEFT,RIGHT",
@@ -206,7 +207,7 @@ class UNetParams(Params):
 
 class NoisingParams(Params):
     sigmas: list[Annotated[float, Field(ge=0.0, le=100.0)]] = Field(
-        min_length=1, description="noise levels σ, a list of numbers ≥ 0"
+        min_length=1, max_length=16, description="noise levels σ, a list of numbers ≥ 0"
     )
     num_digits: int = Field(ge=1, le=20, description="test digits shown, from 1 to 20")
 
@@ -239,7 +240,7 @@ class DDPMParams(Params):
     train_subset: TrainSubset
     precision: Precision
     ema_decay: float = Field(ge=0.0, lt=1.0, description="decay of the weights' moving average that samples, in [0, 1); 0: off")
-    sample_epochs: list[int] | None = Field(
+    sample_epochs: list[Annotated[int, Field(ge=1, le=1000)]] | None = Field(
         description="epochs whose weights are sampled, each from 1 to epochs; null: a quarter of the way and the last",
     )
 

@@ -8,7 +8,6 @@ The renderer runs no model. It publishes the last entry built for each section
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from markupsafe import Markup
 
 from .errors import UsageError
 from .sections import all_sections
-from .store import Store, write_atomic
+from .store import Store, walk, write_atomic
 
 TEMPLATES = "templates"
 SITE_ASSETS = "site_assets"
@@ -79,17 +78,9 @@ class Rendered(list):
 
 def _files(source: Path, skipped: list[Path]) -> list[Path]:
     """Every file under `source`, relative to it, without following a link (links go to `skipped`)."""
-    found = []
-    for folder, dirs, files in os.walk(source):
-        here = Path(folder)
-        for name in sorted(dirs + files):
-            path = here / name
-            if path.is_symlink():
-                skipped.append(path)
-            elif name in files:
-                found.append(path.relative_to(source))
-        dirs[:] = sorted(d for d in dirs if not (here / d).is_symlink())
-    return sorted(found)
+    files, links = walk(source)
+    skipped += [source / link for link in links]
+    return [Path(rel) for rel in files]
 
 
 def _sync_tree(source: Path, target: Path, out: Rendered, *, prune: bool) -> None:
@@ -111,10 +102,7 @@ def refuse_links(root: Path) -> None:
     """Stop, before anything is written, if docs/ or anything under it is a symbolic link:
     render would write or delete through it, outside the project."""
     docs = root / DOCS
-    links = [docs] if docs.is_symlink() else [
-        Path(folder) / name for folder, dirs, files in os.walk(docs) for name in sorted(dirs + files)
-        if (Path(folder) / name).is_symlink()
-    ]
+    links = [docs] if docs.is_symlink() else [docs / link for link in walk(docs)[1]] if docs.is_dir() else []
     if links:
         where = links[0].relative_to(root)
         raise UsageError(f"{where} is a symbolic link and gen writes docs/ only inside the project; remove the link")

@@ -99,18 +99,23 @@ def file_hash(path: Path, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
-def _files(folder: Path) -> tuple[dict[str, int], list[str]]:
-    """Every file under `folder` but the manifest (relative path → size), and the links there (never followed)."""
-    sizes, links = {}, []
-    for top, dirs, names in os.walk(folder):
+def walk(folder: Path) -> tuple[list[str], list[str]]:
+    """Every file under `folder` and every link there (never followed), as sorted paths relative to it."""
+    files, links = [], []
+    for top, dirs, names in os.walk(folder):  # os.walk does not descend into a linked folder
         for name in dirs + names:
             path = Path(top, name)
-            rel = path.relative_to(folder).as_posix()
             if path.is_symlink():
-                links.append(rel)
-            elif name in names and rel != MANIFEST:
-                sizes[rel] = path.stat().st_size
-    return sizes, sorted(links)
+                links.append(path.relative_to(folder).as_posix())
+            elif name in names:
+                files.append(path.relative_to(folder).as_posix())
+    return sorted(files), sorted(links)
+
+
+def _files(folder: Path) -> tuple[dict[str, int], list[str]]:
+    """Every file of an entry but the manifest (relative path → size), and the links there."""
+    files, links = walk(folder)
+    return {rel: (folder / rel).stat().st_size for rel in files if rel != MANIFEST}, links
 
 
 def _write_manifest(folder: Path, key: str, section_id: str) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT_INPUTS = ("gen.yaml", "mkdocs.yml", "templates", "site_assets")
+PROJECT_INPUTS = ("gen.yaml", "mkdocs.yml", "templates", "site_assets", "generator/site_hooks.py")
 # MNIST for the tests: GEN_DATA_DIR, else the copy beside the repository, else
 # torchvision downloads it once into the repository's own cache.
 _SHARED = REPO.parent / "shared" / "data"
@@ -53,6 +53,7 @@ def copy_project(target: Path) -> Path:
         if source.is_dir():
             shutil.copytree(source, target / name)
         else:
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source, target / name)
     return target
 

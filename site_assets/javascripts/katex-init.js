@@ -33,11 +33,15 @@
     }
   }
 
+  /* Both hooks, because either may be missing: opened from disk (file://) Material's
+     `document$` may never fire, and with instant navigation a page swap fires only it.
+     renderMath skips what is already typeset, so running twice costs nothing. */
   if (typeof document$ !== "undefined" && document$ && typeof document$.subscribe === "function") {
     document$.subscribe(function () {
       renderMath(document);
     });
-  } else if (document.readyState === "loading") {
+  }
+  if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", function () {
       renderMath(document);
     });

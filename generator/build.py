@@ -19,7 +19,7 @@ from .config import Config, cache_dir, check_cache_dir, data_dir, load
 from .data import check_mnist
 from .errors import SectionFailed, UsageError
 from .inputs import file_digest
-from .outputs import check_metrics, versions, write_record, write_samples
+from .outputs import check_metrics, machine, versions, write_record, write_samples
 from .render import refuse_links, render
 from .section import Params, Result, Section
 from .sections import all_sections, needed, select
@@ -159,6 +159,7 @@ def _run_one(section: Section, key: str, config: Config, full: Config, store: St
             "profile": config.profile,
             "backend": backend,
             "device": _device_name(device),
+            "machine": machine(device),
             "seed": params.seed,
             "duration_s": round(duration, 3),
             "cache_key": key,

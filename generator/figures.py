@@ -111,13 +111,12 @@ def actual_size(rows: Sequence[Sequence[torch.Tensor]], path: Path, *, gap: int 
     save_png(canvas, path)
 
 
-def tile(images: torch.Tensor, nrow: int, *, scale: int = 1, pad: int = 2) -> np.ndarray:
-    """A uint8 grid (H, W) or (H, W, 3) of images (N, C, h, w) in [0, 1], scaled by `scale`."""
+def tile(images: torch.Tensor, nrow: int, *, pad: int = 2) -> np.ndarray:
+    """A uint8 grid (H, W) or (H, W, 3) of images (N, C, h, w) in [0, 1], pixel for pixel."""
     from torchvision.utils import make_grid
 
     grid = make_grid(images.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=pad, pad_value=0.5)
     array = (grid.numpy() * 255).round().astype(np.uint8)  # (3, H, W)
-    array = array.repeat(scale, axis=1).repeat(scale, axis=2)
     return array[0] if images.shape[1] == 1 else array.transpose(1, 2, 0)
 
 
@@ -156,7 +155,8 @@ def evenly_spread(total: int, count: int) -> set[int]:
 
 
 def animation(
-    frames: Sequence[torch.Tensor], path: Path, *, to_pixels: Callable[[torch.Tensor], torch.Tensor] = lambda x: x, scale: int = 3
+    frames: Sequence[torch.Tensor], path: Path, *, to_pixels: Callable[[torch.Tensor], torch.Tensor] = lambda x: x
 ) -> None:
-    """A GIF of recorded frames: x_t in the top row, the estimate x̂0 below, one frame per recorded step."""
-    save_gif([tile(to_pixels(f), nrow=f.shape[0] // 2, scale=scale) for f in frames], path)
+    """A GIF of recorded frames, pixel for pixel (the page enlarges it): x_t in the top row, the estimate x̂0
+    below, one frame per recorded step."""
+    save_gif([tile(to_pixels(f), nrow=f.shape[0] // 2) for f in frames], path)

@@ -2,7 +2,7 @@
 
 record.json: `id`, `title`, `params`, `backend` (with its model id), `device`,
 `seed`, `duration_s`, `cache_key`, `metrics` (a flat object of finite
-numbers), `files` (relative to docs/) and `versions`; beside them the
+numbers), `files` (relative to docs/), `versions` and `machine`; beside them the
 profile, the needs' keys, the figures with captions, the departures from the
 write-up's numbers and the command that rebuilds the section.
 
@@ -12,8 +12,11 @@ per image (`labels`, `steps`, `labels_view1`, …) or single values (`view`).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import math
+import os
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +60,22 @@ def versions() -> dict[str, str]:
             found[name] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             found[name] = "not installed"
+    return found
+
+
+def machine(device: str) -> dict[str, Any]:
+    """The machine a section ran on, as pages name it: CPU model and cores, and the GPU where it ran on one."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    found = {"cpu": cpu, "cores": os.cpu_count() or 1, "gpu": None}
+    if device.startswith("cuda"):
+        import torch
+
+        found["gpu"] = torch.cuda.get_device_name()
     return found
 
 

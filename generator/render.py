@@ -2,7 +2,9 @@
 
 The renderer runs no model. It publishes the last entry built for each section
 (the store's refs) and rewrites a file only when its content changed, so
-`mkdocs serve` reloads just what a rebuild touched.
+`mkdocs serve` reloads just what a rebuild touched. A section the store lacks
+keeps what docs/ holds: its published record.json and data.json are enough to
+write its pages again, so a fresh clone renders the committed site exactly.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from .errors import UsageError
 from .sections import all_sections
@@ -24,7 +26,12 @@ from .store import Store, walk, write_atomic
 TEMPLATES = "templates"
 SITE_ASSETS = "site_assets"
 DOCS = "docs"
+RECORD, DATA = "record.json", "data.json"
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a figure's file name, as it goes into a link
+# An enlarged figure (one file pixel per image pixel) is shown at the largest whole factor that fits this box.
+ENLARGED_BOX = (640, 480)
+MATH = re.compile(r"\\\((.+?)\\\)")  # \( … \) in a caption
+PLAIN_MATH = re.compile(r"[^<>&\"'`]+")  # maths that needs no escaping (anything else is shown as text)
 
 
 @dataclass
@@ -41,6 +48,7 @@ class SectionView:
     figures: list[dict] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
+    folder: Path | None = None  # where its files are now: the store's entry, or docs/
 
     @property
     def heading(self) -> str:
@@ -52,12 +60,57 @@ class SectionView:
         return Markup(f"{self.page}#{self.id}")
 
     def paths(self) -> list[dict]:
-        """Its figures, each with its path relative to docs/ (a plain file name, or the entry is refused)."""
+        """Its figures, each with its path relative to docs/ (a plain file name, or the entry is refused),
+        its caption as page text with typeset maths, and the width an enlarged figure is shown at."""
         for f in self.figures:
             if not SAFE_NAME.fullmatch(f["file"]):
                 raise UsageError(f"{self.id}'s entry names a figure {f['file']!r}, not a plain file name; "
                                  f"rebuild it with `gen build {self.id} --force`")
-        return [{**f, "path": Markup(f"assets/{self.id}/{f['file']}")} for f in self.figures]
+        return [{**f, "path": Markup(f"assets/{self.id}/{f['file']}"), "alt": MATH.sub(r"\1", f["caption"]),
+                 "caption_text": caption(f["caption"]), "width": self._width(f)} for f in self.figures]
+
+    def _width(self, figure: dict) -> int | None:
+        """An enlarged figure's display width: its pixels times the largest whole factor that fits ENLARGED_BOX."""
+        if not figure.get("enlarge") or self.folder is None:
+            return None
+        from PIL import Image  # reads the header only
+
+        try:
+            with Image.open(self.folder / figure["file"]) as image:
+                w, h = image.size
+        except OSError:
+            return None
+        return w * max(1, min(ENLARGED_BOX[0] // w, ENLARGED_BOX[1] // h))
+
+    @property
+    def machine(self) -> str:
+        """Where it ran, in words: CPU model and cores, GPU, torch."""
+        found = self.record.get("machine")
+        if not found:
+            return "a machine not recorded"
+        gpu = f"GPU {found['gpu']}" if found.get("gpu") else "no GPU"
+        return f"{found['cpu']} ({found['cores']} cores), {gpu}, torch {self.record['versions']['torch']}"
+
+
+def caption(text: str) -> Markup:
+    """A caption as page text: plain parts shown as themselves (see `as_text`), \\( … \\) left for KaTeX."""
+    out, last = [], 0
+    for m in MATH.finditer(text):
+        out.append(as_text(text[last : m.start()]))
+        out.append(Markup(m.group()) if PLAIN_MATH.fullmatch(m.group(1)) else as_text(m.group()))
+        last = m.end()
+    out.append(as_text(text[last:]))
+    return Markup("").join(out)
+
+
+def made_by(views: list[SectionView]) -> list[dict]:
+    """The profiles, backends and machines that made these sections, each with the sections it made."""
+    groups: dict[tuple, list[str]] = {}
+    for view in views:
+        if view.built:
+            backend = view.record["backend"]["name"]
+            groups.setdefault((view.record["profile"], backend, view.machine), []).append(view.id)
+    return [{"profile": p, "backend": b, "machine": m, "ids": ids} for (p, b, m), ids in groups.items()]
 
 
 class Rendered(list):
@@ -76,18 +129,19 @@ class Rendered(list):
         return [*lines, f"docs/: {len(self)} file(s) updated{removed}"]
 
 
-def _files(source: Path, skipped: list[Path]) -> list[Path]:
-    """Every file under `source`, relative to it, without following a link (links go to `skipped`)."""
+def _files(source: Path, skipped: list[Path]) -> dict[Path, Path]:
+    """Every file under `source`: its path relative to `source` → where it is, without following a link
+    (links go to `skipped`)."""
     files, links = walk(source)
     skipped += [source / link for link in links]
-    return [Path(rel) for rel in files]
+    return {Path(rel): source / rel for rel in files}
 
 
-def _sync_tree(source: Path, target: Path, out: Rendered, *, prune: bool) -> None:
-    """Copy changed files from `source` into `target`; with prune, drop the files `source` lacks."""
-    wanted = set(_files(source, out.skipped))
+def _sync_tree(files: dict[Path, Path], target: Path, out: Rendered, *, prune: bool) -> None:
+    """Copy changed files (relative path → source) into `target`; with prune, drop the files not named."""
+    wanted = set(files)
     for rel in sorted(wanted):
-        if write_atomic(target / rel, (source / rel).read_bytes()):
+        if write_atomic(target / rel, files[rel].read_bytes()):
             out.append(target / rel)
     if prune and target.is_dir():
         for old in sorted(target.rglob("*"), reverse=True):
@@ -108,18 +162,51 @@ def refuse_links(root: Path) -> None:
         raise UsageError(f"{where} is a symbolic link and gen writes docs/ only inside the project; remove the link")
 
 
-def views(store: Store) -> dict[str, SectionView]:
+def _published(folder: Path, sid: str) -> tuple[dict, dict] | None:
+    """The record and data that docs/ holds for a section, where both read back and name it."""
+    try:
+        record, data = (json.loads((folder / name).read_text(encoding="utf-8")) for name in (RECORD, DATA))
+    except (OSError, ValueError):
+        return None
+    good = isinstance(record, dict) and isinstance(data, dict) and record.get("id") == sid
+    return (record, data) if good else None
+
+
+def views(root: Path, store: Store) -> dict[str, SectionView]:
+    """Each section's last result: the store's, or else the one docs/ already publishes."""
     out = {}
     for sid, section in all_sections().items():
-        entry = store.last_entry(sid)
         page = _page_name(section.page + ".md.j2")
         view = SectionView(sid, section.number, section.title, page)
-        if entry is not None:
-            record = entry.record
+        entry = store.last_entry(sid)
+        found = (entry.record, entry.data, entry.public) if entry is not None else None
+        if found is None:
+            folder = root / DOCS / "assets" / sid
+            published = _published(folder, sid)
+            found = (*published, folder) if published else None
+        if found is not None:
+            record, data, folder = found
             view = SectionView(sid, section.number, section.title, page, True, record["params"], record["metrics"],
-                               record["figures"], entry.data, record)
+                               record["figures"], data, record, folder)
         out[sid] = view
     return out
+
+
+def _named_files(value: Any) -> set[str]:
+    """Every string in parameters (nested lists and objects too): the files among them are inputs."""
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, dict):
+        value = list(value.values())
+    return set().union(*map(_named_files, value)) if isinstance(value, list) else set()
+
+
+def _site_assets(root: Path, sections: dict[str, SectionView], skipped: list[Path]) -> dict[Path, Path]:
+    """site_assets/ as it goes under docs/assets/: of the input images, only those a built section names."""
+    named = set().union(*(_named_files(v.params) for v in sections.values() if v.built))
+    files = _files(root / SITE_ASSETS, skipped)
+    return {rel: path for rel, path in files.items()
+            if rel.parts[0] != "inputs" or rel.suffix == ".md" or f"{SITE_ASSETS}/{rel.as_posix()}" in named}
 
 
 def environment(root: Path) -> jinja2.Environment:
@@ -134,6 +221,8 @@ def environment(root: Path) -> jinja2.Environment:
         finalize=as_text,
     )
     env.filters["num"] = _format_number
+    env.filters["db"] = _format_db
+    env.globals["made_by"] = made_by
     # Jinja's own versions of these return Markup under autoescape, which would skip the Markdown escaping.
     env.filters["join"] = lambda items, sep="": sep.join(map(str, items))
     env.filters["replace"] = lambda text, old, new: str(text).replace(old, new)
@@ -169,6 +258,11 @@ def _format_number(value: float, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
+def _format_db(value: float | None) -> str:
+    """A PSNR: None is the infinite PSNR of an exact copy (JSON has no infinity)."""
+    return "∞" if value is None else f"{value:.2f}"
+
+
 def _page_name(template: str) -> str:
     """templates/part_a.md.j2 → part-a.md"""
     return template.removesuffix(".j2").replace("_", "-")
@@ -189,16 +283,24 @@ def render(root: Path, store: Store) -> Rendered:
     folder is pruned, and the folder of a section that left the table is removed.
     """
     refuse_links(root)
-    sections = views(store)
+    sections = views(root, store)
     for view in sections.values():
         view.paths()  # an odd figure name stops here, before anything is written
     docs = root / DOCS
     out = Rendered()
-    _sync_tree(root / SITE_ASSETS, docs / "assets", out, prune=False)
+    assets = _site_assets(root, sections, out.skipped)
+    _sync_tree(assets, docs / "assets", out, prune=False)
+    shipped = {rel.relative_to("inputs") for rel in assets if rel.parts[0] == "inputs"}
+    for rel in sorted(set(_files(root / SITE_ASSETS / "inputs", [])) - shipped):
+        old = docs / "assets" / "inputs" / rel  # an input that no built section names any more
+        if old.is_file() and not old.is_symlink():
+            old.unlink()
+            out.removed.append(old)
     for sid, view in sections.items():
         entry = store.last_entry(sid) if view.built else None
-        if entry is not None:
-            _sync_tree(entry.public, docs / "assets" / sid, out, prune=True)
+        if entry is not None:  # its public files, and its data for rendering the pages again from docs/
+            files = {**_files(entry.public, out.skipped), Path(DATA): entry.path / DATA}
+            _sync_tree(files, docs / "assets" / sid, out, prune=True)
     for folder in _stale_folders(docs / "assets", sections, root):
         out.removed += sorted((p for p in folder.rglob("*") if not p.is_dir()), reverse=True)
         shutil.rmtree(folder)

@@ -51,8 +51,9 @@ class Figure:
     """A file the section wrote into its public folder, with its caption."""
 
     file: str
-    caption: str
-    pixelated: bool = False
+    caption: str  # text, with maths between \\( and \\) (typeset on the page)
+    pixelated: bool = False  # crisp pixels wherever the browser scales it
+    enlarge: bool = False  # one file pixel per image pixel: the page shows it enlarged by a whole factor
 
 
 @dataclass

@@ -87,7 +87,7 @@ def write_atomic(path: Path, data: bytes | str) -> bool:
 
 
 def write_json(path: Path, obj: Any) -> bool:
-    return write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    return write_atomic(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")  # standard JSON only
 
 
 def file_hash(path: Path, algorithm: str = "sha256") -> str:

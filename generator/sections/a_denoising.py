@@ -28,7 +28,7 @@ def forward_process(p: ForwardParams, ctx) -> Result:
     rows = [{"t": t, "abar": float(abar[t]), "psnr_noisy": psnr(backend.to_pixels(x), clean)} for t, x in zip(p.timesteps, noisy)]
     return Result(
         metrics={f"psnr_noisy_t_{r['t']}": r["psnr_noisy"] for r in rows},
-        figures=[Figure("forward.png", f"The test image ({p.image}) and x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε", pixelated=backend.spec.pixelated)],
+        figures=[Figure("forward.png", f"The test image ({p.image}) and \\(x_t = \\sqrt{{\\bar\\alpha_t}}\\,x_0 + \\sqrt{{1 - \\bar\\alpha_t}}\\,\\epsilon\\)", pixelated=backend.spec.pixelated)],
         data={"rows": rows, "image": p.image},
     )
 
@@ -60,7 +60,7 @@ def classical_denoising(p: BlurParams, ctx) -> Result:
         metrics[f"psnr_blur_t_{r['t']}"] = r["psnr_blur"]
     return Result(
         metrics=metrics,
-        figures=[Figure("blur.png", f"Gaussian blur, kernel {p.kernel_size}, σ = {p.sigma:g}", pixelated=backend.spec.pixelated)],
+        figures=[Figure("blur.png", f"Gaussian blur, kernel {p.kernel_size}, \\(\\sigma = {p.sigma:g}\\)", pixelated=backend.spec.pixelated)],
         data={"rows": rows},
     )
 
@@ -77,7 +77,7 @@ def one_step_denoising(p: OneStepParams, ctx) -> Result:
     rows = [{"t": t, "psnr_one_step": psnr(backend.to_pixels(e[None]), clean)} for t, e in zip(timesteps, estimates)]
     return Result(
         metrics={f"psnr_one_step_t_{r['t']}": r["psnr_one_step"] for r in rows},
-        figures=[Figure("one_step.png", f"x̂0 from one noise estimate, {quoted(p.prompt)}", pixelated=backend.spec.pixelated)],
+        figures=[Figure("one_step.png", f"\\(\\hat x_0\\) from one noise estimate, {quoted(p.prompt)}", pixelated=backend.spec.pixelated)],
         data={"rows": rows},
     )
 
@@ -120,10 +120,11 @@ def iterative_denoising(p: IterativeParams, ctx) -> Result:
     return Result(
         metrics={**metrics, "steps": len(ts) - 1 - p.i_start},
         figures=[
-            Figure("steps.png", f"x_t every {p.show_every} steps from t = {t0}", pixelated=pixelated),
+            Figure("steps.png", f"\\(x_t\\) every {p.show_every} steps from \\(t = {t0}\\)", pixelated=pixelated),
             Figure("compare.png", "Iterative denoising against one step and a Gaussian blur"
                    + (f", for the first {shown_runs} of {p.runs} noisy copies" if shown_runs > 1 else ""), pixelated=pixelated),
-            Figure("denoising.gif", "x_t (top) and the estimate x̂0 (bottom) at every step", pixelated=True),
+            Figure("denoising.gif", "\\(x_t\\) (top) and the estimate \\(\\hat x_0\\) (bottom) at every step", pixelated=True,
+                   enlarge=True),
         ],
         samples={"images": backend.to_pixels(torch.cat([clean, one_step])), "method": ["iterative"] * p.runs + ["one_step"] * p.runs},
         data={"t_start": t0, "timesteps": ts, "model_calls": len(ts) - 1 - p.i_start, "runs": p.runs},

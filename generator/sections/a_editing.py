@@ -58,15 +58,15 @@ def _sdedit(p: SDEditParams, ctx, caption: str) -> Result:
 
 
 def image_to_image(p: SDEditParams, ctx) -> Result:
-    return _sdedit(p, ctx, "SDEdit with {prompt}, γ = {guidance:g}: the later denoising starts, the closer to the original")
+    return _sdedit(p, ctx, "SDEdit with {prompt}, \\(\\gamma = {guidance:g}\\): the later denoising starts, the closer to the original")
 
 
 def edit_drawings(p: SDEditParams, ctx) -> Result:
-    return _sdedit(p, ctx, "SDEdit of each input (rows: their file names) with {prompt}, γ = {guidance:g}")
+    return _sdedit(p, ctx, "SDEdit of each input (rows: their file names) with {prompt}, \\(\\gamma = {guidance:g}\\)")
 
 
 def text_image_to_image(p: SDEditParams, ctx) -> Result:
-    return _sdedit(p, ctx, "SDEdit towards the {prompt}, γ = {guidance:g}")
+    return _sdedit(p, ctx, "SDEdit towards the {prompt}, \\(\\gamma = {guidance:g}\\)")
 
 
 def inpainting(p: InpaintParams, ctx) -> Result:
@@ -91,7 +91,7 @@ def inpainting(p: InpaintParams, ctx) -> Result:
         col_labels=["original", "mask", "kept", "inpainted"],
         cell=cell(backend),
     )
-    caption = f"Inpainting with {quoted(p.prompt)}, γ = {p.guidance:g}: new content only where the mask is white"
+    caption = f"Inpainting with {quoted(p.prompt)}, \\(\\gamma = {p.guidance:g}\\): new content only where the mask is white"
     figures = [Figure("inpainting.png", caption, pixelated=backend.spec.pixelated)]
     if upsampled_table(backend, x, [p.prompt] * len(results), gen, ctx.out / "upsampled.png", len(results)):
         figures.append(Figure("upsampled.png", "The inpainted images upsampled to 256×256 by stage II"))

@@ -45,7 +45,7 @@ def visual_anagrams(p: AnagramParams, ctx) -> Result:
             part = slice(a * p.num_samples, (a + 1) * p.num_samples)
             metrics[f"accuracy_all_views_anagram_{a + 1}"] = float(both[part].mean())
             rows.append({"prompts": prompts, "views": [float(r[part].mean()) for r in read], "all": float(both[part].mean())})
-    caption = f"Every sample of each anagram ({p.num_samples} per row), as it is and under {', '.join(p.views)}; γ = {p.guidance:g}"
+    caption = f"Every sample of each anagram ({p.num_samples} per row), as it is and under {', '.join(p.views)}; \\(\\gamma = {p.guidance:g}\\)"
     figures = [Figure("anagrams.png", caption, pixelated=backend.spec.pixelated)]
     first = torch.cat([im[:1] for im in images])
     if upsampled_table(backend, first, [q[0] for q in p.anagrams], gen, ctx.out / "upsampled.png", len(p.anagrams)):
@@ -88,7 +88,7 @@ def hybrid_images(p: HybridParams, ctx) -> Result:
                 col_labels=["close up", f"from afar ({H // p.far_scale}×{W // p.far_scale})"], cell=cell(backend))
     actual_size([[pixels[i], far[i]] for i in range(0, len(pixels), p.num_samples)], ctx.out / "hybrids_actual_size.png")
     figures = [
-        Figure("hybrids.png", f"Hybrids at σ = {best:g} (kernel {p.kernel_size}): low frequencies of the first prompt, "
+        Figure("hybrids.png", f"Hybrids at \\(\\sigma = {best:g}\\) (kernel {p.kernel_size}): low frequencies of the first prompt, "
                "high of the second; the far view enlarged", pixelated=backend.spec.pixelated),
         Figure("hybrids_actual_size.png", f"The same at actual size: {H}×{W} pixels, and {H // p.far_scale}×{W // p.far_scale} as seen from afar"),
     ]
@@ -104,7 +104,7 @@ def hybrid_images(p: HybridParams, ctx) -> Result:
                                                    "close view read as the second": [r["close"] for r in rows],
                                                    "both": [r["both"] for r in rows]},
                       ctx.out / "sweep.png", xlabel="σ of the low-pass filter (pixels)", title="How hybrids read, by σ")
-            figures.append(Figure("sweep.png", f"Share of {len(low_prompts)} hybrids read right from afar, close up, and both, for each σ"))
+            figures.append(Figure("sweep.png", f"Share of {len(low_prompts)} hybrids read right from afar, close up, and both, for each \\(\\sigma\\)"))
     if upsampled_table(backend, backend.to_model(pixels[:: p.num_samples]), [hi for _, hi in p.pairs], generator(p.seed),
                        ctx.out / "upsampled.png", len(p.pairs)):
         figures.append(Figure("upsampled.png", "Upsampled to 256×256 by stage II"))

@@ -18,7 +18,7 @@ def text_to_image(p: TextToImageParams, ctx) -> Result:
     x = torch.stack([backend.text_to_image(p.prompts, steps, p.guidance, generator(p.seed)) for steps in p.steps])  # (steps, prompts, C, H, W)
     labels = dict(row_labels=[f"{s} steps" for s in p.steps], col_labels=short(p.prompts))
     table(backend, x, ctx.out / "samples.png", **labels)
-    figures = [Figure("samples.png", f"One sample per prompt at {' and '.join(map(str, p.steps))} steps, seed {p.seed}, γ = {p.guidance:g}")]
+    figures = [Figure("samples.png", f"One sample per prompt at {' and '.join(map(str, p.steps))} steps, seed {p.seed}, \\(\\gamma = {p.guidance:g}\\)")]
     prompts = p.prompts * len(p.steps)
     if upsampled_table(backend, x.flatten(0, 1), prompts, generator(p.seed), ctx.out / "upsampled.png", len(p.steps), **labels):
         figures.append(Figure("upsampled.png", "The same samples upsampled to 256×256 by stage II"))
@@ -44,7 +44,7 @@ def sampling(p: NoiseSampleParams, ctx) -> Result:
     animate(backend, frames.frames, ctx.out / "sampling.gif")
     figures = [
         Figure("samples.png", f"{p.num_samples} samples, {quoted(p.prompt)}, no guidance", pixelated=backend.spec.pixelated),
-        Figure("sampling.gif", "x_t (top) and x̂0 (bottom) over the steps", pixelated=True),
+        Figure("sampling.gif", "\\(x_t\\) (top) and \\(\\hat x_0\\) (bottom) over the steps", pixelated=True, enlarge=True),
     ]
     if upsampled_table(backend, x, [p.prompt] * p.num_samples, gen, ctx.out / "upsampled.png", 1):
         figures.append(Figure("upsampled.png", "Upsampled to 256×256 by stage II"))
@@ -63,8 +63,8 @@ def cfg(p: CFGParams, ctx) -> Result:
     table(backend, x.cpu().unflatten(0, (len(p.prompts), p.num_samples)), ctx.out / "samples.png", row_labels=short(p.prompts))
     animate(backend, frames.frames, ctx.out / "sampling.gif")
     figures = [
-        Figure("samples.png", f"{p.num_samples} samples per prompt with γ = {p.guidance:g}", pixelated=backend.spec.pixelated),
-        Figure("sampling.gif", "Guided sampling: x_t (top) and x̂0 (bottom)", pixelated=True),
+        Figure("samples.png", f"{p.num_samples} samples per prompt with \\(\\gamma = {p.guidance:g}\\)", pixelated=backend.spec.pixelated),
+        Figure("sampling.gif", "Guided sampling: \\(x_t\\) (top) and \\(\\hat x_0\\) (bottom)", pixelated=True, enlarge=True),
     ]
     if upsampled_table(backend, x, prompts, gen, ctx.out / "upsampled.png", len(p.prompts)):
         figures.append(Figure("upsampled.png", "Upsampled to 256×256 by stage II"))

@@ -9,7 +9,7 @@ from ..figures import image_table, loss_curve
 from ..models.train import TrainConfig, keep_models, load_kept, train
 from ..models.unet import UNet, UNetConfig
 from ..section import Figure, Result
-from .common import architecture, generator, model_name, psnr
+from .common import architecture, finite, generator, model_name, psnr
 from .params import NoisingParams, OutOfDistributionParams, TrainDenoiserParams, UNetParams
 
 
@@ -32,7 +32,7 @@ def noising(p: NoisingParams, ctx) -> Result:
     image_table(noisy.transpose(0, 1), ctx.out / "noising.png", row_labels=[f"digit {int(d)}" for d in labels],
                 col_labels=[f"σ = {s:g}" for s in p.sigmas])
     return Result(
-        figures=[Figure("noising.png", "z = x + σε for each σ; pixels outside [0, 1] are shown clipped")],
+        figures=[Figure("noising.png", "\\(z = x + \\sigma\\epsilon\\) for each \\(\\sigma\\); pixels outside [0, 1] are shown clipped")],
         data={"digits": labels.tolist()},
     )
 
@@ -88,8 +88,8 @@ def out_of_distribution(p: OutOfDistributionParams, ctx) -> Result:
         noisy = images + sigma * torch.randn(images.shape, generator=generator(p.seed + i))
         with torch.no_grad():
             denoised = torch.cat([model(batch.to(ctx.device)).float().cpu() for batch in noisy.split(p.batch_size)])
-        rows.append({"sigma": sigma, "mse": float((denoised - images).pow(2).mean()), "psnr": psnr(denoised, images),
-                     "psnr_noisy": psnr(noisy, images)})
+        rows.append({"sigma": sigma, "mse": float((denoised - images).pow(2).mean()), "psnr": finite(psnr(denoised, images)),
+                     "psnr_noisy": finite(psnr(noisy, images))})  # at σ = 0 the noisy input is the digit itself
         grid.append(torch.stack([noisy[:shown], denoised[:shown]], dim=1))  # (shown, 2, 1, 28, 28)
     # Rows: a noisy and a denoised row per digit; columns: σ.
     image_table(torch.stack(grid, dim=1).transpose(1, 2).reshape(2 * shown, len(sigmas), 1, 28, 28), ctx.out / "ood.png",
@@ -98,11 +98,12 @@ def out_of_distribution(p: OutOfDistributionParams, ctx) -> Result:
     metrics = {}
     for r in rows:
         for name in ("mse", "psnr", "psnr_noisy"):
-            metrics[f"{name}_sigma_{r['sigma']:g}"] = r[name]
+            if r[name] is not None:
+                metrics[f"{name}_sigma_{r['sigma']:g}"] = r[name]
     trained_sigma = ctx.params_of("b1.2.1").sigma
     return Result(
         metrics=metrics,
-        figures=[Figure("ood.png", f"The denoiser trained at σ = {trained_sigma:g}, applied at every σ")],
+        figures=[Figure("ood.png", f"The denoiser trained at \\(\\sigma = {trained_sigma:g}\\), applied at every \\(\\sigma\\)")],
         data={"rows": rows, "trained_sigma": trained_sigma, "eval_digits": int(images.shape[0])},
         model=f"UNet(D={ctx.params_of('b1.1').hidden})",
     )

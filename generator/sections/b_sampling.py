@@ -69,11 +69,12 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
         shown.append(images[: p.num_samples])
         steps += [epoch] * p.num_samples
         name = f"samples_epoch_{epoch}.png"
-        save_png(tile(images[: p.num_samples], nrow=10, scale=2), ctx.out / name)
-        figures.append(Figure(name, f"{p.num_samples} samples after epoch {epoch}", pixelated=True))
+        save_png(tile(images[: p.num_samples], nrow=10), ctx.out / name)
+        figures.append(Figure(name, f"{p.num_samples} samples after epoch {epoch}", pixelated=True, enlarge=True))
     animation(recorder.frames, ctx.out / "sampling.gif")
     T = ctx.params_of("b2.2").T
-    figures.append(Figure("sampling.gif", f"Sampling after epoch {epochs[-1]}: x_t (top) and the estimate x̂0 (bottom), t = {T - 1} → 0", pixelated=True))
+    figures.append(Figure("sampling.gif", f"Sampling after epoch {epochs[-1]}: \\(x_t\\) (top) and the estimate \\(\\hat x_0\\) "
+                          f"(bottom), \\(t = {T - 1} \\to 0\\)", pixelated=True, enlarge=True))
     return Result(
         metrics=metrics,
         figures=figures,
@@ -117,9 +118,10 @@ def sample_class_ddpm(p: GuidedSampleParams, ctx) -> Result:
     return Result(
         metrics=metrics,
         figures=[
-            Figure("samples.png", f"{p.per_digit} samples of each digit with γ = {p.guidance:g}, after epochs "
+            Figure("samples.png", f"{p.per_digit} samples of each digit with \\(\\gamma = {p.guidance:g}\\), after epochs "
                    + " and ".join(map(str, epochs))),
-            Figure("sampling.gif", f"Guided sampling after epoch {epochs[-1]}, one of each digit: x_t (top) and x̂0 (bottom)", pixelated=True),
+            Figure("sampling.gif", f"Guided sampling after epoch {epochs[-1]}, one of each digit: \\(x_t\\) (top) and "
+                   "\\(\\hat x_0\\) (bottom)", pixelated=True, enlarge=True),
         ],
         samples={"images": torch.cat(shown), "labels": torch.cat(shown_labels), "steps": steps},
         data={"rows": rows, "epochs": epochs, "digits": list(range(DIGITS)), "scored": scored,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..diffusion.samplers import iterative_denoise
@@ -16,9 +18,14 @@ def generator(seed: int) -> torch.Generator:
 
 
 def psnr(estimate: torch.Tensor, clean: torch.Tensor) -> float:
-    """Mean over images of 10·log10(1/MSE), both in [0, 1] (the estimate clamped); in dB."""
-    mse = (estimate.clamp(0, 1) - clean).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    """Mean over images of 10·log10(1/MSE), both in [0, 1] (the estimate clamped); in dB, infinite for an exact copy."""
+    mse = (estimate.clamp(0, 1) - clean).pow(2).flatten(1).mean(1)
     return float((10 * torch.log10(1.0 / mse)).mean())
+
+
+def finite(value: float) -> float | None:
+    """A number for JSON: None stands for an infinite PSNR (the images are identical)."""
+    return value if math.isfinite(value) else None
 
 
 def short(prompts: list[str], width: int = 22) -> list[str]:
@@ -32,7 +39,7 @@ def short(prompts: list[str], width: int = 22) -> list[str]:
 
 def quoted(prompt: str) -> str:
     """A prompt as captions name it; "" is the empty prompt."""
-    return f"prompt '{prompt}'" if prompt else "the empty prompt"
+    return f"prompt “{prompt}”" if prompt else "the empty prompt (unconditional)"
 
 
 def name_of(spec: str) -> str:
@@ -69,8 +76,8 @@ def input_image(ctx, backend, spec: str) -> torch.Tensor:
 
 
 def animate(backend, frames: list[torch.Tensor], path) -> None:
-    """The sampling animation of recorded frames (figures.FrameRecorder) in the backend's space."""
-    animation(frames, path, to_pixels=backend.to_pixels, scale=3 if backend.spec.pixelated else 2)
+    """The sampling animation of recorded frames (figures.FrameRecorder) in the backend's space, pixel for pixel."""
+    animation(frames, path, to_pixels=backend.to_pixels)
 
 
 def from_noise(backend, eps_fn, count: int, gen: torch.Generator, callback=None) -> torch.Tensor:

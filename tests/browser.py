@@ -182,13 +182,50 @@ const imgs = Array.from(document.images);
 const broken = imgs
   .filter(img => !img.complete || img.naturalWidth === 0)
   .map(img => img.src || img.getAttribute('src') || '');
+const content = document.querySelector('.md-content');
+// Links within the site (navigation and text): where they point, without the fragment.
+const links = Array.from(document.querySelectorAll('a[href]'))
+  .map(a => a.href.split('#')[0])
+  .filter(href => href.startsWith(location.origin === 'null' ? 'file:' : location.origin));
+// Enlarged figures: shown at the width the page gives them (a whole multiple of their pixels) where it fits.
+const enlarged = Array.from(document.querySelectorAll('figure img[width]')).map(img => ({
+  src: img.getAttribute('src'), natural: img.naturalWidth, width: Number(img.getAttribute('width')),
+  shown: img.getBoundingClientRect().width, rendering: getComputedStyle(img).imageRendering,
+}));
+const captions = Array.from(document.querySelectorAll('figure figcaption'))
+  .map(c => getComputedStyle(c, '::before').content);
 return {
   math: math.length,
   math_typeset: typeset.length,
   images: imgs.length,
   broken_images: broken,
   title: document.title,
+  links: Array.from(new Set(links)),
+  enlarged: enlarged,
+  figure_labels: captions,
+  lightbox_links: document.querySelectorAll('a.glightbox').length,
+  page_width: document.documentElement.scrollWidth,
+  window_width: window.innerWidth,
+  overflowing: Array.from(document.querySelectorAll('.md-typeset table, .md-typeset pre, .md-typeset img'))
+    .filter(el => el.getBoundingClientRect().right > (content ? content.getBoundingClientRect().right : window.innerWidth) + 1
+                  && !el.closest('.md-typeset__table, .highlight, .arithmatex'))
+    .map(el => el.tagName + ' ' + (el.getAttribute('src') || el.textContent.slice(0, 40))),
 };
+"""
+
+# Click the first figure and report whether the lightbox shows it enlarged.
+_LIGHTBOX_JS = """
+const link = document.querySelector('figure a.glightbox');
+if (!link) { return {opened: false, reason: 'no lightbox link'}; }
+const small = link.querySelector('img').getBoundingClientRect().width;
+link.click();
+return {small: small};
+"""
+
+_LIGHTBOX_OPEN_JS = """
+const img = document.querySelector('.glightbox-container .gslide.current img');
+if (!img || !img.complete || img.naturalWidth === 0) { return null; }
+return {opened: true, width: img.getBoundingClientRect().width};
 """
 
 
@@ -250,6 +287,7 @@ def _inspect_loaded(driver: Any, base_url: str) -> dict:
     # (e.g. "part-b/figures/x.png"): stable across the random server port and
     # across Material's instant navigation, which rewrites src attributes to
     # absolute URLs at runtime.
+    result["links"] = [href[len(base_url):] if href.startswith(base_url) else href for href in result["links"]]
     result["broken_images"] = [
         src[len(base_url):] if src.startswith(base_url) else src
         for src in (result.get("broken_images") or [])
@@ -264,11 +302,38 @@ def _inspect_loaded(driver: Any, base_url: str) -> dict:
     return result
 
 
-def inspect_site(site_dir: Path, pages: list[str]) -> dict[str, dict]:
+@contextlib.contextmanager
+def open_from_disk(site_dir: Path) -> Iterator[str]:
+    """The site as a reader opens it from disk: its file:// address, ending in a slash."""
+    site_dir = Path(site_dir).resolve()
+    if not site_dir.is_dir():
+        raise FileNotFoundError(f"site directory not found: {site_dir}")
+    yield site_dir.as_uri() + "/"
+
+
+def open_lightbox(driver: Any, timeout: float = 10.0) -> dict:
+    """Click the page's first figure; the lightbox's image and its width, or why it did not open."""
+    first = driver.execute_script(_LIGHTBOX_JS)
+    if "reason" in first:
+        return first
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shown = driver.execute_script(_LIGHTBOX_OPEN_JS)
+        if shown:
+            return {**first, **shown}
+        time.sleep(0.1)
+    return {**first, "opened": False, "reason": "no image in the lightbox"}
+
+
+def inspect_site(site_dir: Path, pages: list[str], *, over: str = "http", width: int = 1280,
+                 lightbox: bool = False) -> dict[str, dict]:
     """Open each page of the built site in headless Chromium and report on it.
 
+    ``over`` is "http" (served from 127.0.0.1) or "file" (opened from disk).
     Returns ``{page: {"math", "math_typeset", "images", "broken_images",
-    "console_errors", "title", "external_requests"}}`` where ``math`` counts
+    "console_errors", "title", "external_requests", "links", "enlarged",
+    "figure_labels", "lightbox_links", "page_width", "window_width",
+    "overflowing"}}`` (and "lightbox", with ``lightbox=True``) where ``math`` counts
     ``.arithmatex`` elements, ``math_typeset`` those containing a ``.katex``
     element and no ``.katex-error``, ``broken_images`` lists the ``src`` of
     images that did not load (resolved, relative to the site root, e.g.
@@ -276,12 +341,15 @@ def inspect_site(site_dir: Path, pages: list[str]) -> dict[str, dict]:
     messages and ``external_requests`` the URLs requested from anywhere other
     than the local server (all of which fail by construction).
     """
+    opened = serve_directory(Path(site_dir)) if over == "http" else open_from_disk(Path(site_dir))
     results: dict[str, dict] = {}
-    with serve_directory(Path(site_dir)) as base_url, chromium_driver() as driver:
+    with opened as base_url, chromium_driver(width) as driver:
         for page in pages:
             _drain_logs(driver)
             _load_page(driver, base_url, page)
             results[page] = _inspect_loaded(driver, base_url)
+            if lightbox:
+                results[page]["lightbox"] = open_lightbox(driver)
     return results
 
 

@@ -98,3 +98,22 @@ def project(built, tmp_path) -> Path:
     target = tmp_path / "project"
     shutil.copytree(built, target, symlinks=True)
     return target
+
+
+@pytest.fixture(scope="session")
+def weight_report(request) -> list[str]:
+    """Lines on the site's weight, printed in the run's summary (tests/test_committed_site.py fills it)."""
+    lines: list[str] = []
+    request.config.stash[_WEIGHT] = lines
+    return lines
+
+
+_WEIGHT = pytest.StashKey[list]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    lines = config.stash.get(_WEIGHT, [])
+    if lines:
+        terminalreporter.section("site weight")
+        for line in lines:
+            terminalreporter.write_line(line)

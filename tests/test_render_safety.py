@@ -132,7 +132,7 @@ def test_an_image_path_full_of_markup_stays_text_on_the_built_site(project):
 
 def test_prompts_and_captions_full_of_markup_stay_text(project):
     """The local backend takes digits only as prompts, so the markup goes into the views render gets."""
-    sections = views(Store(project / ".gen"))
+    sections = views(project, Store(project / ".gen"))
     for sid in ("a1.3", "a1.7"):
         view = sections[sid]
         view.params["prompt"] = PROMPT

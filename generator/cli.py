@@ -73,21 +73,41 @@ def cli():
 
 @cli.command("list")
 @_parameter_options
+@click.option("-v", "--verbose", is_flag=True, help="Under each stale section, what changed since its last build.")
 @_handles_errors
-def list_sections(profile, sets, backend):
+def list_sections(profile, sets, backend, verbose):
     """Every section: id, title, and whether its result is fresh, stale or never built.
 
     Fresh means built with the parameters that the same --profile/--set give now.
     """
-    from .build import status
+    _show_states(profile, sets, backend, verbose)
+
+
+@cli.command()
+@_parameter_options
+@_handles_errors
+def status(profile, sets, backend):
+    """Every section's state and, under each stale one, what changed since its last build.
+
+    A changed parameter or backend setting shows as old → new; so do the
+    section's code version and a needed section that is stale or was rebuilt,
+    and an input file whose content changed is named (`gen list -v` is the same).
+    """
+    _show_states(profile, sets, backend, verbose=True)
+
+
+def _show_states(profile: str, sets: tuple[str, ...], backend: str, verbose: bool) -> None:
+    from .build import states
     from .config import find_root, load
 
     # Without torch we cannot ask torch about CUDA; `auto` falls back to a driver check.
     config = load(find_root(), profile, tuple(sets), cuda=_nvidia_driver_present(), backend=backend)
     click.echo(f"profile: {config.profile} ({config.profile_reason})")
     click.echo(f"backend: {config.backend} ({config.backend_reason})")
-    for section, state in status(config):
-        click.echo(f"{section.id:<8} {state:<12} {section.title}")
+    for state in states(config).values():
+        click.echo(f"{state.section.id:<8} {state.state:<12} {state.section.title}")
+        for reason in state.reasons if verbose else ():
+            click.echo(f"{'':<9}{reason}")
 
 
 def _nvidia_driver_present() -> bool:

@@ -330,3 +330,34 @@ def build(config: Config, selectors: list[str], *, force: bool = False, device: 
     sys.stdout.flush()
     return ran
 
+
+def dry_run(config: Config, selectors: list[str], *, force: bool = False, log=print) -> list[str]:
+    """What `build` would run, in its order, and why; runs nothing and writes nothing (no lock, no cache folder).
+    Returns the ids that would run."""
+    refuse_links(config.root)  # the build would stop there
+    spec = config.spec
+    sections = select(selectors, backend_needs=spec.needs)
+    named = {s.id for s in select(selectors, include_needs=False)}
+    found = states(config)
+    if any(s.uses_backend for s in sections):
+        log(f"backend: {config.backend} ({config.backend_reason})")
+    would: list[str] = []
+    for section in sections:
+        state = found[section.id]
+        forced = force and section.id in named
+        if state.state == "fresh" and not forced:
+            log(f"{section.id}: up to date, would be reused")
+            continue
+        would.append(section.id)
+        log(f"{section.id}: would run ({section.title})")
+        why = (["forced with --force"] if forced else []) + (["never built"] if state.state == "never built" else [])
+        if state.state == "stale":
+            why += state.reasons
+        if section.id not in named:
+            users = [s.id for s in sections if section.id in s.needs_on(spec.needs)]
+            why.append(f"needed by {', '.join(users)}")
+        for reason in why:
+            log(f"    {reason}")
+    log(f"dry run: {len(would)} section(s) would run, {len(sections) - len(would)} would be reused; "
+        "nothing was run or written")
+    return would

@@ -124,8 +124,9 @@ def _nvidia_driver_present() -> bool:
     "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]), help="Where models run."
 )
 @click.option("--force", is_flag=True, help="Recompute the named sections even when cached.")
+@click.option("--dry-run", is_flag=True, help="List what would run, in order, and why; run and write nothing.")
 @_handles_errors
-def build(ids, build_all, profile, sets, backend, device, force):
+def build(ids, build_all, profile, sets, backend, device, force, dry_run):
     """Build sections (and what they need), then render docs/.
 
     IDS are section ids; `a` and `b` select a part and an id selects its
@@ -136,6 +137,7 @@ def build(ids, build_all, profile, sets, backend, device, force):
     if ids and build_all:
         raise UsageError(f"pass section ids ({' '.join(ids)}) or --all, not both")
     from .build import build as run_build
+    from .build import dry_run as show_plan
     from .config import find_root, load
     from .sections import all_sections, select
 
@@ -144,11 +146,18 @@ def build(ids, build_all, profile, sets, backend, device, force):
     root = find_root()
     selectors = list(all_sections()) if build_all else list(ids)
     select(selectors)  # an unknown id fails here, before anything else
-    # --backend auto asks the driver, not torch, so that a fully cached build stays instant.
-    cuda = _cuda_available() if profile == "auto" else _nvidia_driver_present() if device != "cpu" else False
+    # --backend auto asks the driver, not torch, so that a fully cached build stays instant; so does
+    # --profile auto on a dry run, which imports no torch.
+    if profile == "auto":
+        cuda = _nvidia_driver_present() if dry_run else _cuda_available()
+    else:
+        cuda = _nvidia_driver_present() if device != "cpu" else False
     config = load(root, profile, tuple(sets), cuda=cuda, backend=backend)
     click.echo(f"profile: {config.profile} ({config.profile_reason})")
-    run_build(config, selectors, force=force, device=device, log=click.echo)
+    if dry_run:
+        show_plan(config, selectors, force=force, log=click.echo)
+    else:
+        run_build(config, selectors, force=force, device=device, log=click.echo)
 
 
 def _cuda_available() -> bool:

@@ -159,7 +159,8 @@ def changes(section: Section, record: dict, parts: dict, found: dict[str, State]
     old_inputs = _mapping(record.get("inputs"))
     for spec, digest in parts["inputs"].items():
         if spec in old_inputs and old_inputs[spec] != digest:  # another file name shows as a changed parameter
-            reasons.append(f"input {spec}: its content changed (sha256 {str(old_inputs[spec])[:12]}… → {digest[:12]}…)")
+            change = f"{_short(old_inputs[spec])} → {_short(digest)}"
+            reasons.append(f"input {spec}: its content changed (sha256 {change})")
     old_needs = _mapping(record.get("needs"))
     added = [need for need in parts["needs"] if need not in old_needs]
     removed = [need for need in old_needs if need not in parts["needs"]]
@@ -170,8 +171,12 @@ def changes(section: Section, record: dict, parts: dict, found: dict[str, State]
             state = found[need].state
             reasons.append(f"needs {need}, which is stale" if state == "stale"
                            else f"needs {need}, which was never built" if state == "never built"
-                           else f"needs {need}, whose result changed ({str(old_needs[need])[:12]}… → {key[:12]}…)")
+                           else f"needs {need}, whose result changed ({_short(old_needs[need])} → {_short(key)})")
     return reasons
+
+
+def _short(digest) -> str:
+    return f"{str(digest)[:12]}…"
 
 
 def _mapping(value) -> dict:

@@ -73,21 +73,41 @@ def cli():
 
 @cli.command("list")
 @_parameter_options
+@click.option("-v", "--verbose", is_flag=True, help="Under each stale section, what changed since its last build.")
 @_handles_errors
-def list_sections(profile, sets, backend):
+def list_sections(profile, sets, backend, verbose):
     """Every section: id, title, and whether its result is fresh, stale or never built.
 
     Fresh means built with the parameters that the same --profile/--set give now.
     """
-    from .build import status
+    _show_states(profile, sets, backend, verbose)
+
+
+@cli.command()
+@_parameter_options
+@_handles_errors
+def status(profile, sets, backend):
+    """Every section's state and, under each stale one, what changed since its last build.
+
+    A changed parameter or backend setting shows as old → new; so do the
+    section's code version and a needed section that is stale or was rebuilt,
+    and an input file whose content changed is named (`gen list -v` is the same).
+    """
+    _show_states(profile, sets, backend, verbose=True)
+
+
+def _show_states(profile: str, sets: tuple[str, ...], backend: str, verbose: bool) -> None:
+    from .build import states
     from .config import find_root, load
 
     # Without torch we cannot ask torch about CUDA; `auto` falls back to a driver check.
     config = load(find_root(), profile, tuple(sets), cuda=_nvidia_driver_present(), backend=backend)
     click.echo(f"profile: {config.profile} ({config.profile_reason})")
     click.echo(f"backend: {config.backend} ({config.backend_reason})")
-    for section, state in status(config):
-        click.echo(f"{section.id:<8} {state:<12} {section.title}")
+    for state in states(config).values():
+        click.echo(f"{state.section.id:<8} {state.state:<12} {state.section.title}")
+        for reason in state.reasons if verbose else ():
+            click.echo(f"{'':<9}{reason}")
 
 
 def _nvidia_driver_present() -> bool:
@@ -104,8 +124,9 @@ def _nvidia_driver_present() -> bool:
     "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]), help="Where models run."
 )
 @click.option("--force", is_flag=True, help="Recompute the named sections even when cached.")
+@click.option("--dry-run", is_flag=True, help="List what would run, in order, and why; run and write nothing.")
 @_handles_errors
-def build(ids, build_all, profile, sets, backend, device, force):
+def build(ids, build_all, profile, sets, backend, device, force, dry_run):
     """Build sections (and what they need), then render docs/.
 
     IDS are section ids; `a` and `b` select a part and an id selects its
@@ -116,6 +137,7 @@ def build(ids, build_all, profile, sets, backend, device, force):
     if ids and build_all:
         raise UsageError(f"pass section ids ({' '.join(ids)}) or --all, not both")
     from .build import build as run_build
+    from .build import dry_run as show_plan
     from .config import find_root, load
     from .sections import all_sections, select
 
@@ -124,11 +146,18 @@ def build(ids, build_all, profile, sets, backend, device, force):
     root = find_root()
     selectors = list(all_sections()) if build_all else list(ids)
     select(selectors)  # an unknown id fails here, before anything else
-    # --backend auto asks the driver, not torch, so that a fully cached build stays instant.
-    cuda = _cuda_available() if profile == "auto" else _nvidia_driver_present() if device != "cpu" else False
+    # --backend auto asks the driver, not torch, so that a fully cached build stays instant; so does
+    # --profile auto on a dry run, which imports no torch.
+    if profile == "auto":
+        cuda = _nvidia_driver_present() if dry_run else _cuda_available()
+    else:
+        cuda = _nvidia_driver_present() if device != "cpu" else False
     config = load(root, profile, tuple(sets), cuda=cuda, backend=backend)
     click.echo(f"profile: {config.profile} ({config.profile_reason})")
-    run_build(config, selectors, force=force, device=device, log=click.echo)
+    if dry_run:
+        show_plan(config, selectors, force=force, log=click.echo)
+    else:
+        run_build(config, selectors, force=force, device=device, log=click.echo)
 
 
 def _cuda_available() -> bool:

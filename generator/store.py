@@ -200,6 +200,10 @@ class Store:
                                   "it will be rebuilt")
         return Entry(key, path) if self._intact[key] else None
 
+    def problem(self, key: str) -> str | None:
+        """What the cheap check finds wrong with the entry `key` ("it is missing" where there is none), None if nothing."""
+        return self._problem(key, full=False) if KEY.fullmatch(key) else "its name is not an entry key"
+
     def _problem(self, key: str, *, full: bool) -> str | None:
         """What is wrong with the entry `key`, None if nothing: names and sizes against its manifest, and
         the records parse; with `full`, every file's sha256 too."""

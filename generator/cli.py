@@ -111,9 +111,11 @@ def _show_states(profile: str, sets: tuple[str, ...], backend: str, verbose: boo
 
 
 def _nvidia_driver_present() -> bool:
+    """An NVIDIA driver is loaded (Linux, containers with the GPU passed through) or WSL's GPU device is there.
+    Without one, torch cannot see a CUDA GPU, so nothing need import torch to know."""
     import os
 
-    return os.path.exists("/proc/driver/nvidia/version")
+    return any(os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/dxg"))
 
 
 @cli.command()
@@ -147,7 +149,7 @@ def build(ids, build_all, profile, sets, backend, device, force, dry_run):
     selectors = list(all_sections()) if build_all else list(ids)
     select(selectors)  # an unknown id fails here, before anything else
     # --backend auto asks the driver, not torch, so that a fully cached build stays instant; so does
-    # --profile auto on a dry run, which imports no torch.
+    # --profile auto on a dry run, and on a machine without a driver.
     if profile == "auto":
         cuda = _nvidia_driver_present() if dry_run else _cuda_available()
     else:
@@ -161,6 +163,9 @@ def build(ids, build_all, profile, sets, backend, device, force, dry_run):
 
 
 def _cuda_available() -> bool:
+    """Whether torch sees a CUDA GPU; torch (seconds to import) is asked only where a driver is there."""
+    if not _nvidia_driver_present():
+        return False
     import torch
 
     return torch.cuda.is_available()
@@ -214,23 +219,53 @@ def verify(every, repair):
     "--size",
     type=click.Choice(["full", "tiny"]),
     default=None,
-    help="full = IF-I-XL's UNet (needs a CUDA GPU), tiny = a small one of the same design. Default: full on CUDA, tiny on the CPU.",
+    help="IF stage I: full = IF-I-XL's UNet (needs a CUDA GPU), tiny = a small one of the same design. Default: full on CUDA, tiny on the CPU.",
 )
 @click.option(
-    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]), help="Where the UNet runs."
+    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]), help="Where models run."
 )
-@click.option("--repeats", default=5, show_default=True, type=click.IntRange(min=1), help="Timed runs of each measurement.")
+@click.option("--repeats", default=5, show_default=True, type=click.IntRange(min=1), help="Timed runs of each IF measurement.")
+@click.option("--quick", is_flag=True, help="Fewer steps and repeats: under 3 minutes on a 2-core CPU.")
 @_handles_errors
-def bench(size, device, repeats):
-    """Time IF stage I (random weights): one UNet call, a guided sample through our samplers and through IFPipeline.
+def bench(size, device, repeats, quick):
+    """Time Part B's models (training and sampling, ours against a plain eager loop), IF stage I (random
+    weights: ours against IFPipeline), and the README's no-op build and `gen list`.
 
     Prints one JSON object on stdout; progress goes to stderr.
     """
     import json
 
-    from .bench import run
+    from . import bench as if_bench
+    from . import bench_part_b
+    from .build import resolve_device, states
+    from .config import check_cache_dir, find_root, load
+    from .outputs import machine
 
-    click.echo(json.dumps(run(size, device, repeats), indent=2))
+    root = find_root()
+    device = resolve_device(device)
+    if quick:
+        repeats = min(repeats, 2)
+    report = bench_part_b.measure(load(root, "full", backend="local"), device, quick, log=if_bench.log)
+    if_bench.log("IF stage I")
+    report["if"] = if_bench.run(size, device, repeats)
+    if_bench.log("gen list, and gen build --all where nothing is stale")
+    report["list_s"] = bench_part_b.time_command(root, "list")
+    config = load(root, "auto", cuda=_cuda_available())
+    stale = [s.section.id for s in states(config).values() if s.state != "fresh"]
+    report["noop_build_s"] = None if stale else bench_part_b.time_command(root, "build", "--all")
+    if stale:
+        report["noop_build_note"] = f"not timed: {len(stale)} section(s) not fresh ({stale[0]}, …); run `gen build --all` first"
+    import torch
+
+    report["machine"] = {**machine(device), "bf16": bench_part_b.bf16_units(device), "torch": torch.__version__,
+                         "threads": torch.get_num_threads()}
+    report["command"] = "gen bench" + (" --quick" if quick else "")
+    click.echo(json.dumps(report, indent=2))
+    # The site's speed page shows the last report (`gen render` publishes it).
+    from .render import BENCH
+    from .store import write_json
+
+    write_json(check_cache_dir(root) / BENCH, report)
 
 
 def _interrupt_on(signals: tuple[int, ...]) -> list[int]:

@@ -27,6 +27,7 @@ TEMPLATES = "templates"
 SITE_ASSETS = "site_assets"
 DOCS = "docs"
 RECORD, DATA = "record.json", "data.json"
+BENCH = "bench.json"  # the last `gen bench` report: in the store's folder, published under docs/assets/bench/
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a figure's file name, as it goes into a link
 # An enlarged figure (one file pixel per image pixel) is shown at the largest whole factor that fits this box.
 ENLARGED_BOX = (640, 480)
@@ -93,11 +94,13 @@ class SectionView:
 
 
 def caption(text: str) -> Markup:
-    """A caption as page text: plain parts shown as themselves (see `as_text`), \\( … \\) left for KaTeX."""
+    """A caption as HTML (a figcaption is not Markdown): plain parts shown as themselves (see `as_text`),
+    \\( … \\) in arithmatex's span, which KaTeX typesets."""
     out, last = [], 0
     for m in MATH.finditer(text):
         out.append(as_text(text[last : m.start()]))
-        out.append(Markup(m.group()) if PLAIN_MATH.fullmatch(m.group(1)) else as_text(m.group()))
+        math = Markup(f'<span class="arithmatex">{m.group()}</span>')
+        out.append(math if PLAIN_MATH.fullmatch(m.group(1)) else as_text(m.group()))
         last = m.end()
     out.append(as_text(text[last:]))
     return Markup("").join(out)
@@ -268,11 +271,20 @@ def _page_name(template: str) -> str:
     return template.removesuffix(".j2").replace("_", "-")
 
 
+def _bench_report(path: Path) -> dict | None:
+    """The last `gen bench` report published, where there is one that reads back."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return report if isinstance(report, dict) and {"train", "sample", "machine"} <= set(report) else None
+
+
 def _stale_folders(assets: Path, sections: dict[str, SectionView], root: Path) -> list[Path]:
     """Published folders of sections no longer in the table: they hold a record.json and are not site assets."""
     if not assets.is_dir():
         return []
-    keep = set(sections) | {p.name for p in (root / SITE_ASSETS).glob("*")}
+    keep = set(sections) | {p.name for p in (root / SITE_ASSETS).glob("*")} | {"bench"}
     return [p for p in sorted(assets.iterdir()) if p.is_dir() and p.name not in keep and (p / "record.json").is_file()]
 
 
@@ -304,12 +316,15 @@ def render(root: Path, store: Store) -> Rendered:
     for folder in _stale_folders(docs / "assets", sections, root):
         out.removed += sorted((p for p in folder.rglob("*") if not p.is_dir()), reverse=True)
         shutil.rmtree(folder)
+    if (store.root / BENCH).is_file():
+        _sync_tree({Path(BENCH): store.root / BENCH}, docs / "assets" / "bench", out, prune=False)
+    bench = _bench_report(docs / "assets" / "bench" / BENCH)
     env = environment(root)
     for template in sorted((root / TEMPLATES).glob("*.md.j2")):
         if template.name.startswith("_"):
             continue
         page = docs / _page_name(template.name)
-        text = env.get_template(template.name).render(s=sections)
+        text = env.get_template(template.name).render(s=sections, bench=bench)
         if write_atomic(page, text):
             out.append(page)
     return out

@@ -15,14 +15,14 @@ TEMPLATES = PACKAGE.parent / "templates"
 # Top to bottom; a module may import only from layers below its own (or from its own package).
 LAYERS = [
     {"cli"},
-    {"bench", "build"},
+    {"bench", "bench_part_b", "build"},
     {"config", "render"},
     {"sections"},
     {"backends"},
     {"diffusion", "models", "figures", "inputs", "outputs"},
     {"data"},
     {"section", "store"},
-    {"errors"},
+    {"errors", "site_hooks"},
 ]
 LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}
 

@@ -10,7 +10,7 @@ from generator.render import _format_db, caption
 
 def test_caption_maths_is_left_for_katex_and_the_rest_shown_as_text():
     shown = caption("x_t (top) and \\(\\hat x_0\\) at \\(t = 5\\), prompt “*a* | b”")
-    assert "\\(\\hat x_0\\)" in shown and "\\(t = 5\\)" in shown
+    assert '<span class="arithmatex">\\(\\hat x_0\\)</span>' in shown and '<span class="arithmatex">\\(t = 5\\)</span>' in shown
     assert "x&#95;t" in shown and "&#42;a&#42; &#124; b" in shown  # Markdown stays inert outside the maths
     # Maths that would need escaping is shown as text instead, never as markup.
     assert "<b>" not in caption("\\(<b>\\)") and "&#60;b&#62;" in caption("\\(<b>\\)")

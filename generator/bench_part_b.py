@@ -1,0 +1,274 @@
+"""`gen bench`, Part B: training and sampling speed of the three UNets, ours against a plain baseline.
+
+For each model (`single_step`: b1.2.1's denoiser; `time`: b2.2's DDPM; `class`:
+b2.4's DDPM with guidance) at the full profile's width D and batch size, in one
+run on the same weights and the same random draws:
+
+- training, images per second: ours is `models.train.train` (the loop every
+  section trains with, at the precision `train` is given) over one epoch of
+  MNIST-shaped batches; the baseline is a plain eager fp32 loop written out
+  here (Adam, the loss by hand, the same draws in the same order).
+- sampling, images per second of a full T-step sample: ours is the samplers
+  of diffusion/samplers.py (guidance as one batched call of cond and uncond);
+  the baseline is a plain loop of the DDPM update with guidance as two
+  separate model calls. Both run the same `steps` timesteps and the rate is
+  scaled to T steps.
+
+Speed does not depend on pixel values, so the batches are random; the results
+of ours and of the baseline are the same (tests/test_bench_part_b.py).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .diffusion.ddpm import ddpm_loss, linear_schedule
+from .diffusion.samplers import CLEAN, classifier_free, conditional, iterative_denoise
+from .models.denoiser import UNetDenoiser
+from .models.train import TrainConfig, train
+from .models.unet import UNet, UNetConfig, one_hot
+
+MODELS = ("single_step", "time", "class")
+SIGMA = 0.5  # b1.2.1's training noise
+P_UNCOND = 0.1
+GUIDANCE = 5.0
+LR = 1e-3
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """What one run measures: the full profile's D and batch per model, how many batches, how many steps."""
+
+    hidden: dict[str, int]
+    batch: dict[str, int]
+    T: int
+    train_batches: int  # timed training steps (after one untimed warm-up step)
+    sample_count: int  # images per sampling batch
+    sample_steps: int  # timesteps a timed sample runs (the rate is scaled to T)
+
+
+def sizes(config, quick: bool) -> Sizes:
+    """From the full profile's parameters (`config` = gen.yaml at profile full)."""
+    p = config.params
+    hidden = {"single_step": p["b1.1"].hidden, "time": p["b2.1"].hidden, "class": p["b2.4"].hidden}
+    batch = {"single_step": p["b1.2.1"].batch_size, "time": p["b2.2"].batch_size, "class": p["b2.4"].batch_size}
+    if quick:
+        # b1.2.1's UNet at D = 128 takes seconds a batch on a small CPU: one timed batch keeps this under 3 minutes.
+        return Sizes(hidden, batch, p["b2.2"].T, train_batches=1, sample_count=50, sample_steps=10)
+    return Sizes(hidden, batch, p["b2.2"].T, train_batches=20, sample_count=p["b2.3"].batch_size, sample_steps=60)
+
+
+def build_model(kind: str, hidden: int, seed: int = 0) -> UNet:
+    torch.manual_seed(seed)
+    return UNet(UNetConfig(hidden=hidden, time_conditioned=kind != "single_step", num_classes=10 if kind == "class" else 0))
+
+
+def batches(count: int, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST-shaped images in [0, 1] and digit labels, `count` batches' worth."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand((count * batch, 1, 28, 28), generator=g), torch.randint(0, 10, (count * batch,), generator=g)
+
+
+# ---------------------------------------------------------------- training
+
+
+def our_loss(kind: str, T: int):
+    """The loss function the sections train with (b_denoiser.train_denoiser, b_training._train_ddpm)."""
+    schedule = linear_schedule(T)
+    if kind == "single_step":
+        def loss_fn(model, x, _labels, g):
+            z = x + SIGMA * torch.randn(x.shape, generator=g).to(x.device)
+            return F.mse_loss(model(z), x)
+    else:
+        def loss_fn(model, x, y, g):
+            cond = one_hot(y, 10) if kind == "class" else None
+            return ddpm_loss(model, x, cond, g, schedule, p_uncond=P_UNCOND)
+    return loss_fn
+
+
+def train_ours(model: UNet, images, labels, kind: str, batch: int, T: int, device: str, precision: str = "fp32") -> list[float]:
+    with tempfile.TemporaryDirectory(prefix="gen-bench-") as work:
+        return train(model, images, labels, our_loss(kind, T), TrainConfig(1, batch, LR, precision=precision),
+                     generator=torch.Generator().manual_seed(0), work_dir=Path(work), device=device)
+
+
+def train_baseline(model: UNet, images, labels, kind: str, batch: int, T: int, device: str) -> list[float]:
+    """A plain eager fp32 loop: the same draws as ours, in the same order, written out step by step."""
+    g = torch.Generator().manual_seed(0)
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    abar = torch.cumprod(1.0 - torch.linspace(1e-4, 0.02, T), dim=0).to(device)
+    n = images.shape[0]
+    order = torch.randperm(n, generator=g)
+    losses = []
+    for start in range(0, n, batch):
+        index = order[start : start + batch]
+        x, y = images[index].to(device), labels[index].to(device)
+        if kind == "single_step":
+            noise = torch.randn(x.shape, generator=g).to(device)
+            loss = ((model(x + SIGMA * noise) - x) ** 2).mean()
+        else:
+            t = torch.randint(0, T, (x.shape[0],), generator=g)
+            noise = torch.randn(x.shape, generator=g).to(device)
+            a = abar[t.to(device)][:, None, None, None]
+            x_t = a.sqrt() * x + (1 - a).sqrt() * noise
+            t_in = (t.float() / T).to(device)
+            if kind == "class":
+                keep = (torch.rand(x.shape[0], generator=g) >= P_UNCOND).float().to(device)
+                c = F.one_hot(y, 10).float() * keep[:, None]
+                eps = model(x_t, t_in, c)
+            else:
+                eps = model(x_t, t_in)
+            loss = ((eps - noise) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    model.eval()
+    return losses
+
+
+# ---------------------------------------------------------------- sampling
+
+
+def sample_timesteps(T: int, steps: int) -> list[int]:
+    """`steps` timesteps from T − 1 down to 0, evenly spaced."""
+    return sorted({round(T - 1 - i * (T - 1) / (steps - 1)) for i in range(steps)}, reverse=True)
+
+
+def sample_ours(model: UNet, kind: str, x: torch.Tensor, timesteps: list[int], T: int, device: str, seed: int = 1):
+    den = UNetDenoiser(model.eval(), linear_schedule(T).alphas_cumprod.to(device), device)
+    if kind == "single_step":  # one call: the denoiser is its own sampler
+        with torch.no_grad():
+            return model(x.to(device)).float()
+    labels = [str(d % 10) for d in range(x.shape[0])]
+    if kind == "class":
+        eps_fn = classifier_free(den, den.encode(labels), den.encode([""]), GUIDANCE)
+    else:
+        eps_fn = conditional(den, den.encode([""]))
+    # Our sampler's list ends at the clean image: one model call per timestep, as the baseline's.
+    return iterative_denoise(eps_fn, x.to(device), [*timesteps, CLEAN], den.alphas_cumprod,
+                             generator=torch.Generator().manual_seed(seed), variance_type="fixed_large")
+
+
+@torch.no_grad()
+def sample_baseline(model: UNet, kind: str, x: torch.Tensor, timesteps: list[int], T: int, device: str, seed: int = 1):
+    """A plain loop of the DDPM update (σ² = β of the step), guidance as two separate model calls."""
+    model.eval()
+    x = x.to(device)
+    if kind == "single_step":
+        return model(x).float()
+    g = torch.Generator().manual_seed(seed)
+    abar = torch.cumprod(1.0 - torch.linspace(1e-4, 0.02, T), dim=0).to(device)
+    c = F.one_hot(torch.arange(x.shape[0]) % 10, 10).float().to(device)
+    for i, t in enumerate(timesteps):
+        t_in = torch.full((x.shape[0],), t / T, device=device)
+        if kind == "class":
+            eps_c = model(x, t_in, c)
+            eps_u = model(x, t_in, torch.zeros_like(c))
+            eps = eps_u + GUIDANCE * (eps_c - eps_u)
+        else:
+            eps = model(x, t_in)
+        a_t = abar[t]
+        a_prev = abar[timesteps[i + 1]] if i + 1 < len(timesteps) else torch.tensor(1.0, device=device)
+        beta = 1 - a_t / a_prev
+        x0 = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+        mean = a_prev.sqrt() * beta / (1 - a_t) * x0 + (1 - beta).sqrt() * (1 - a_prev) / (1 - a_t) * x
+        last = i + 1 == len(timesteps)
+        noise = torch.zeros_like(x) if last else torch.randn(x.shape, generator=g).to(device)
+        x = mean + beta.sqrt() * noise
+    return x
+
+
+# ---------------------------------------------------------------- timing
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _rate(images: int, seconds: float) -> float:
+    return float(f"{images / seconds:.3g}")
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def time_training(kind: str, s: Sizes, device: str, precision: str) -> dict:
+    batch = s.batch[kind]
+    warm_images, warm_labels = batches(1, batch, seed=1)
+    images, labels = batches(s.train_batches, batch)
+    result, seconds = {}, {}
+    for name, loop in (("baseline", train_baseline), ("ours", train_ours)):
+        model = build_model(kind, s.hidden[kind])
+        extra = {"precision": precision} if name == "ours" else {}
+        loop(model, warm_images, warm_labels, kind, batch, s.T, device, **extra)  # first calls allocate and tune
+        _sync(device)
+        seconds[name] = _timed(lambda: (loop(model, images, labels, kind, batch, s.T, device, **extra), _sync(device)))
+        result[f"{name}_img_s"] = _rate(images.shape[0], seconds[name])
+    result["ratio"] = round(seconds["baseline"] / seconds["ours"], 3)
+    return {**result, "hidden": s.hidden[kind], "batch": batch, "steps_timed": s.train_batches}
+
+
+def time_sampling(kind: str, s: Sizes, device: str) -> dict:
+    model = build_model(kind, s.hidden[kind]).to(device)
+    x = torch.randn((s.sample_count, 1, 28, 28), generator=torch.Generator().manual_seed(2))
+    steps = 1 if kind == "single_step" else s.sample_steps
+    timesteps = sample_timesteps(s.T, steps) if steps > 1 else [s.T - 1]
+    full = 1 if kind == "single_step" else s.T / steps  # a full sample runs T steps
+    result, seconds = {}, {}
+    for name, sample in (("baseline", sample_baseline), ("ours", sample_ours)):
+        sample(model, kind, x[:2], timesteps[:2], s.T, device)  # warm-up
+        _sync(device)
+        seconds[name] = _timed(lambda: (sample(model, kind, x, timesteps, s.T, device), _sync(device)))
+        result[f"{name}_img_s"] = _rate(s.sample_count, seconds[name] * full)
+    result["ratio"] = round(seconds["baseline"] / seconds["ours"], 3)
+    return {**result, "hidden": s.hidden[kind], "batch": s.sample_count, "steps_timed": steps, "T": s.T}
+
+
+# ---------------------------------------------------------------- the report
+
+
+def bf16_units(device: str) -> bool:
+    """Whether the device computes bf16 natively: a CUDA GPU that says so, or a CPU with AVX-512 BF16 or AMX."""
+    if device == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def measure(config, device: str, quick: bool, log=print) -> dict:
+    """{"train": {MODEL: …}, "sample": {MODEL: …}} at the full profile's sizes (`config`: profile full)."""
+    s = sizes(config, quick)
+    out = {"train": {}, "sample": {}}
+    for kind in MODELS:
+        log(f"Part B, {kind}: training")
+        out["train"][kind] = time_training(kind, s, device, precision="fp32")
+        log(f"Part B, {kind}: sampling")
+        out["sample"][kind] = time_sampling(kind, s, device)
+    return out
+
+
+def time_command(root: Path, *args: str) -> float:
+    """Seconds a `gen` command takes in a fresh process, in the project at `root`, as a user types it."""
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("gen")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "generator.cli"]
+    start = time.perf_counter()
+    subprocess.run([*command, *args], cwd=root, check=True, capture_output=True)
+    return round(time.perf_counter() - start, 3)

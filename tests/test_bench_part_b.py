@@ -1,0 +1,40 @@
+"""`gen bench`'s Part B: ours and the plain baseline compute the same thing, so their speeds compare."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from generator import bench_part_b as b
+
+T = 50
+
+
+@pytest.mark.parametrize("kind", b.MODELS)
+def test_our_training_loop_gives_the_plain_loops_losses(kind, one_thread):
+    images, labels = b.batches(3, 16)
+    ours = b.train_ours(b.build_model(kind, 8), images, labels, kind, 16, T, "cpu")
+    plain = b.train_baseline(b.build_model(kind, 8), images, labels, kind, 16, T, "cpu")
+    assert len(ours) == len(plain) == 3
+    assert ours == pytest.approx(plain, rel=1e-4)
+
+
+@pytest.mark.parametrize("kind", b.MODELS)
+def test_our_samplers_give_the_plain_loops_samples(kind, one_thread):
+    """Guidance as one batched call of cond and uncond, against two separate calls."""
+    model = b.build_model(kind, 8)
+    x = torch.randn((6, 1, 28, 28), generator=torch.Generator().manual_seed(3))
+    timesteps = b.sample_timesteps(T, 8)
+    ours = b.sample_ours(model, kind, x, timesteps, T, "cpu")
+    plain = b.sample_baseline(model, kind, x, timesteps, T, "cpu")
+    assert torch.allclose(ours, plain, atol=1e-4), (ours - plain).abs().max()
+
+
+def test_timed_rates_have_the_contract_shape(one_thread):
+    s = b.Sizes({k: 8 for k in b.MODELS}, {k: 8 for k in b.MODELS}, T, train_batches=2, sample_count=4, sample_steps=3)
+    train = b.time_training("class", s, "cpu", "fp32")
+    sample = b.time_sampling("time", s, "cpu")
+    for row in (train, sample):
+        assert row["ours_img_s"] > 0 and row["baseline_img_s"] > 0
+        assert row["ratio"] == pytest.approx(row["ours_img_s"] / row["baseline_img_s"], rel=2e-2)
+    assert b.sample_timesteps(300, 4) == [299, 199, 100, 0]

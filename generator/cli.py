@@ -226,8 +226,11 @@ def verify(every, repair):
 )
 @click.option("--repeats", default=5, show_default=True, type=click.IntRange(min=1), help="Timed runs of each IF measurement.")
 @click.option("--quick", is_flag=True, help="Fewer steps and repeats: under 3 minutes on a 2-core CPU.")
+@click.option("--part", "parts", multiple=True, type=click.Choice(["b", "if", "cli"]),
+              help="Measure only these (repeatable): b = Part B's models, if = IF stage I, cli = the no-op build and "
+              "gen list. Default: all; only a full report is saved for the Speed page.")
 @_handles_errors
-def bench(size, device, repeats, quick):
+def bench(size, device, repeats, quick, parts):
     """Time Part B's models (training and sampling, ours against a plain eager loop), IF stage I (random
     weights: ours against IFPipeline), and the README's no-op build and `gen list`.
 
@@ -242,30 +245,40 @@ def bench(size, device, repeats, quick):
     from .outputs import machine
 
     root = find_root()
+    parts = set(parts or ("b", "if", "cli"))
+    if "if" in parts:
+        if_bench.resolve(size, device)  # a size the device cannot run fails before anything is timed
     device = resolve_device(device)
     if quick:
         repeats = min(repeats, 2)
-    report = bench_part_b.measure(load(root, "full", backend="local"), device, quick, log=if_bench.log)
-    if_bench.log("IF stage I")
-    report["if"] = if_bench.run(size, device, repeats)
-    if_bench.log("gen list, and gen build --all where nothing is stale")
-    report["list_s"] = bench_part_b.time_command(root, "list")
-    config = load(root, "auto", cuda=_cuda_available())
-    stale = [s.section.id for s in states(config).values() if s.state != "fresh"]
-    report["noop_build_s"] = None if stale else bench_part_b.time_command(root, "build", "--all")
-    if stale:
-        report["noop_build_note"] = f"not timed: {len(stale)} section(s) not fresh ({stale[0]}, …); run `gen build --all` first"
+    report = {}
+    if "b" in parts:
+        # The full profile's sizes: Part B's parameters are the same on every backend.
+        report.update(bench_part_b.measure(load(root, "full"), device, quick, log=if_bench.log))
+    if "if" in parts:
+        if_bench.log("IF stage I")
+        report["if"] = if_bench.run(size, device, repeats)
+    if "cli" in parts:
+        if_bench.log("gen list, and gen build --all where nothing is stale")
+        report["list_s"] = bench_part_b.time_command(root, "list")
+        config = load(root, "auto", cuda=_cuda_available())
+        stale = [s.section.id for s in states(config).values() if s.state != "fresh"]
+        report["noop_build_s"] = None if stale else bench_part_b.time_command(root, "build", "--all")
+        if stale:
+            report["noop_build_note"] = (f"not timed: {len(stale)} section(s) not fresh ({stale[0]}, …); "
+                                         "run `gen build --all` first")
     import torch
 
     report["machine"] = {**machine(device), "bf16": bench_part_b.bf16_units(device), "torch": torch.__version__,
                          "threads": torch.get_num_threads()}
-    report["command"] = "gen bench" + (" --quick" if quick else "")
+    report["command"] = " ".join(["gen bench", *(["--quick"] if quick else []),
+                                  *(f"--part {p}" for p in sorted(parts) if len(parts) < 3)])
     click.echo(json.dumps(report, indent=2))
-    # The site's speed page shows the last report (`gen render` publishes it).
-    from .render import BENCH
-    from .store import write_json
+    if len(parts) == 3:  # the site's Speed page shows the last full report (`gen render` publishes it)
+        from .render import BENCH
+        from .store import write_json
 
-    write_json(check_cache_dir(root) / BENCH, report)
+        write_json(check_cache_dir(root) / BENCH, report)
 
 
 def _interrupt_on(signals: tuple[int, ...]) -> list[int]:

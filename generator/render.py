@@ -9,6 +9,7 @@ write its pages again, so a fresh clone renders the committed site exactly.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -226,6 +227,7 @@ def environment(root: Path) -> jinja2.Environment:
     env.filters["num"] = _format_number
     env.filters["db"] = _format_db
     env.globals["made_by"] = made_by
+    env.globals["figure_number"] = itertools.count(1).__next__  # render() passes each page its own
     # Jinja's own versions of these return Markup under autoescape, which would skip the Markdown escaping.
     env.filters["join"] = lambda items, sep="": sep.join(map(str, items))
     env.filters["replace"] = lambda text, old, new: str(text).replace(old, new)
@@ -324,7 +326,8 @@ def render(root: Path, store: Store) -> Rendered:
         if template.name.startswith("_"):
             continue
         page = docs / _page_name(template.name)
-        text = env.get_template(template.name).render(s=sections, bench=bench)
+        # Each page numbers its figures from 1 (templates import the macros with their context).
+        text = env.get_template(template.name).render(s=sections, bench=bench, figure_number=itertools.count(1).__next__)
         if write_atomic(page, text):
             out.append(page)
     return out

@@ -193,7 +193,7 @@ const enlarged = Array.from(document.querySelectorAll('figure img[width]')).map(
   shown: img.getBoundingClientRect().width, rendering: getComputedStyle(img).imageRendering,
 }));
 const captions = Array.from(document.querySelectorAll('figure figcaption'))
-  .map(c => getComputedStyle(c, '::before').content);
+  .map(c => c.textContent.trim().split(' ').slice(0, 2).join(' '));
 return {
   math: math.length,
   math_typeset: typeset.length,
@@ -225,7 +225,7 @@ return {small: small};
 _LIGHTBOX_OPEN_JS = """
 const img = document.querySelector('.glightbox-container .gslide.current img');
 if (!img || !img.complete || img.naturalWidth === 0) { return null; }
-return {opened: true, width: img.getBoundingClientRect().width};
+return {opened: true, width: img.offsetWidth};  // layout width: the opening animation scales the box
 """
 
 

@@ -15,8 +15,20 @@ from conftest import copy_project, gen
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> dict:
     project = copy_project(tmp_path_factory.mktemp("bench") / "project")
-    result = gen(project, "bench", "--size", "tiny", "--device", "cpu", "--repeats", "2")
-    return json.loads(result.stdout)  # progress goes to stderr: stdout is the JSON alone
+    result = gen(project, "bench", "--part", "if", "--size", "tiny", "--device", "cpu", "--repeats", "2")
+    full = json.loads(result.stdout)  # progress goes to stderr: stdout is the JSON alone
+    assert set(full) == {"if", "machine", "command"}  # only the part asked for, the machine and the command
+    return full["if"]
+
+
+def test_bench_times_the_readmes_no_op_build_and_list_as_fresh_processes(built):
+    """The built project is fresh for smoke, not for the README's --profile auto: the no-op build is not
+    timed then, and the report says why rather than timing a build that runs."""
+    full = json.loads(gen(built, "bench", "--part", "cli").stdout)
+    assert 0 < full["list_s"] < 60
+    assert full["noop_build_s"] is None and "run `gen build --all` first" in full["noop_build_note"]
+    assert {"cpu", "cores", "bf16", "gpu", "torch", "threads"} <= set(full["machine"])
+    assert not (built / ".gen" / "bench.json").exists()  # only a full report goes to the Speed page
 
 
 def test_bench_reports_the_case(report):

@@ -126,7 +126,7 @@ def test_an_image_path_full_of_markup_stays_text_on_the_built_site(project):
         "--set", f"a1.1.image=site_assets/inputs/{image.name}")
     mkdocs = Path(sys.executable).with_name("mkdocs")
     subprocess.run([str(mkdocs), "build", "--strict", "--quiet"], cwd=project, check=True, capture_output=True)
-    text = _assert_inert((project / "site" / "part-a" / "index.html").read_text())
+    text = _assert_inert((project / "site" / "part-a.html").read_text())
     assert text.count(f"site_assets/inputs/{MARKUP}.png") >= 2  # the caption and the prose show it
 
 

@@ -91,7 +91,7 @@ def test_real_browser_sees_typeset_math_and_no_broken_image(site, over):
         r = report[page]
         assert r["lightbox"]["opened"] and r["lightbox"]["width"] > r["lightbox"]["small"], (page, r["lightbox"])
         assert r["lightbox_links"] == len(r["figure_labels"]), (page, r)
-        assert r["figure_labels"] == [f'"Figure {k}. "' for k in range(1, len(r["figure_labels"]) + 1)], (page, r)
+        assert r["figure_labels"] == [f"Figure {k}." for k in range(1, len(r["figure_labels"]) + 1)], (page, r)
         for image in r["enlarged"]:  # whole multiples of their pixels, drawn as square pixels
             assert image["width"] % image["natural"] == 0 and image["width"] >= 2 * image["natural"], (page, image)
             assert image["shown"] == image["width"] and image["rendering"] == "pixelated", (page, image)

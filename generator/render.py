@@ -263,6 +263,16 @@ def _format_number(value: float, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
+def _drop_unnamed_inputs(root: Path, assets: dict[Path, Path], out: Rendered) -> None:
+    """Remove from docs/assets/inputs/ the site_assets inputs that no built section names any more."""
+    shipped = {rel.relative_to("inputs") for rel in assets if rel.parts[0] == "inputs"}
+    for rel in sorted(set(_files(root / SITE_ASSETS / "inputs", [])) - shipped):
+        old = root / DOCS / "assets" / "inputs" / rel
+        if old.is_file() and not old.is_symlink():
+            old.unlink()
+            out.removed.append(old)
+
+
 def _format_db(value: float | None) -> str:
     """A PSNR: None is the infinite PSNR of an exact copy (JSON has no infinity)."""
     return "∞" if value is None else f"{value:.2f}"
@@ -304,12 +314,7 @@ def render(root: Path, store: Store) -> Rendered:
     out = Rendered()
     assets = _site_assets(root, sections, out.skipped)
     _sync_tree(assets, docs / "assets", out, prune=False)
-    shipped = {rel.relative_to("inputs") for rel in assets if rel.parts[0] == "inputs"}
-    for rel in sorted(set(_files(root / SITE_ASSETS / "inputs", [])) - shipped):
-        old = docs / "assets" / "inputs" / rel  # an input that no built section names any more
-        if old.is_file() and not old.is_symlink():
-            old.unlink()
-            out.removed.append(old)
+    _drop_unnamed_inputs(root, assets, out)
     for sid, view in sections.items():
         entry = store.last_entry(sid) if view.built else None
         if entry is not None:  # its public files, and its data for rendering the pages again from docs/

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from .diffusion.ddpm import ddpm_loss, linear_schedule
 from .diffusion.samplers import CLEAN, classifier_free, conditional, iterative_denoise
+from .hardware import choose_precision
 from .models.denoiser import UNetDenoiser
 from .models.train import TrainConfig, train
 from .models.unet import UNet, UNetConfig, one_hot
@@ -239,24 +240,14 @@ def time_sampling(kind: str, s: Sizes, device: str) -> dict:
 # ---------------------------------------------------------------- the report
 
 
-def bf16_units(device: str) -> bool:
-    """Whether the device computes bf16 natively: a CUDA GPU that says so, or a CPU with AVX-512 BF16 or AMX."""
-    if device == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
-
-
 def measure(config, device: str, quick: bool, log=print) -> dict:
     """{"train": {MODEL: …}, "sample": {MODEL: …}} at the full profile's sizes (`config`: profile full)."""
     s = sizes(config, quick)
     out = {"train": {}, "sample": {}}
+    precision, _ = choose_precision(device)  # ours trains as `precision: auto` would here
     for kind in MODELS:
         log(f"Part B, {kind}: training")
-        out["train"][kind] = time_training(kind, s, device, precision="fp32")
+        out["train"][kind] = time_training(kind, s, device, precision)
         log(f"Part B, {kind}: sampling")
         out["sample"][kind] = time_sampling(kind, s, device)
     return out

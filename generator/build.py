@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .backends import Backend, open_backend, prompts_of
 from .config import Config, cache_dir, check_cache_dir, data_dir, load
@@ -23,7 +23,7 @@ from .inputs import file_digest
 from .outputs import check_metrics, machine, versions, write_record, write_samples
 from .render import refuse_links, render
 from .section import Params, Result, Section
-from .sections import all_sections, needed, select
+from .sections import needed, select
 from .store import Entry, Store, canonical_json, entry_key
 
 
@@ -98,104 +98,12 @@ def plan(config: Config, sections: list[Section]) -> list[tuple[Section, str, di
     return planned
 
 
-@dataclass
-class State:
-    """Where a section stands against its last build: fresh, stale or never built, and why it is stale."""
-
-    section: Section
-    state: str
-    reasons: list[str] = field(default_factory=list)
-
-
-def states(config: Config) -> dict[str, State]:
-    """Every section's state, in page order; a stale one says what changed since its last build (its ref)."""
-    store = Store(cache_dir(config.root))  # read only: a missing cache folder means nothing was built
-    found: dict[str, State] = {}
-    for s, key, parts in plan(config, select(list(all_sections()), backend_needs=config.spec.needs)):
-        found[s.id] = _state_of(store, s, key, parts, found)  # dependency order: what it needs is known first
-    return {sid: found[sid] for sid in all_sections()}
-
-
-def _state_of(store: Store, section: Section, key: str, parts: dict, found: dict[str, State]) -> State:
-    if store.entry(key):
-        return State(section, "fresh")
-    last_key = store.ref(section.id)
-    if not last_key:
-        return State(section, "never built")
-    last = store.entry(last_key)
-    if last is None:  # a damaged entry is stale too: the next build rebuilds it
-        problem = store.problem(last_key)
-        return State(section, "stale", [
-            "its stored result is missing from the store" if problem == "it is missing"
-            else f"its stored result is damaged ({problem})"])
-    record = last.record
-    reasons = changes(section, record, parts, found)
-    if not reasons:
-        older = " (built by an older gen: its code version or an input file?)" if "version" not in record else ""
-        reasons = [f"its key changed in a way its record does not show{older}"]
-    return State(section, "stale", reasons)
-
-
-def changes(section: Section, record: dict, parts: dict, found: dict[str, State]) -> list[str]:
-    """What differs between the record of a section's last build and what its next build would use (`parts`);
-    `found` holds the states of the sections it needs."""
-    reasons = []
-    old_version = record.get("version")
-    if old_version is not None and old_version != parts["version"]:
-        reasons.append(f"code version {shown(old_version)} → {shown(parts['version'])}")
-    reasons += _changed_values(f"{section.id}.", _mapping(record.get("params")), parts["params"])
-    if parts["backend"]:
-        old_backend, new = _mapping(record.get("backend")), parts["backend"]
-        # Records written before the identity was kept hold the name and every setting, some not in the key.
-        old = _mapping(old_backend.get("identity")) or {
-            "name": old_backend.get("name"),
-            **{k: v for k, v in _mapping(old_backend.get("settings")).items() if k in new},
-        }
-        if old.get("name") != new["name"]:
-            reasons.append(f"backend: {old.get('name')} → {new['name']}")
-        else:
-            reasons += _changed_values(f"{new['name']}.", {k: v for k, v in old.items() if k != "name"},
-                                       {k: v for k, v in new.items() if k != "name"})
-    old_inputs = _mapping(record.get("inputs"))
-    for spec, digest in parts["inputs"].items():
-        if spec in old_inputs and old_inputs[spec] != digest:  # another file name shows as a changed parameter
-            change = f"{_short(old_inputs[spec])} → {_short(digest)}"
-            reasons.append(f"input {spec}: its content changed (sha256 {change})")
-    old_needs = _mapping(record.get("needs"))
-    added = [need for need in parts["needs"] if need not in old_needs]
-    removed = [need for need in old_needs if need not in parts["needs"]]
-    reasons += [f"now needs {', '.join(added)}"] if added else []
-    reasons += [f"no longer needs {', '.join(removed)}"] if removed else []
-    for need, key in parts["needs"].items():
-        if need in old_needs and old_needs[need] != key:
-            state = found[need].state
-            reasons.append(f"needs {need}, which is stale" if state == "stale"
-                           else f"needs {need}, which was never built" if state == "never built"
-                           else f"needs {need}, whose result changed ({_short(old_needs[need])} → {_short(key)})")
-    return reasons
-
-
-def _short(digest) -> str:
-    return f"{str(digest)[:12]}…"
-
-
-def _mapping(value) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-_ABSENT = object()
-
-
-def _changed_values(prefix: str, old: dict, new: dict) -> list[str]:
-    """`PREFIX.NAME: old → new` for each value that differs, or is on one side only."""
-    names = [*new, *(name for name in old if name not in new)]
-    return [f"{prefix}{name}: {shown(old.get(name, _ABSENT))} → {shown(new.get(name, _ABSENT))}"
-            for name in names if old.get(name, _ABSENT) != new.get(name, _ABSENT)]
+ABSENT = object()
 
 
 def shown(value, limit: int = 60) -> str:
     """A value as gen.yaml and --set write it, compactly: a long list keeps its ends, long text is cut."""
-    if value is _ABSENT:
+    if value is ABSENT:
         return "(not set)"
     if isinstance(value, list) and len(value) > 6:
         text = f"[{', '.join(shown(v, 20) for v in value[:3])}, …, {shown(value[-1], 20)}] ({len(value)} items)"
@@ -238,14 +146,16 @@ def departures(config: Config, full: Config, section: Section) -> list[dict]:
     return found
 
 
-def _run_one(section: Section, key: str, parts: dict, config: Config, full: Config, store: Store,
-             needs: dict[str, Entry], device: str, runs: tuple[str, ...]) -> None:
+def _run_one(job: "Job", store: Store, needs: dict[str, Entry], device: str, runs: tuple[str, ...],
+             data_root: Path | None = None) -> None:
+    """Run one section into the store (its entry is committed only if it succeeds)."""
     import torch
 
+    section, key, parts, config = job.section, job.key, job.parts, job.config
     params = config.params[section.id]
     with store.staging(key, section.id) as folder:
         ctx = Context(section, config, folder / "public", folder / "private", store.work_dir(key), device, needs,
-                      data_dir(config.root), runs)
+                      data_root or data_dir(config.root), runs)
         torch.manual_seed(params.seed)
         start = time.perf_counter()
         try:
@@ -257,7 +167,7 @@ def _run_one(section: Section, key: str, parts: dict, config: Config, full: Conf
         except UsageError:
             raise
         except Exception as e:  # the message names the section; the store keeps earlier results
-            raise SectionFailed(section.id, e) from e
+            raise SectionFailed(job.label, e) from e
         if section.uses_backend:  # the backend's settings (its schedule, its model ids) made this result too
             backend = {**ctx.backend().describe, "settings": config.params[config.backend].model_dump(mode="json"),
                        "identity": parts["backend"]}
@@ -279,7 +189,8 @@ def _run_one(section: Section, key: str, parts: dict, config: Config, full: Conf
             "needs": {sid: e.key for sid, e in needs.items()},
             "metrics": result.metrics,
             "figures": [vars(f) for f in result.figures],
-            "departures": departures(config, full, section),
+            "departures": departures(config, job.full, section),
+            "choices": config.choices.get(section.id, {}),  # what `auto` settings became on this device, and why
             "command": config.command(section.id, [section.id, *needed([section.id], config.spec.needs)],
                                       backend=section.uses_backend),
             "versions": versions(),
@@ -287,7 +198,61 @@ def _run_one(section: Section, key: str, parts: dict, config: Config, full: Conf
         write_record(folder, ctx.out, record, result.data)
 
 
-def build(config: Config, selectors: list[str], *, force: bool = False, device: str = "auto", log=print) -> list[str]:
+@dataclass
+class Job:
+    """One section to run: its key, what the key is made of, the parameters it runs with."""
+
+    section: Section
+    key: str
+    parts: dict
+    config: Config
+    full: Config  # the full profile on the same backend: what the record's departures compare with
+    label: str  # how progress lines and errors name it: "b2.4", or a sweep's point "a1.6 [guidance=3]"
+
+    @property
+    def needs(self) -> dict[str, str]:
+        """The sections it needs, and the keys of their entries."""
+        return self.parts["needs"]
+
+
+# A runner runs jobs (in dependency order: a job's needs are in the store or earlier jobs) into the store and
+# calls `done(job)` as each one's entry is committed. With `keep_going` a failed job stops only the jobs that
+# need it, and the failures are returned; without, the first failure is raised. `run_local` is the default;
+# distributed.py has one on Ray.
+Runner = Callable[..., dict[str, SectionFailed]]
+
+
+def run_local(jobs: list[Job], store: Store, *, device: str, log, done, keep_going: bool = False) -> dict[str, SectionFailed]:
+    """Run the jobs one after another in this process."""
+    failed: dict[str, SectionFailed] = {}
+    runs = tuple(dict.fromkeys(job.section.id for job in jobs))
+    for job in jobs:
+        blocked = [sid for sid, key in job.needs.items() if key in failed]
+        if blocked:
+            failed[job.key] = SectionFailed(job.label, RuntimeError(f"it needs {blocked[0]}, which failed"))
+            continue
+        device = resolve_device(device)  # imports torch: only when something runs
+        log(f"{job.label}: running ({job.section.title})")
+        try:
+            _run_one(job, store, {sid: store.entry(key) for sid, key in job.needs.items()}, device, runs)
+        except SectionFailed as e:
+            if not keep_going:
+                raise
+            log(f"{job.label}: failed: {e.cause.__class__.__name__}: {e.cause}")
+            failed[job.key] = e
+            continue
+        log(f"{job.label}: done in {store.entry(job.key).record['duration_s']:.1f} s")
+        done(job)
+    return failed
+
+
+def full_profile(config: Config) -> Config:
+    """The full profile on the same backend, checked before anything runs."""
+    return load(config.root, "full", backend=config.backend)
+
+
+def build(config: Config, selectors: list[str], *, force: bool = False, device: str = "auto", log=print,
+          runner: Runner = run_local) -> list[str]:
     """Build the selected sections (and what they need); returns the ids that ran."""
     refuse_links(config.root)  # render would refuse at the end: say so before a long build
     spec = config.spec
@@ -295,37 +260,29 @@ def build(config: Config, selectors: list[str], *, force: bool = False, device: 
     forced = {s.id for s in select(selectors, include_needs=False)} if force else set()
     if device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"unknown device '{device}'; valid: auto, cpu, cuda")
-    full = load(config.root, "full", backend=config.backend)  # the full profile, checked before anything runs
+    full = full_profile(config)
     store = Store(check_cache_dir(config.root))
     ran: list[str] = []
     if any(s.uses_backend for s in sections):
         log(f"backend: {config.backend} ({config.backend_reason})")
     with store.lock():
         store.clean_staging()  # what a killed build left
-        entries: dict[str, Entry] = {}
         planned = plan(config, sections)
-        to_run = {s.id for s, key, _ in planned if s.id in forced or store.entry(key) is None}
-        runs = tuple(s.id for s, _, _ in planned if s.id in to_run)
-        on_backend = [s.id for s, _, _ in planned if s.uses_backend and s.id in to_run]
-        if runs:  # before anything runs
-            check_mnist(data_dir(config.root), store.root)
-        if on_backend:
-            spec.preflight(config, on_backend, prompts_of(config, on_backend))
-        try:
-            for section, key, parts in planned:
-                entry = store.entry(key)
-                if section.id in to_run:
-                    device = resolve_device(device)  # imports torch: only when something runs
-                    log(f"{section.id}: running ({section.title})")
-                    needs = {n: entries[n] for n in section.needs_on(spec.needs)}
-                    _run_one(section, key, parts, config, full, store, needs, device, runs)
-                    entry = store.entry(key)
-                    ran.append(section.id)
-                    log(f"{section.id}: done in {entry.record['duration_s']:.1f} s")
-                else:
-                    log(f"{section.id}: up to date, reused")
-                entries[section.id] = entry
+        jobs = [Job(s, key, parts, config, full, s.id) for s, key, parts in planned
+                if s.id in forced or store.entry(key) is None]
+        check_jobs(store, jobs)
+        to_run = {job.section.id for job in jobs}
+        for section, key, _ in planned:
+            if section.id not in to_run:
+                log(f"{section.id}: up to date, reused")
                 store.set_ref(section.id, key)
+
+        def done(job: Job) -> None:
+            ran.append(job.section.id)
+            store.set_ref(job.section.id, job.key)
+
+        try:
+            runner(jobs, store, device=device, log=log, done=done)
         finally:
             rendered = render(config.root, store)
             if rendered or rendered.removed or rendered.skipped:
@@ -337,33 +294,11 @@ def build(config: Config, selectors: list[str], *, force: bool = False, device: 
     return ran
 
 
-def dry_run(config: Config, selectors: list[str], *, force: bool = False, log=print) -> list[str]:
-    """What `build` would run, in its order, and why; runs nothing and writes nothing (no lock, no cache folder).
-    Returns the ids that would run."""
-    refuse_links(config.root)  # the build would stop there
-    spec = config.spec
-    sections = select(selectors, backend_needs=spec.needs)
-    named = {s.id for s in select(selectors, include_needs=False)}
-    found = states(config)
-    if any(s.uses_backend for s in sections):
-        log(f"backend: {config.backend} ({config.backend_reason})")
-    would: list[str] = []
-    for section in sections:
-        state = found[section.id]
-        forced = force and section.id in named
-        if state.state == "fresh" and not forced:
-            log(f"{section.id}: up to date, would be reused")
-            continue
-        would.append(section.id)
-        log(f"{section.id}: would run ({section.title})")
-        why = (["forced with --force"] if forced else []) + (["never built"] if state.state == "never built" else [])
-        if state.state == "stale":
-            why += state.reasons
-        if section.id not in named:
-            users = [s.id for s in sections if section.id in s.needs_on(spec.needs)]
-            why.append(f"needed by {', '.join(users)}")
-        for reason in why:
-            log(f"    {reason}")
-    log(f"dry run: {len(would)} section(s) would run, {len(sections) - len(would)} would be reused; "
-        "nothing was run or written")
-    return would
+def check_jobs(store: Store, jobs: list[Job]) -> None:
+    """Before anything runs: MNIST is there (or can be fetched), and the backend can serve the prompts."""
+    if jobs:
+        check_mnist(data_dir(jobs[0].config.root), store.root)
+    for config in {id(job.config): job.config for job in jobs}.values():
+        on_backend = [job.section.id for job in jobs if job.config is config and job.section.uses_backend]
+        if on_backend:
+            config.spec.preflight(config, on_backend, prompts_of(config, on_backend))

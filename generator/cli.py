@@ -10,7 +10,7 @@ import sys
 import click
 
 from .backends import BACKENDS
-from .errors import SectionFailed, UsageError
+from .errors import SectionFailed, SweepFailed, UsageError
 
 
 def _fail(err: Exception) -> None:
@@ -25,7 +25,7 @@ def _handles_errors(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (UsageError, SectionFailed) as e:
+        except (UsageError, SectionFailed, SweepFailed) as e:
             _fail(e)
         except OSError as e:
             if e.errno not in (errno.ENOSPC, errno.EDQUOT):
@@ -59,6 +59,21 @@ def _parameter_options(command):
         type=click.Choice(["auto", "full", "quick", "smoke"]),
         help="Parameter set: full = the write-up's numbers, quick = a laptop CPU, smoke = seconds. "
         "auto = full with a CUDA GPU, quick without.",
+    )(command)
+
+
+EXECUTORS = ("local", "ray")  # --executor: in this process (no relation to the local backend), or Ray tasks
+
+
+def _executor_options(command):
+    command = click.option(
+        "--address", metavar="ray://HOST:10001",
+        help="The Ray cluster for --executor ray (default: RAY_ADDRESS; neither: a Ray started here).",
+    )(command)
+    return click.option(
+        "--executor", default=EXECUTORS[0], show_default=True, type=click.Choice(EXECUTORS),
+        help="Where sections run: local = in this process, one after another; ray = as Ray tasks, independent "
+        "ones side by side (pip install -e '.[ray]').",
     )(command)
 
 
@@ -97,7 +112,7 @@ def status(profile, sets, backend):
 
 
 def _show_states(profile: str, sets: tuple[str, ...], backend: str, verbose: bool) -> None:
-    from .build import states
+    from .status import states
     from .config import find_root, load
 
     # Without torch we cannot ask torch about CUDA; `auto` falls back to a driver check.
@@ -127,19 +142,21 @@ def _nvidia_driver_present() -> bool:
 )
 @click.option("--force", is_flag=True, help="Recompute the named sections even when cached.")
 @click.option("--dry-run", is_flag=True, help="List what would run, in order, and why; run and write nothing.")
+@_executor_options
 @_handles_errors
-def build(ids, build_all, profile, sets, backend, device, force, dry_run):
+def build(ids, build_all, profile, sets, backend, device, force, dry_run, executor, address):
     """Build sections (and what they need), then render docs/.
 
     IDS are section ids; `a` and `b` select a part and an id selects its
-    subsections too (b1 → b1.1 … b1.2.2). Cached results are reused.
+    subsections too (b1 → b1.1 … b1.2.2). Cached results are reused. With
+    --all, the sweeps gen.yaml names are built too (`gen sweep`).
     """
     if not ids and not build_all:
         raise UsageError("name the sections to build (e.g. `gen build b1`), or pass --all")
     if ids and build_all:
         raise UsageError(f"pass section ids ({' '.join(ids)}) or --all, not both")
     from .build import build as run_build
-    from .build import dry_run as show_plan
+    from .status import dry_run as show_plan
     from .config import find_root, load
     from .sections import all_sections, select
 
@@ -150,16 +167,78 @@ def build(ids, build_all, profile, sets, backend, device, force, dry_run):
     select(selectors)  # an unknown id fails here, before anything else
     # --backend auto asks the driver, not torch, so that a fully cached build stays instant; so does
     # --profile auto on a dry run, and on a machine without a driver.
-    if profile == "auto":
-        cuda = _nvidia_driver_present() if dry_run else _cuda_available()
-    else:
-        cuda = _nvidia_driver_present() if device != "cpu" else False
-    config = load(root, profile, tuple(sets), cuda=cuda, backend=backend)
+    cuda = _cuda(profile, device, dry_run)
+    config = load(root, profile, tuple(sets), cuda=cuda, backend=backend, device=device)
     click.echo(f"profile: {config.profile} ({config.profile_reason})")
     if dry_run:
         show_plan(config, selectors, force=force, log=click.echo)
-    else:
-        run_build(config, selectors, force=force, device=device, log=click.echo)
+        return
+    runner = _runner(executor, address)
+    run_build(config, selectors, force=force, device=device, log=click.echo, runner=runner)
+    if build_all:
+        from .sweep import build_named
+
+        build_named(config, device=device, cuda=cuda, runner=runner, log=click.echo)
+
+
+def _cuda(profile: str, device: str, dry_run: bool = False) -> bool:
+    """Whether a CUDA GPU is there, as cheaply as the command allows."""
+    # --backend auto asks the driver, not torch, so that a fully cached build stays instant; so does
+    # --profile auto on a dry run, and on a machine without a driver.
+    if profile == "auto":
+        return _nvidia_driver_present() if dry_run else _cuda_available()
+    return _nvidia_driver_present() if device != "cpu" else False
+
+
+def _runner(executor: str, address: str | None):
+    from .build import run_local
+
+    if executor == EXECUTORS[0]:
+        if address:
+            raise UsageError("--address is for --executor ray")
+        return run_local
+    from .distributed import ray_runner
+
+    return ray_runner(address)
+
+
+@cli.command()
+@click.argument("what", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every sweep gen.yaml names.")
+@_parameter_options
+@click.option(
+    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]), help="Where models run."
+)
+@click.option("--name", help="Name of a sweep given as KEY=VALUES (default: its keys joined by '-').")
+@click.option("--show", "show", metavar="SECTION", help="The section whose figure and metrics the page shows "
+              "(default: the first parameter's).")
+@click.option("--metric", "metrics", multiple=True, help="A metric to plot against the parameter (repeatable; "
+              "default: those that vary, up to six).")
+@_executor_options
+@_handles_errors
+def sweep(what, every, profile, sets, backend, device, name, show, metrics, executor, address):
+    """Build a section at every point of a grid of parameter values, and show them side by side.
+
+    WHAT is SECTION.PARAM=V1,V2,… (or =start:stop:step, stop included), once
+    per swept parameter (a grid), or the name of a sweep in gen.yaml
+    (`--all`: every one). Each point is an ordinary build with one --set per
+    parameter: cached, so a point built before is reused and a stopped sweep
+    resumes. `gen render` and the Sweeps page show the outcome.
+    """
+    from .config import find_root, load
+    from .sweep import chosen as chosen_sweeps
+    from .sweep import run
+
+    if device == "cuda" and not _nvidia_driver_present():
+        raise UsageError("--device cuda, but this machine has no NVIDIA driver; use --device cpu or auto")
+    root = find_root()
+    cuda = _cuda(profile, device)
+    config = load(root, profile, tuple(sets), cuda=cuda, backend=backend, device=device)
+    click.echo(f"profile: {config.profile} ({config.profile_reason})")
+    chosen = chosen_sweeps(root, config.profile, list(what), every, name=name, show=show, metrics=tuple(metrics))
+    runner = _runner(executor, address)
+    for one in chosen:
+        run(config, one, device=device, cuda=cuda, runner=runner, log=click.echo)
 
 
 def _cuda_available() -> bool:
@@ -240,8 +319,10 @@ def bench(size, device, repeats, quick, parts):
 
     from . import bench as if_bench
     from . import bench_part_b
-    from .build import resolve_device, states
+    from .build import resolve_device
+    from .status import states
     from .config import check_cache_dir, find_root, load
+    from .hardware import bf16_units
     from .outputs import machine
 
     root = find_root()
@@ -269,7 +350,7 @@ def bench(size, device, repeats, quick, parts):
                                          "run `gen build --all` first")
     import torch
 
-    report["machine"] = {**machine(device), "bf16": bench_part_b.bf16_units(device), "torch": torch.__version__,
+    report["machine"] = {**machine(device), "bf16": bf16_units(device), "torch": torch.__version__,
                          "threads": torch.get_num_threads()}
     report["command"] = " ".join(["gen bench", *(["--quick"] if quick else []),
                                   *(f"--part {p}" for p in sorted(parts) if len(parts) < 3)])

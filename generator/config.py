@@ -10,11 +10,13 @@ bad one is reported in one line that names the key and what is allowed.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import difflib
 import os
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from pydantic import ValidationError
 
 from .backends import BACKENDS, BackendSpec, resolve_backend
 from .errors import UsageError
+from .hardware import choose_precision
 from .section import Settings
 from .sections import all_sections
 
@@ -40,6 +43,7 @@ class Config:
     backend: str  # Part A's model, a name in backends.BACKENDS
     backend_reason: str
     write_up: dict[str, dict]  # every section's numbers as the write-up gives them (gen.yaml's `sections:`)
+    choices: dict[str, dict] = field(default_factory=dict)  # {owner: {name: {"value", "why"}}}: what `auto` picked
 
     @property
     def spec(self) -> BackendSpec:
@@ -56,6 +60,11 @@ class Config:
             if owner in owners:
                 parts += ["--set", item]
         return shlex.join(parts)
+
+
+def read_file(root: Path) -> dict:
+    """gen.yaml as parsed and checked in shape (sweep.py reads its `sweeps:` from it)."""
+    return _read_yaml(root / CONFIG_FILE)
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -148,9 +157,20 @@ def _yaml(text: str) -> Any:
     return yaml.load(text, Loader=_StrictLoader)
 
 
+_PARSED: dict[tuple[str, bytes], Any] = {}  # parsing is most of a no-op build's time: once per text
+
+
 def _read_yaml(path: Path) -> dict:
+    raw = path.read_bytes()
+    if (str(path), raw) not in _PARSED:
+        _PARSED.clear()
+        _PARSED[str(path), raw] = _parse_yaml(path, raw)
+    return copy.deepcopy(_PARSED[str(path), raw])
+
+
+def _parse_yaml(path: Path, raw: bytes) -> dict:
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise UsageError(f"{path.name} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
     try:
@@ -181,7 +201,7 @@ def _check_structure(data: Any, name: str) -> None:
 
     if not isinstance(data, dict):
         raise UsageError(f"{name} must be a mapping with 'seed', 'sections' and 'profiles'")
-    known = {"seed", "sections", "profiles", *(f"on_{b}" for b in BACKENDS)}
+    known = {"seed", "sections", "profiles", "sweeps", *(f"on_{b}" for b in BACKENDS)}
     for key in data:
         if key not in known:
             raise UsageError(f"{name} has '{key}' at the top; valid: {', '.join(sorted(known))}")
@@ -195,13 +215,15 @@ def _check_structure(data: Any, name: str) -> None:
     for profile, overlay in profiles.items():
         if profile not in PROFILES:
             raise UsageError(f"{name}: unknown profile '{profile}'; valid: {', '.join(PROFILES)}")
-        owners({k: v for k, v in (overlay or {}).items() if not k.startswith("on_")} if isinstance(overlay, dict)
+        owners({k: v for k, v in (overlay or {}).items() if not k.startswith("on_") and k != "sweeps"}
+               if isinstance(overlay, dict)
                else overlay, f"profiles.{profile}")
         for backend in BACKENDS:
             owners((overlay or {}).get(f"on_{backend}"), f"profiles.{profile}.on_{backend}")
 
 
-def _parse_value(key: str, text: str) -> Any:
+def parse_value(key: str, text: str) -> Any:
+    """A value as --set and `gen sweep` write it."""
     # YAML reads "[1, 5]", "true", "0.5"; it leaves "1e-3" a string, which is a number here.
     try:
         value = _yaml(text)
@@ -226,6 +248,40 @@ def _split_key(key: str, sections: dict[str, type[Settings]]) -> tuple[str, str]
         )
     sid = max(owners, key=len)
     return sid, key[len(sid) + 1 :]
+
+
+def with_sets(config: Config, sets: tuple[str, ...], *, device: str = "auto", cuda: bool = False) -> Config:
+    """`config` with more --set items on top (a sweep's point), each validated as --set is; the file was checked
+    when `config` was loaded, so this reads nothing."""
+    params, kept, changed = dict(config.params), list(config.sets), []
+    for item in sets:
+        key, _, text = item.partition("=")
+        owner, name = parameter(key.strip())
+        model = type(params[owner])
+        raw = {**params[owner].model_dump(mode="json"), name: parse_value(key.strip(), text.strip())}
+        try:
+            params[owner] = model.model_validate(raw)
+        except ValidationError as e:
+            raise _describe_error(owner, model, e, raw) from None
+        kept.append((owner, item))
+        changed.append(owner)
+    params, choices = _chosen(params, "cuda" if cuda and device != "cpu" else "cpu")
+    sections = all_sections()
+    point = dataclasses.replace(config, params=params, sets=tuple(kept), choices={**config.choices, **choices})
+    backend_changed = config.backend in changed
+    for sid in sections:
+        if sid in changed or backend_changed and sections[sid].uses_backend:
+            params[sid].check(point, sid)
+    return point
+
+
+def parameter(key: str) -> tuple[str, str]:
+    """(owner, name) of a parameter key such as b1.2.1.epochs or deepfloyd.stage_1; one line if there is none."""
+    models = {sid: s.params for sid, s in all_sections().items()} | {n: spec.settings for n, spec in BACKENDS.items()}
+    owner, name = _split_key(key, models)
+    if name not in models[owner].model_fields:
+        raise _unknown_field(key, name, models[owner])
+    return owner, name
 
 
 def _unknown_field(key: str, name: str, model: type[Settings]) -> UsageError:
@@ -257,6 +313,7 @@ def _layers(data: dict, profile: str, backend: str) -> list[tuple[dict, str]]:
             raise UsageError(f"{CONFIG_FILE} has '{name}'; backends are {', '.join(BACKENDS)}")
     profile_overlay = dict((data.get("profiles") or {}).get(profile) or {})
     profile_backend = {f"on_{b}": profile_overlay.pop(f"on_{b}", None) or {} for b in BACKENDS}
+    profile_overlay.pop("sweeps", None)  # sweep.py's
     return [
         (data.get("sections") or {}, CONFIG_FILE),
         (data.get(f"on_{backend}") or {}, f"{CONFIG_FILE} on_{backend}"),
@@ -265,10 +322,26 @@ def _layers(data: dict, profile: str, backend: str) -> list[tuple[dict, str]]:
     ]
 
 
+def _chosen(params: dict[str, Settings], device: str) -> tuple[dict[str, Settings], dict[str, dict]]:
+    """`params` with each `precision: auto` replaced by the device's choice, and what was chosen and why."""
+    chosen, choices = dict(params), {}
+    for owner, p in params.items():
+        if getattr(p, "precision", None) == "auto":
+            value, why = choose_precision(device)
+            chosen[owner] = p.model_copy(update={"precision": value})
+            choices[owner] = {"precision": {"value": value, "why": why}}
+    return chosen, choices
+
+
 def load(
-    root: Path, profile: str = "auto", sets: tuple[str, ...] = (), *, cuda: bool = False, backend: str = "auto"
+    root: Path, profile: str = "auto", sets: tuple[str, ...] = (), *, cuda: bool = False, backend: str = "auto",
+    device: str = "auto",
 ) -> Config:
-    """Read gen.yaml, apply the backend's and the profile's overlays and the --set overrides, validate everything."""
+    """Read gen.yaml, apply the backend's and the profile's overlays and the --set overrides, validate everything.
+
+    `cuda`: whether a CUDA GPU is there; `device`: --device. `precision: auto` becomes what that device computes
+    fastest (hardware.py) before anything is keyed, so a key names the precision a result was made in.
+    """
     sections = all_sections()
     models = {sid: s.params for sid, s in sections.items()} | {name: spec.settings for name, spec in BACKENDS.items()}
     profile, reason = resolve_profile(profile, cuda)
@@ -286,10 +359,8 @@ def load(
         key, eq, text = item.partition("=")
         if not eq or not key:
             raise UsageError(f"--set needs KEY=VALUE, got '{item}' (e.g. --set b1.2.1.epochs=2)")
-        owner, name = _split_key(key.strip(), models)
-        if name not in models[owner].model_fields:
-            raise _unknown_field(key, name, models[owner])
-        owned_sets.append((owner, name, _parse_value(key.strip(), text.strip()), item))
+        owner, name = parameter(key.strip())
+        owned_sets.append((owner, name, parse_value(key.strip(), text.strip()), item))
 
     def resolved(on: str, overlay: str = profile, sets: list = owned_sets) -> dict[str, dict[str, Any]]:
         """Every owner's values with the overlays of backend `on` and profile `overlay`, and the --set items."""
@@ -318,11 +389,12 @@ def load(
     settings = {name: validate(resolved(name), name) for name in BACKENDS}
     backend, backend_reason = resolve_backend(backend, settings, cuda)
     raw = resolved(backend)
-    params = {owner: validate(raw, owner) for owner in models}
+    on = "cuda" if cuda and device != "cpu" else "cpu"
+    params, choices = _chosen({owner: validate(raw, owner) for owner in models}, on)
     base = {sid: {**seed, **((data.get("sections") or {}).get(sid) or {})} for sid in sections}
-    write_up = {sid: validate(base, sid).model_dump(mode="json") for sid in sections}
+    write_up = {sid: p.model_dump(mode="json") for sid, p in _chosen({sid: validate(base, sid) for sid in sections}, on)[0].items()}
     sets_kept = tuple((owner, item) for owner, _, _, item in owned_sets)
-    config = Config(root, profile, reason, params, sets_kept, backend, backend_reason, write_up)
+    config = Config(root, profile, reason, params, sets_kept, backend, backend_reason, write_up, choices)
     for sid in sections:
         params[sid].check(config, sid)
     return config

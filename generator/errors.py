@@ -20,3 +20,12 @@ class SectionFailed(Exception):
         super().__init__(f"section {section_id} failed: {type(cause).__name__}: {cause}")
         self.section_id = section_id
         self.cause = cause
+
+    def __reduce__(self):  # it crosses processes (Ray) with both of its arguments
+        return SectionFailed, (self.section_id, self.cause)
+
+
+class SweepFailed(Exception):
+    """Some points of a sweep failed; the others are kept in the store."""
+
+    exit_code = 1

@@ -95,6 +95,20 @@ def rate_plot(x: Sequence[float], rates: dict[str, Sequence[float]], path: Path,
     _save(fig, path)
 
 
+def metric_plot(x: Sequence[float], y: Sequence[float], path: Path, *, xlabel: str, ylabel: str,
+                ticks: Sequence[str] | None = None) -> None:
+    """One metric against a swept parameter (`ticks`: labels of points that are not numbers)."""
+    fig, ax = plt.subplots(figsize=(3.6, 2.6))
+    ax.plot(x, y, marker="o", lw=1.5)
+    if ticks is not None:
+        ax.set_xticks(list(x), list(ticks), rotation=30, ha="right", fontsize=7)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_title(ylabel, fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.grid(True, alpha=0.3)
+    _save(fig, path)
+
+
 def actual_size(rows: Sequence[Sequence[torch.Tensor]], path: Path, *, gap: int = 6) -> None:
     """Images (C, h, w) in [0, 1] at one screen pixel per pixel, rows of differently sized images, on grey."""
     height = sum(max(im.shape[-2] for im in row) for row in rows) + gap * (len(rows) + 1)

@@ -31,7 +31,7 @@ def _mnist_index(spec: str) -> int | None:
     return index
 
 
-def _path(spec: str, root: Path) -> Path:
+def input_path(spec: str, root: Path) -> Path:
     path = Path(spec).expanduser()
     return path if path.is_absolute() else root / path
 
@@ -42,7 +42,7 @@ def image_size(spec: str, root: Path, *, what: str = "image") -> tuple[int, int]
         return (28, 28)
     from PIL import Image
 
-    path = _path(spec, root)
+    path = input_path(spec, root)
     if not path.is_file():
         raise UsageError(f"{what} '{spec}' not found (looked for {path}); give a path to a picture or mnist:N")
     try:
@@ -64,7 +64,7 @@ def file_digest(spec: str, root: Path) -> str | None:
         return None
     from .store import file_hash
 
-    return file_hash(_path(spec, root))
+    return file_hash(input_path(spec, root))
 
 
 def check_image(spec: str, root: Path) -> None:
@@ -112,7 +112,7 @@ def load_image(spec: str, root: Path, data_root: Path, shape: tuple[int, int, in
     else:
         from PIL import Image
 
-        with Image.open(_path(spec, root)) as im:
+        with Image.open(input_path(spec, root)) as im:
             image = v2.functional.to_image(im.convert("RGB")).float() / 255.0  # (3, h, w)
     C, H, W = shape
     side = min(image.shape[-2:])
@@ -137,7 +137,7 @@ def load_mask(spec: str, root: Path, size: tuple[int, int]):
         return mask
     from PIL import Image
 
-    with Image.open(_path(spec, root)) as im:
+    with Image.open(input_path(spec, root)) as im:
         mask = v2.functional.to_image(im.convert("L")).float() / 255.0  # (1, h, w)
     side = min(mask.shape[-2:])
     mask = v2.functional.center_crop(mask, [side, side])

@@ -6,7 +6,8 @@ numbers), `files` (relative to docs/), `versions` and `machine`; beside them the
 profile, the needs' keys, the section's code `version`, the sha256 of its
 input files (`inputs`), the backend's settings that are in the key
 (`backend.identity`), the figures with captions, the departures from the
-write-up's numbers and the command that rebuilds the section. `gen status`
+write-up's numbers, `choices` (what an `auto` parameter became on this device,
+and why) and the command that rebuilds the section. `gen status`
 compares the key's parts with the next build's.
 
 samples.npz: `images` (N, C, H, W) float32 in [0, 1], and arrays of one entry

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from .errors import UsageError
 from .sections import all_sections
@@ -29,6 +29,7 @@ SITE_ASSETS = "site_assets"
 DOCS = "docs"
 RECORD, DATA = "record.json", "data.json"
 BENCH = "bench.json"  # the last `gen bench` report: in the store's folder, published under docs/assets/bench/
+SWEEPS = "sweeps"  # each sweep's outcome: in the store's folder, published under docs/assets/sweeps/NAME/
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a figure's file name, as it goes into a link
 # An enlarged figure (one file pixel per image pixel) is shown at the largest whole factor that fits this box.
 ENLARGED_BOX = (640, 480)
@@ -292,11 +293,33 @@ def _bench_report(path: Path) -> dict | None:
     return report if isinstance(report, dict) and {"train", "sample", "machine"} <= set(report) else None
 
 
+def published_sweeps(folder: Path) -> list[dict]:
+    """Every sweep docs/ publishes (gen.yaml's first, in its order), with the paths of its files."""
+    found = []
+    for path in sorted(folder.glob("*/sweep.json")) if folder.is_dir() else []:
+        try:
+            sweep = json.loads(path.read_text(encoding="utf-8"))
+            files = [p["figure"] for p in sweep["points"] if p["figure"]] + [p["file"] for p in sweep["plots"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if not SAFE_NAME.fullmatch(path.parent.name) or not all(SAFE_NAME.fullmatch(str(f)) for f in files):
+            continue  # only plain file names go into links
+        sweep["id"] = Markup(path.parent.name)  # a plain name (SAFE_NAME): the anchor of its heading
+        base = f"assets/{SWEEPS}/{path.parent.name}/"
+        for point in sweep["points"]:
+            point["path"] = Markup(base + point["figure"]) if point["figure"] else None
+            point["caption_text"] = caption(point["caption"]) if point["caption"] else ""
+        for plot in sweep["plots"]:
+            plot["path"] = Markup(base + plot["file"])
+        found.append(sweep)
+    return sorted(found, key=lambda w: (w.get("order") is None, w.get("order") or 0, w["name"]))
+
+
 def _stale_folders(assets: Path, sections: dict[str, SectionView], root: Path) -> list[Path]:
     """Published folders of sections no longer in the table: they hold a record.json and are not site assets."""
     if not assets.is_dir():
         return []
-    keep = set(sections) | {p.name for p in (root / SITE_ASSETS).glob("*")} | {"bench"}
+    keep = set(sections) | {p.name for p in (root / SITE_ASSETS).glob("*")} | {"bench", SWEEPS}
     return [p for p in sorted(assets.iterdir()) if p.is_dir() and p.name not in keep and (p / "record.json").is_file()]
 
 
@@ -326,13 +349,18 @@ def render(root: Path, store: Store) -> Rendered:
     if (store.root / BENCH).is_file():
         _sync_tree({Path(BENCH): store.root / BENCH}, docs / "assets" / "bench", out, prune=False)
     bench = _bench_report(docs / "assets" / "bench" / BENCH)
+    for folder in sorted((store.root / SWEEPS).iterdir()) if (store.root / SWEEPS).is_dir() else []:
+        if SAFE_NAME.fullmatch(folder.name) and (folder / "sweep.json").is_file():
+            _sync_tree(_files(folder, out.skipped), docs / "assets" / SWEEPS / folder.name, out, prune=True)
+    sweeps = published_sweeps(docs / "assets" / SWEEPS)
     env = environment(root)
     for template in sorted((root / TEMPLATES).glob("*.md.j2")):
         if template.name.startswith("_"):
             continue
         page = docs / _page_name(template.name)
         # Each page numbers its figures from 1 (templates import the macros with their context).
-        text = env.get_template(template.name).render(s=sections, bench=bench, figure_number=itertools.count(1).__next__)
+        text = env.get_template(template.name).render(s=sections, bench=bench, sweeps=sweeps,
+                                                             figure_number=itertools.count(1).__next__)
         if write_atomic(page, text):
             out.append(page)
     return out

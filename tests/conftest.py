@@ -58,9 +58,9 @@ def copy_project(target: Path) -> Path:
     return target
 
 
-def gen(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the `gen` console script in `project`, as a user would."""
-    env = {**os.environ, "GEN_DATA_DIR": str(DATA_DIR), "TQDM_DISABLE": "1"}
+def gen(project: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the `gen` console script in `project`, as a user would (`env`: more environment variables)."""
+    env = {**os.environ, "GEN_DATA_DIR": str(DATA_DIR), "TQDM_DISABLE": "1", **(env or {})}
     env.pop("GEN_CACHE_DIR", None)
     script = Path(sys.executable).with_name("gen")
     result = subprocess.run([str(script), *args], cwd=project, env=env, capture_output=True, text=True)

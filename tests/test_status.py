@@ -80,7 +80,7 @@ def test_a_changed_input_image_is_named(project):
 def test_backend_code_version_and_damage_are_reasons(project, monkeypatch):
     """In process, without a subprocess per case: the state of each section as `gen status` prints it."""
     import generator.sections as table
-    from generator.build import states as states_of
+    from generator.status import states as states_of
     from generator.config import load
 
     monkeypatch.setattr(table, "SECTIONS", tuple(dataclasses.replace(s, version=s.version + 1) if s.id == "b1.2" else s

@@ -22,11 +22,11 @@ SECTIONS = (
     Section("a1.3", "One-step denoising", p.OneStepParams, "a_denoising:one_step_denoising", ("a1.1",), version=2, uses_backend=True),
     Section("a1.4", "Iterative denoising", p.IterativeParams, "a_denoising:iterative_denoising", ("a1.1", "a1.2"), version=2, uses_backend=True),
     Section("a1.5", "Sampling from pure noise", p.NoiseSampleParams, "a_sampling:sampling", version=2, uses_backend=True),
-    Section("a1.6", "Classifier-free guidance", p.CFGParams, "a_sampling:cfg", version=2, uses_backend=True),
-    Section("a1.7", "Image-to-image translation (SDEdit)", p.SDEditParams, "a_editing:image_to_image", version=2, uses_backend=True),
-    Section("a1.7.1", "Editing a web image and drawings", p.SDEditParams, "a_editing:edit_drawings", version=2, uses_backend=True),
+    Section("a1.6", "Classifier-free guidance", p.CFGParams, "a_sampling:cfg", version=3, uses_backend=True),
+    Section("a1.7", "Image-to-image translation (SDEdit)", p.SDEditParams, "a_editing:image_to_image", version=3, uses_backend=True),
+    Section("a1.7.1", "Editing a web image and drawings", p.SDEditParams, "a_editing:edit_drawings", version=3, uses_backend=True),
     Section("a1.7.2", "Inpainting", p.InpaintParams, "a_editing:inpainting", version=2, uses_backend=True),
-    Section("a1.7.3", "Text-conditional image-to-image", p.SDEditParams, "a_editing:text_image_to_image", version=2, uses_backend=True),
+    Section("a1.7.3", "Text-conditional image-to-image", p.SDEditParams, "a_editing:text_image_to_image", version=3, uses_backend=True),
     Section("a1.8", "Visual anagrams", p.AnagramParams, "a_illusions:visual_anagrams", version=2, uses_backend=True),
     Section("a1.9", "Hybrid images", p.HybridParams, "a_illusions:hybrid_images", version=3, uses_backend=True),
     # Part B: UNets trained on MNIST
@@ -39,7 +39,7 @@ SECTIONS = (
     Section("b2.0", "An MNIST classifier for scoring samples", p.ClassifierParams, "b_training:mnist_classifier"),
     Section("b2.3", "Sampling from the time-conditioned DDPM", p.DDPMSampleParams, "b_sampling:sample_time_ddpm", ("b2.2", "b2.0"), version=2),
     Section("b2.4", "Class conditioning", p.ClassDDPMParams, "b_training:train_class_ddpm"),
-    Section("b2.5", "Sampling with classifier-free guidance", p.GuidedSampleParams, "b_sampling:sample_class_ddpm", ("b2.4", "b2.0"), version=2),
+    Section("b2.5", "Sampling with classifier-free guidance", p.GuidedSampleParams, "b_sampling:sample_class_ddpm", ("b2.4", "b2.0"), version=3),
 )
 
 

@@ -53,6 +53,9 @@ def _sdedit(p: SDEditParams, ctx, caption: str) -> Result:
                 row["as_prompt"] = float((read == asked).float().mean())
             reads.append(row)
             metrics |= {f"{name}_i_start_{i}": v for name, v in row.items() if name.startswith("as_")}
+        for name in reads[0]:  # over every edit, whatever the i_starts: what a sweep of i_start plots
+            if name.startswith("as_"):
+                metrics[name] = sum(r[name] for r in reads) / len(reads)
         samples["input_read_as"] = seen.repeat_interleave(len(p.i_starts))
     return Result(metrics=metrics, figures=figures, samples=samples, data={"timesteps": ts, "rows": reads})
 

@@ -76,6 +76,8 @@ def cfg(p: CFGParams, ctx) -> Result:
     if correct is not None:
         metrics["accuracy"] = float(correct.mean())
         metrics["confident"] = float(backend.scorer.confident(pixels).mean())
+        # Over so few samples a Fréchet distance is noisy, but it compares guidance scales at the same count.
+        metrics["frechet"] = backend.scorer.frechet(pixels)
         for d in sorted(set(labels.tolist())):
             metrics[f"accuracy_digit_{d}"] = float(correct[labels == d].mean())
             rows.append({"digit": d, "accuracy": metrics[f"accuracy_digit_{d}"]})

@@ -112,6 +112,8 @@ def sample_class_ddpm(p: GuidedSampleParams, ctx) -> Result:
         shown_labels.append(labels[: DIGITS * p.per_digit])
         steps += [epoch] * first.shape[0]
         columns.append(first.reshape(p.per_digit, DIGITS, 1, 28, 28).transpose(0, 1))  # (10, per_digit, 1, 28, 28)
+    # The last epoch's, under names that do not depend on the profile's epochs (what the guidance sweep plots).
+    metrics["accuracy"], metrics["fid"] = metrics[f"accuracy_epoch_{epochs[-1]}"], metrics[f"fid_epoch_{epochs[-1]}"]
     image_table(torch.cat(columns, dim=1), ctx.out / "samples.png", row_labels=[str(d) for d in range(DIGITS)],
                 col_labels=[f"epoch {e}" if k == 0 else "" for e in epochs for k in range(p.per_digit)], cell=0.7)
     animation(recorder.frames, ctx.out / "sampling.gif")

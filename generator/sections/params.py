@@ -27,7 +27,8 @@ Epochs = Annotated[int, Field(ge=1, le=1000, description="training epochs, from 
 BatchSize = Annotated[int, Field(ge=1, le=60000, description="batch size, from 1 to 60000")]
 LearningRate = Annotated[float, Field(gt=0.0, le=1.0, description="Adam's learning rate, in (0, 1]")]
 TrainSubset = Annotated[int, Field(ge=0, le=60000, description="training digits used, 0 for all 60,000")]
-Precision = Annotated[Literal["fp32", "bf16"], Field(description="fp32, or bf16 autocast")]
+Precision = Annotated[Literal["auto", "fp32", "bf16"], Field(
+    description="fp32, bf16 autocast, or auto: bf16 where the device computes it natively, else fp32")]
 GifFrames = Annotated[int, Field(ge=2, le=300, description="frames of the animation, from 2 to 300")]
 ViewName = Literal["flip", "rot180", "rot90cw", "rot90ccw", "negate", "transpose"]
 

@@ -1,0 +1,175 @@
+"""`gen sweep`: points are ordinary cached builds, the outcome is published, Ray gives the same entries."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import DATA_DIR, REPO, gen, ran
+from PIL import Image
+
+from generator.errors import SweepFailed, UsageError
+from generator.sweep import axis, expand_range, named, split_values
+
+SMOKE = ("--profile", "smoke", "--backend", "local")
+
+
+# ------------------------------------------------------------------ reading sweeps
+
+
+@pytest.mark.parametrize("text, values", [
+    ("0:10:2", [0, 2, 4, 6, 8, 10]), ("0:9:2", [0, 2, 4, 6, 8]), ("0:1:0.25", [0.0, 0.25, 0.5, 0.75, 1.0]),
+    ("10:0:-5", [10, 5, 0]),
+])
+def test_a_range_includes_its_stop_where_the_steps_land_on_it(text, values):
+    assert expand_range("a1.6.guidance", text) == values
+
+
+@pytest.mark.parametrize("text", ["0:10:0", "0:10:-1", "0:100000:1"])
+def test_a_range_that_never_ends_or_is_too_long_is_refused(text):
+    with pytest.raises(UsageError, match="bad range"):
+        expand_range("a1.6.guidance", text)
+
+
+def test_values_split_at_top_level_commas_only():
+    assert split_values("[1, 2],[3], 4") == ["[1, 2]", "[3]", "4"]
+    assert axis("a1.9.sigmas", "[1.0],[1.5, 2]").values == ([1.0], [1.5, 2])
+    assert axis("a1.6.guidance", "0,1,3").values == (0, 1, 3)
+
+
+def test_the_named_sweeps_cover_what_the_write_up_asks_about():
+    sweeps = named(REPO, "quick")
+    assert {s.section for s in sweeps.values()} >= {"a1.6", "a1.7", "a1.9", "b2.5"}
+    assert named(REPO, "smoke")["a1.7-i_start"].axes[0].values == ([1], [2], [3])  # the profile's overlay
+
+
+def test_bad_sweeps_get_one_line_and_exit_2(project):
+    for args, message in [
+        (("a1.6.guidence=0,1",), "did you mean 'guidance'"),
+        (("a1.6.guidance=0,1,0",), "given twice"),
+        (("a1.6.guidance=0,80",), "a1.6.guidance"),
+        (("no-such-sweep",), "no sweep 'no-such-sweep'"),
+        (("a1.6.guidance=0:1:0",), "never gets"),
+        ((), "SECTION.PARAM=V1,V2"),
+    ]:
+        result = gen(project, "sweep", *args, *SMOKE, check=False)
+        assert result.returncode == 2, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, (args, result.stderr)
+
+
+# ------------------------------------------------------------------ running sweeps
+
+
+def test_build_all_builds_the_named_sweeps_and_the_page_shows_them(built):
+    """Every point is an entry like any build's; the point at the section's own value is the section's entry."""
+    store = built / ".gen"
+    page = (built / "docs/sweeps.md").read_text()
+    for name, sweep in named(built, "smoke").items():
+        outcome = json.loads((built / "docs/assets/sweeps" / name / "sweep.json").read_text())
+        assert [p["values"][sweep.axes[0].key] for p in outcome["points"]] == list(sweep.axes[0].values)
+        for point in outcome["points"]:
+            record = json.loads((store / "store" / point["key"] / "record.json").read_text())
+            assert record["params"][sweep.axes[0].name] == point["values"][sweep.axes[0].key]
+            assert (built / "docs/assets/sweeps" / name / point["figure"]).is_file()
+        assert outcome["plots"] and all((built / "docs/assets/sweeps" / name / p["file"]).is_file()
+                                        for p in outcome["plots"])
+        assert f"{{: #{name} }}" in page
+    own = (store / "refs" / "a1.6").read_text().strip()
+    a16 = json.loads((built / "docs/assets/sweeps/a1.6-guidance/sweep.json").read_text())
+    assert own in [p["key"] for p in a16["points"]]  # γ = 5 on local: a1.6 itself, reused
+
+
+def _entries(project, outcome: dict) -> dict[str, dict]:
+    """What each point's entry holds, its timing and the time stamps inside .npz files aside."""
+    found = {}
+    for point in outcome["points"]:
+        folder = project / ".gen/store" / point["key"]
+        record = json.loads((folder / "record.json").read_text())
+        manifest = json.loads((folder / "manifest.json").read_text())["files"]
+        files = {rel: f["sha256"] for rel, f in manifest.items() if rel.endswith((".png", ".gif", ".json"))
+                 and not rel.endswith("record.json")}
+        with np.load(folder / "public/samples.npz") as samples:
+            arrays = {name: samples[name].tolist() for name in samples.files}
+        found[point["key"]] = {"record": {k: v for k, v in record.items() if k != "duration_s"}, "files": files,
+                               "samples": arrays}
+    return found
+
+
+@pytest.mark.slow
+def test_the_same_sweep_on_an_embedded_ray_gives_identical_entries(project):
+    pytest.importorskip("ray")
+    sweep = ("a1.6.guidance=2,4,6", "--name", "g")
+    local = gen(project, "sweep", *sweep, *SMOKE)
+    assert "3 point(s) of a1.6, 0 built before" in local.stdout
+    outcome = json.loads((project / "docs/assets/sweeps/g/sweep.json").read_text())
+    expected = _entries(project, outcome)
+    for key in expected:  # gone from the store: Ray must make them again, from the shipped b2.4 and b2.0
+        shutil.rmtree(project / ".gen/store" / key)
+    env_cpus = {"GEN_RAY_CPUS": "2"}
+    result = gen(project, "sweep", *sweep, *SMOKE, "--executor", "ray", env=env_cpus)
+    assert "ray: 2 CPU(s)" in result.stdout
+    assert result.stdout.count("a1.6 [guidance=") >= 6  # queued and done, per point
+    found = _entries(project, outcome)
+    # Bit for bit, but for a metric computed in float64 BLAS (the Fréchet distance of a1.6's few samples, an
+    # ill-conditioned matrix square root), which moves in its ninth digit with the BLAS thread count.
+    for entry in (*found.values(), *expected.values()):
+        entry["metrics"] = entry["record"].pop("metrics")
+    assert {k: {n: v for n, v in e.items() if n != "metrics"} for k, e in found.items()} == \
+           {k: {n: v for n, v in e.items() if n != "metrics"} for k, e in expected.items()}
+    for key, entry in found.items():
+        assert entry["metrics"] == pytest.approx(expected[key]["metrics"], rel=1e-7)
+    again = gen(project, "sweep", *sweep, *SMOKE, "--executor", "ray", env=env_cpus)
+    assert "3 built before, 0 section run(s) to do" in again.stdout and "ray:" not in again.stdout
+
+
+def test_a_failing_point_is_named_the_others_are_kept_and_a_rerun_resumes(project, monkeypatch):
+    from generator.config import load
+    from generator.sections import a_sampling
+    from generator.sweep import from_command_line, run
+
+    monkeypatch.setenv("GEN_DATA_DIR", str(DATA_DIR))
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    monkeypatch.delenv("GEN_CACHE_DIR", raising=False)
+    config = load(project, "smoke", backend="local")
+    sweep = from_command_line(["a1.6.guidance=0,2,4"], name="failing", show=None, metrics=())
+    cfg = a_sampling.cfg
+
+    def breaks_at_two(p, ctx):
+        if p.guidance == 2:
+            raise ZeroDivisionError("no guidance today")
+        return cfg(p, ctx)
+
+    monkeypatch.setattr(a_sampling, "cfg", breaks_at_two)
+    lines = []
+    with pytest.raises(SweepFailed, match=r"a1\.6 \[guidance=2\] failed: ZeroDivisionError: no guidance today"):
+        run(config, sweep, log=lines.append)
+    assert any(line.startswith("a1.6 [guidance=4]: done") for line in lines)  # after the failure, the rest ran
+    assert not (project / ".gen/sweeps/failing").exists()
+    monkeypatch.setattr(a_sampling, "cfg", cfg)
+    lines.clear()
+    assert run(config, sweep, log=lines.append)
+    assert "sweep failing: 3 point(s) of a1.6, 2 built before, 1 section run(s) to do" in lines
+    assert [line for line in lines if ": running" in line] == ["a1.6 [guidance=2]: running (Classifier-free guidance)"]
+    outcome = json.loads((project / "docs/assets/sweeps/failing/sweep.json").read_text())
+    assert [p["values"]["a1.6.guidance"] for p in outcome["points"]] == [0, 2, 4]
+
+
+def test_a_sweep_never_moves_the_sections_last_build(project):
+    before = (project / ".gen/refs/a1.6").read_text()
+    page = (project / "docs/part-a.md").read_text()
+    gen(project, "sweep", "a1.6.guidance=1,2", *SMOKE)
+    assert (project / ".gen/refs/a1.6").read_text() == before
+    assert (project / "docs/part-a.md").read_text() == page
+    build = gen(project, "build", "a1.6", *SMOKE)
+    assert ran(build) == []
+
+
+def test_the_sweep_figures_are_the_points_own(project):
+    gen(project, "sweep", "a1.6.guidance=1,2", "--name", "two", *SMOKE)
+    outcome = json.loads((project / "docs/assets/sweeps/two/sweep.json").read_text())
+    for point in outcome["points"]:
+        published = np.asarray(Image.open(project / "docs/assets/sweeps/two" / point["figure"]))
+        own = np.asarray(Image.open(project / ".gen/store" / point["key"] / "public/samples.png"))
+        assert np.array_equal(published, own)

@@ -136,13 +136,15 @@ def definitions(root: Path, profile: str) -> dict[str, Any]:
     data = read_file(root)
     found = data.get("sweeps") or {}
     overlay = ((data.get("profiles") or {}).get(profile) or {}).get("sweeps") or {}
-    for where, value in (("sweeps", found), (f"profiles.{profile}.sweeps", overlay)):
-        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-            raise UsageError(f"{CONFIG_FILE}: {where} must be a mapping of sweep names to mappings (vary, metrics, show)")
+    for where, value, left_out in (("sweeps", found, False), (f"profiles.{profile}.sweeps", overlay, True)):
+        if not isinstance(value, dict) or not all(isinstance(v, dict) or left_out and v is None for v in value.values()):
+            raise UsageError(f"{CONFIG_FILE}: {where} must be a mapping of sweep names to mappings (vary, metrics, show)"
+                             + (" or null (left out)" if left_out else ""))
     unknown = sorted(set(overlay) - set(found))
     if unknown:
         raise UsageError(f"{CONFIG_FILE}: profiles.{profile}.sweeps names '{unknown[0]}', which `sweeps:` does not define")
-    return {name: {**spec, **overlay.get(name, {})} for name, spec in found.items()}
+    return {name: {**spec, **overlay.get(name, {})} for name, spec in found.items()
+            if not (name in overlay and overlay[name] is None)}
 
 
 def chosen(root: Path, profile: str, what: list[str], every: bool, *, name: str | None, show: str | None,

@@ -10,7 +10,7 @@ import pytest
 
 import browser
 
-PAGES = ["index.html", "part-a.html", "part-b.html"]
+PAGES = ["index.html", "part-a.html", "part-b.html", "sweeps.html"]
 
 
 def mkdocs_build(project: Path) -> Path:
@@ -87,7 +87,7 @@ def test_real_browser_sees_typeset_math_and_no_broken_image(site, over):
         assert r["math"] > 0 and r["math_typeset"] == r["math"], (page, r)
         for link in r["links"]:  # every link names a file: no folder listing from disk
             assert (site / link).is_file(), (page, link)
-    for page in ("part-a.html", "part-b.html"):
+    for page in ("part-a.html", "part-b.html", "sweeps.html"):
         r = report[page]
         assert r["lightbox"]["opened"] and r["lightbox"]["width"] > r["lightbox"]["small"], (page, r["lightbox"])
         assert r["lightbox_links"] == len(r["figure_labels"]), (page, r)
@@ -100,6 +100,7 @@ def test_real_browser_sees_typeset_math_and_no_broken_image(site, over):
     assert report["part-b.html"]["images"] >= 11
     assert report["part-a.html"]["math"] >= 8
     assert report["part-a.html"]["images"] >= 15
+    assert report["sweeps.html"]["images"] >= 10  # the smoke sweeps' points and plots
     assert any(report[p]["enlarged"] for p in PAGES)
 
 

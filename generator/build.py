@@ -227,9 +227,9 @@ def run_local(jobs: list[Job], store: Store, *, device: str, log, done, keep_goi
     failed: dict[str, SectionFailed] = {}
     runs = tuple(dict.fromkeys(job.section.id for job in jobs))
     for job in jobs:
-        blocked = [sid for sid, key in job.needs.items() if key in failed]
+        blocked = blocked_by(job, failed)
         if blocked:
-            failed[job.key] = SectionFailed(job.label, RuntimeError(f"it needs {blocked[0]}, which failed"))
+            failed[job.key] = blocked
             continue
         device = resolve_device(device)  # imports torch: only when something runs
         log(f"{job.label}: running ({job.section.title})")
@@ -238,12 +238,25 @@ def run_local(jobs: list[Job], store: Store, *, device: str, log, done, keep_goi
         except SectionFailed as e:
             if not keep_going:
                 raise
-            log(f"{job.label}: failed: {e.cause.__class__.__name__}: {e.cause}")
-            failed[job.key] = e
+            keep_failure(job, e, failed, log)
             continue
         log(f"{job.label}: done in {store.entry(job.key).record['duration_s']:.1f} s")
         done(job)
     return failed
+
+
+def blocked_by(job: Job, failed: dict[str, SectionFailed]) -> SectionFailed | None:
+    """The failure of a job whose needs failed (`failed`: by key), or None."""
+    for sid, key in job.needs.items():
+        if key in failed:
+            return SectionFailed(job.label, RuntimeError(f"it needs {sid}, which failed"))
+    return None
+
+
+def keep_failure(job: Job, error: SectionFailed, failed: dict[str, SectionFailed], log) -> None:
+    """With keep_going: say that the job failed and keep its failure, so that the jobs that need it stop."""
+    log(f"{job.label}: failed: {error.cause.__class__.__name__}: {error.cause}")
+    failed[job.key] = error
 
 
 def full_profile(config: Config) -> Config:

@@ -160,8 +160,7 @@ def build(ids, build_all, profile, sets, backend, device, force, dry_run, execut
     from .config import find_root, load
     from .sections import all_sections, select
 
-    if device == "cuda" and not _nvidia_driver_present():
-        raise UsageError("--device cuda, but this machine has no NVIDIA driver; use --device cpu or auto")
+    _check_device(device)
     root = find_root()
     selectors = list(all_sections()) if build_all else list(ids)
     select(selectors)  # an unknown id fails here, before anything else
@@ -179,6 +178,11 @@ def build(ids, build_all, profile, sets, backend, device, force, dry_run, execut
         from .sweep import build_named
 
         build_named(config, device=device, cuda=cuda, runner=runner, log=click.echo)
+
+
+def _check_device(device: str) -> None:
+    if device == "cuda" and not _nvidia_driver_present():
+        raise UsageError("--device cuda, but this machine has no NVIDIA driver; use --device cpu or auto")
 
 
 def _cuda(profile: str, device: str, dry_run: bool = False) -> bool:
@@ -229,8 +233,7 @@ def sweep(what, every, profile, sets, backend, device, name, show, metrics, exec
     from .sweep import chosen as chosen_sweeps
     from .sweep import run
 
-    if device == "cuda" and not _nvidia_driver_present():
-        raise UsageError("--device cuda, but this machine has no NVIDIA driver; use --device cpu or auto")
+    _check_device(device)
     root = find_root()
     cuda = _cuda(profile, device)
     config = load(root, profile, tuple(sets), cuda=cuda, backend=backend, device=device)

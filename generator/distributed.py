@@ -20,7 +20,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .build import Job, _run_one, resolve_device
+from .build import Job, _run_one, blocked_by, keep_failure, resolve_device
 from .config import data_dir
 from .errors import SectionFailed, UsageError
 from .inputs import input_path
@@ -123,8 +123,7 @@ def ray_runner(address: str | None = None):
                     for ref in pending:
                         ray.cancel(ref)
                     raise error from None
-                log(f"{job.label}: failed: {error.cause.__class__.__name__}: {error.cause}")
-                failed[job.key] = error
+                keep_failure(job, error, failed, log)
                 continue
             log(f"{job.label}: done in {entry.record['duration_s']:.1f} s")
             done(job)
@@ -135,9 +134,9 @@ def ray_runner(address: str | None = None):
 
 def _cause(error: Exception, job: Job, failed: dict[str, SectionFailed]) -> SectionFailed:
     """What a task's failure comes down to: a job it needs that failed, or its own section's error."""
-    for sid, key in job.needs.items():
-        if key in failed:
-            return SectionFailed(job.label, RuntimeError(f"it needs {sid}, which failed"))
+    blocked = blocked_by(job, failed)
+    if blocked:
+        return blocked
     cause = getattr(error, "cause", None) or error
     if isinstance(cause, SectionFailed):
         return SectionFailed(job.label, cause.cause)

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # AVX-512 BF16 and AMX: the CPUs that compute bf16 natively
 
 
-def cpu_flags() -> set[str]:
+@functools.cache  # every `precision: auto` of every load asks: /proc/cpuinfo is read once per process
+def cpu_flags() -> frozenset[str]:
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return set()
+        return frozenset()
     for line in text.splitlines():
         if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
 
 
 def bf16_units(device: str) -> bool:

@@ -50,9 +50,17 @@ TINY = {
     "sample_size": 64,
     "block_out_channels": [16, 16, 32],
     "layers_per_block": 1,
-    "down_block_types": ["ResnetDownsampleBlock2D", "ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"],
+    "down_block_types": [
+        "ResnetDownsampleBlock2D",
+        "ResnetDownsampleBlock2D",
+        "SimpleCrossAttnDownBlock2D",
+    ],
     "mid_block_type": "UNetMidBlock2DSimpleCrossAttn",
-    "up_block_types": ["SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D", "ResnetUpsampleBlock2D"],
+    "up_block_types": [
+        "SimpleCrossAttnUpBlock2D",
+        "ResnetUpsampleBlock2D",
+        "ResnetUpsampleBlock2D",
+    ],
     "norm_num_groups": 8,
     "cross_attention_dim": 32,
     "encoder_hid_dim": TINY_T5_DIM,
@@ -79,7 +87,9 @@ def resolve(size: str | None, device: str) -> tuple[str, str]:
     if device == "auto":
         device = "cuda" if cuda else "cpu"
     elif device == "cuda" and not cuda:
-        raise UsageError("--device cuda: torch sees no CUDA GPU here; use --device cpu (with --size tiny)")
+        raise UsageError(
+            "--device cuda: torch sees no CUDA GPU here; use --device cpu (with --size tiny)"
+        )
     size = size or ("full" if device == "cuda" else "tiny")
     if size == "full" and device != "cuda":
         raise UsageError(
@@ -149,7 +159,9 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn: Callable[[], object], repeats: int, device: str, warmup: int = 1) -> tuple[list[float], object]:
+def timed(
+    fn: Callable[[], object], repeats: int, device: str, warmup: int = 1
+) -> tuple[list[float], object]:
     """Seconds of each of `repeats` calls after `warmup` untimed ones (CUDA synchronised), and the last result."""
     out = None
     for _ in range(warmup):
@@ -212,14 +224,28 @@ def build_case(size: str, device: str) -> Case:
 
     dtype = torch.float16 if device == "cuda" else torch.float32
     _reset_peak(device)
-    log(f"bench: building the {size} UNet with random weights, {str(dtype).removeprefix('torch.')} on {device}")
+    log(
+        f"bench: building the {size} UNet with random weights, {str(dtype).removeprefix('torch.')} on {device}"
+    )
     unet = build_unet(size, device, dtype)
     scheduler = if_scheduler()
     g = torch.Generator().manual_seed(0)  # every random draw on the CPU, as our samplers do
     hid = unet.config.encoder_hid_dim
-    cond, uncond = (torch.randn(1, TEXT_TOKENS, hid, generator=g).to(device, dtype) for _ in range(2))
-    return Case(size, device, dtype, unet, CallCounter(unet), scheduler, scheduler.alphas_cumprod.float().cpu(),
-                strided_timesteps(T_START, STRIDE), cond, uncond)
+    cond, uncond = (
+        torch.randn(1, TEXT_TOKENS, hid, generator=g).to(device, dtype) for _ in range(2)
+    )
+    return Case(
+        size,
+        device,
+        dtype,
+        unet,
+        CallCounter(unet),
+        scheduler,
+        scheduler.alphas_cumprod.float().cpu(),
+        strided_timesteps(T_START, STRIDE),
+        cond,
+        uncond,
+    )
 
 
 def time_unet_call(case: Case, repeats: int) -> dict:
@@ -253,14 +279,21 @@ def samplers(case: Case) -> dict[str, tuple[str, Callable[[], torch.Tensor]]]:
     from .backends.deepfloyd_model import NO_CHECKER, IFDenoiser
     from .diffusion.samplers import classifier_free, iterative_denoise
 
-    eps_fn = classifier_free(IFDenoiser(case.unet, case.alphas_cumprod, {}, case.device), case.cond, case.uncond, GUIDANCE)
+    eps_fn = classifier_free(
+        IFDenoiser(case.unet, case.alphas_cumprod, {}, case.device),
+        case.cond,
+        case.uncond,
+        GUIDANCE,
+    )
 
     def ours():
         gen = torch.Generator().manual_seed(0)
         x = torch.randn(1, *SHAPE, generator=gen).to(case.device)
         return iterative_denoise(eps_fn, x, case.timesteps, case.alphas_cumprod, generator=gen)
 
-    pipe = IFPipeline(tokenizer=None, text_encoder=None, unet=case.unet, scheduler=case.scheduler, **NO_CHECKER)
+    pipe = IFPipeline(
+        tokenizer=None, text_encoder=None, unet=case.unet, scheduler=case.scheduler, **NO_CHECKER
+    )
     pipe.set_progress_bar_config(disable=True)
 
     def theirs():
@@ -276,8 +309,12 @@ def samplers(case: Case) -> dict[str, tuple[str, Callable[[], torch.Tensor]]]:
     return {"sample_ours": ("ours", ours), "sample_diffusers": ("IFPipeline", theirs)}
 
 
-def time_sample(case: Case, label: str, sample: Callable[[], torch.Tensor], repeats: int, warmup: int) -> dict:
-    log(f"bench: {len(case.timesteps)}-step guided samples through {label} ({warmup} warm-up, {repeats} timed)")
+def time_sample(
+    case: Case, label: str, sample: Callable[[], torch.Tensor], repeats: int, warmup: int
+) -> dict:
+    log(
+        f"bench: {len(case.timesteps)}-step guided samples through {label} ({warmup} warm-up, {repeats} timed)"
+    )
     _reset_peak(case.device)
     case.counter.n = 0
     seconds, image = timed(sample, repeats, case.device, warmup=warmup)
@@ -319,12 +356,19 @@ def run(size: str | None = None, device: str = "auto", repeats: int = 5) -> dict
         "diffusers": diffusers.__version__,
         "repeats": repeats,
         "warmup": {"unet_calls": WARMUP_CALLS, "samples": sample_warmup},
-        "timesteps": {"first": case.timesteps[0], "last": case.timesteps[-1], "stride": STRIDE, "count": len(case.timesteps)},
+        "timesteps": {
+            "first": case.timesteps[0],
+            "last": case.timesteps[-1],
+            "stride": STRIDE,
+            "count": len(case.timesteps),
+        },
         "guidance_scale": GUIDANCE,
         **results,
         "ratio_ours_over_diffusers": {
             "per_sample": round(ours["s_median"] / theirs["s_median"], 4),
             "per_model_call": round(ours["ms_per_model_call"] / theirs["ms_per_model_call"], 4),
         },
-        "peak_gpu_memory_gib": max(r["peak_gpu_memory_gib"] for r in results.values()) if device == "cuda" else None,
+        "peak_gpu_memory_gib": max(r["peak_gpu_memory_gib"] for r in results.values())
+        if device == "cuda"
+        else None,
     }

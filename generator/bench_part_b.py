@@ -58,22 +58,41 @@ def sizes(config, quick: bool) -> Sizes:
     """From the full profile's parameters (`config` = gen.yaml at profile full)."""
     p = config.params
     hidden = {"single_step": p["b1.1"].hidden, "time": p["b2.1"].hidden, "class": p["b2.4"].hidden}
-    batch = {"single_step": p["b1.2.1"].batch_size, "time": p["b2.2"].batch_size, "class": p["b2.4"].batch_size}
+    batch = {
+        "single_step": p["b1.2.1"].batch_size,
+        "time": p["b2.2"].batch_size,
+        "class": p["b2.4"].batch_size,
+    }
     if quick:
         # b1.2.1's UNet at D = 128 takes seconds a batch on a small CPU: one timed batch keeps this under 3 minutes.
         return Sizes(hidden, batch, p["b2.2"].T, train_batches=1, sample_count=50, sample_steps=10)
-    return Sizes(hidden, batch, p["b2.2"].T, train_batches=20, sample_count=p["b2.3"].batch_size, sample_steps=60)
+    return Sizes(
+        hidden,
+        batch,
+        p["b2.2"].T,
+        train_batches=20,
+        sample_count=p["b2.3"].batch_size,
+        sample_steps=60,
+    )
 
 
 def build_model(kind: str, hidden: int, seed: int = 0) -> UNet:
     torch.manual_seed(seed)
-    return UNet(UNetConfig(hidden=hidden, time_conditioned=kind != "single_step", num_classes=10 if kind == "class" else 0))
+    return UNet(
+        UNetConfig(
+            hidden=hidden,
+            time_conditioned=kind != "single_step",
+            num_classes=10 if kind == "class" else 0,
+        )
+    )
 
 
 def batches(count: int, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST-shaped images in [0, 1] and digit labels, `count` batches' worth."""
     g = torch.Generator().manual_seed(seed)
-    return torch.rand((count * batch, 1, 28, 28), generator=g), torch.randint(0, 10, (count * batch,), generator=g)
+    return torch.rand((count * batch, 1, 28, 28), generator=g), torch.randint(
+        0, 10, (count * batch,), generator=g
+    )
 
 
 # ---------------------------------------------------------------- training
@@ -83,23 +102,38 @@ def our_loss(kind: str, T: int):
     """The loss function the sections train with (b_denoiser.train_denoiser, b_training._train_ddpm)."""
     schedule = linear_schedule(T)
     if kind == "single_step":
+
         def loss_fn(model, x, _labels, g):
             z = x + SIGMA * torch.randn(x.shape, generator=g).to(x.device)
             return F.mse_loss(model(z), x)
     else:
+
         def loss_fn(model, x, y, g):
             cond = one_hot(y, 10) if kind == "class" else None
             return ddpm_loss(model, x, cond, g, schedule, p_uncond=P_UNCOND)
+
     return loss_fn
 
 
-def train_ours(model: UNet, images, labels, kind: str, batch: int, T: int, device: str, precision: str = "fp32") -> list[float]:
+def train_ours(
+    model: UNet, images, labels, kind: str, batch: int, T: int, device: str, precision: str = "fp32"
+) -> list[float]:
     with tempfile.TemporaryDirectory(prefix="gen-bench-") as work:
-        return train(model, images, labels, our_loss(kind, T), TrainConfig(1, batch, LR, precision=precision),
-                     generator=torch.Generator().manual_seed(0), work_dir=Path(work), device=device)
+        return train(
+            model,
+            images,
+            labels,
+            our_loss(kind, T),
+            TrainConfig(1, batch, LR, precision=precision),
+            generator=torch.Generator().manual_seed(0),
+            work_dir=Path(work),
+            device=device,
+        )
 
 
-def train_baseline(model: UNet, images, labels, kind: str, batch: int, T: int, device: str) -> list[float]:
+def train_baseline(
+    model: UNet, images, labels, kind: str, batch: int, T: int, device: str
+) -> list[float]:
     """A plain eager fp32 loop: the same draws as ours, in the same order, written out step by step."""
     g = torch.Generator().manual_seed(0)
     model.to(device).train()
@@ -143,7 +177,15 @@ def sample_timesteps(T: int, steps: int) -> list[int]:
     return sorted({round(T - 1 - i * (T - 1) / (steps - 1)) for i in range(steps)}, reverse=True)
 
 
-def sample_ours(model: UNet, kind: str, x: torch.Tensor, timesteps: list[int], T: int, device: str, seed: int = 1):
+def sample_ours(
+    model: UNet,
+    kind: str,
+    x: torch.Tensor,
+    timesteps: list[int],
+    T: int,
+    device: str,
+    seed: int = 1,
+):
     den = UNetDenoiser(model.eval(), linear_schedule(T).alphas_cumprod.to(device), device)
     if kind == "single_step":  # one call: the denoiser is its own sampler
         with torch.no_grad():
@@ -154,12 +196,26 @@ def sample_ours(model: UNet, kind: str, x: torch.Tensor, timesteps: list[int], T
     else:
         eps_fn = conditional(den, den.encode([""]))
     # Our sampler's list ends at the clean image: one model call per timestep, as the baseline's.
-    return iterative_denoise(eps_fn, x.to(device), [*timesteps, CLEAN], den.alphas_cumprod,
-                             generator=torch.Generator().manual_seed(seed), variance_type="fixed_large")
+    return iterative_denoise(
+        eps_fn,
+        x.to(device),
+        [*timesteps, CLEAN],
+        den.alphas_cumprod,
+        generator=torch.Generator().manual_seed(seed),
+        variance_type="fixed_large",
+    )
 
 
 @torch.no_grad()
-def sample_baseline(model: UNet, kind: str, x: torch.Tensor, timesteps: list[int], T: int, device: str, seed: int = 1):
+def sample_baseline(
+    model: UNet,
+    kind: str,
+    x: torch.Tensor,
+    timesteps: list[int],
+    T: int,
+    device: str,
+    seed: int = 1,
+):
     """A plain loop of the DDPM update (σ² = β of the step), guidance as two separate model calls."""
     model.eval()
     x = x.to(device)
@@ -177,10 +233,14 @@ def sample_baseline(model: UNet, kind: str, x: torch.Tensor, timesteps: list[int
         else:
             eps = model(x, t_in)
         a_t = abar[t]
-        a_prev = abar[timesteps[i + 1]] if i + 1 < len(timesteps) else torch.tensor(1.0, device=device)
+        a_prev = (
+            abar[timesteps[i + 1]] if i + 1 < len(timesteps) else torch.tensor(1.0, device=device)
+        )
         beta = 1 - a_t / a_prev
         x0 = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
-        mean = a_prev.sqrt() * beta / (1 - a_t) * x0 + (1 - beta).sqrt() * (1 - a_prev) / (1 - a_t) * x
+        mean = (
+            a_prev.sqrt() * beta / (1 - a_t) * x0 + (1 - beta).sqrt() * (1 - a_prev) / (1 - a_t) * x
+        )
         last = i + 1 == len(timesteps)
         noise = torch.zeros_like(x) if last else torch.randn(x.shape, generator=g).to(device)
         x = mean + beta.sqrt() * noise
@@ -213,9 +273,13 @@ def time_training(kind: str, s: Sizes, device: str, precision: str) -> dict:
     for name, loop in (("baseline", train_baseline), ("ours", train_ours)):
         model = build_model(kind, s.hidden[kind])
         extra = {"precision": precision} if name == "ours" else {}
-        loop(model, warm_images, warm_labels, kind, batch, s.T, device, **extra)  # first calls allocate and tune
+        loop(
+            model, warm_images, warm_labels, kind, batch, s.T, device, **extra
+        )  # first calls allocate and tune
         _sync(device)
-        seconds[name] = _timed(lambda: (loop(model, images, labels, kind, batch, s.T, device, **extra), _sync(device)))
+        seconds[name] = _timed(
+            lambda: (loop(model, images, labels, kind, batch, s.T, device, **extra), _sync(device))
+        )
         result[f"{name}_img_s"] = _rate(images.shape[0], seconds[name])
     result["ratio"] = round(seconds["baseline"] / seconds["ours"], 3)
     return {**result, "hidden": s.hidden[kind], "batch": batch, "steps_timed": s.train_batches}
@@ -231,10 +295,18 @@ def time_sampling(kind: str, s: Sizes, device: str) -> dict:
     for name, sample in (("baseline", sample_baseline), ("ours", sample_ours)):
         sample(model, kind, x[:2], timesteps[:2], s.T, device)  # warm-up
         _sync(device)
-        seconds[name] = _timed(lambda: (sample(model, kind, x, timesteps, s.T, device), _sync(device)))
+        seconds[name] = _timed(
+            lambda: (sample(model, kind, x, timesteps, s.T, device), _sync(device))
+        )
         result[f"{name}_img_s"] = _rate(s.sample_count, seconds[name] * full)
     result["ratio"] = round(seconds["baseline"] / seconds["ours"], 3)
-    return {**result, "hidden": s.hidden[kind], "batch": s.sample_count, "steps_timed": steps, "T": s.T}
+    return {
+        **result,
+        "hidden": s.hidden[kind],
+        "batch": s.sample_count,
+        "steps_timed": steps,
+        "T": s.T,
+    }
 
 
 # ---------------------------------------------------------------- the report

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from .backends import Backend, open_backend, prompts_of
 from .config import Config, cache_dir, check_cache_dir, data_dir, load
@@ -39,7 +39,9 @@ class Context:
     device: str
     needs: dict[str, Entry]
     data_root: Path
-    runs: tuple[str, ...] = ()  # every section this build runs (a backend loads what all of them need)
+    runs: tuple[
+        str, ...
+    ] = ()  # every section this build runs (a backend loads what all of them need)
     opened: Backend | None = field(default=None, repr=False)
 
     def params_of(self, section_id: str) -> Params:
@@ -48,7 +50,9 @@ class Context:
     def backend(self) -> Backend:
         """Part A's model for this build, loaded once per process."""
         if self.opened is None:
-            self.opened = open_backend(self.config, self.runs, self.needs, self.device, cache_dir(self.config.root))
+            self.opened = open_backend(
+                self.config, self.runs, self.needs, self.device, cache_dir(self.config.root)
+            )
         return self.opened
 
     def progress(self, iterable: Iterable | None = None, **kwargs):
@@ -83,7 +87,9 @@ def key_parts(config: Config, section: Section, needs: dict[str, str]) -> dict:
 
 def _key(section: Section, parts: dict) -> str:
     backend = canonical_json(parts["backend"]) if parts["backend"] else "none"
-    return entry_key(section.id, parts["version"], parts["params"], backend, parts["needs"], parts["inputs"])
+    return entry_key(
+        section.id, parts["version"], parts["params"], backend, parts["needs"], parts["inputs"]
+    )
 
 
 def plan(config: Config, sections: list[Section]) -> list[tuple[Section, str, dict]]:
@@ -135,27 +141,51 @@ def departures(config: Config, full: Config, section: Section) -> list[dict]:
     settings against that backend's full profile."""
 
     def differ(used: dict, reference: dict, where: str, prefix: str = "") -> list[dict]:
-        return [{"name": prefix + k, "used": v, "full": reference[k], "reference": where}
-                for k, v in used.items() if v != reference[k] and k != "seed"]
+        return [
+            {"name": prefix + k, "used": v, "full": reference[k], "reference": where}
+            for k, v in used.items()
+            if v != reference[k] and k != "seed"
+        ]
 
-    found = differ(config.params[section.id].model_dump(mode="json"), config.write_up[section.id], "write-up")
+    found = differ(
+        config.params[section.id].model_dump(mode="json"), config.write_up[section.id], "write-up"
+    )
     if section.uses_backend:
         name = config.backend
-        found += differ(config.params[name].model_dump(mode="json"), full.params[name].model_dump(mode="json"),
-                        config.spec.reference, f"{name}.")
+        found += differ(
+            config.params[name].model_dump(mode="json"),
+            full.params[name].model_dump(mode="json"),
+            config.spec.reference,
+            f"{name}.",
+        )
     return found
 
 
-def _run_one(job: "Job", store: Store, needs: dict[str, Entry], device: str, runs: tuple[str, ...],
-             data_root: Path | None = None) -> None:
+def _run_one(
+    job: Job,
+    store: Store,
+    needs: dict[str, Entry],
+    device: str,
+    runs: tuple[str, ...],
+    data_root: Path | None = None,
+) -> None:
     """Run one section into the store (its entry is committed only if it succeeds)."""
     import torch
 
     section, key, parts, config = job.section, job.key, job.parts, job.config
     params = config.params[section.id]
     with store.staging(key, section.id) as folder:
-        ctx = Context(section, config, folder / "public", folder / "private", store.work_dir(key), device, needs,
-                      data_root or data_dir(config.root), runs)
+        ctx = Context(
+            section,
+            config,
+            folder / "public",
+            folder / "private",
+            store.work_dir(key),
+            device,
+            needs,
+            data_root or data_dir(config.root),
+            runs,
+        )
         torch.manual_seed(params.seed)
         start = time.perf_counter()
         try:
@@ -168,9 +198,14 @@ def _run_one(job: "Job", store: Store, needs: dict[str, Entry], device: str, run
             raise
         except Exception as e:  # the message names the section; the store keeps earlier results
             raise SectionFailed(job.label, e) from e
-        if section.uses_backend:  # the backend's settings (its schedule, its model ids) made this result too
-            backend = {**ctx.backend().describe, "settings": config.params[config.backend].model_dump(mode="json"),
-                       "identity": parts["backend"]}
+        if (
+            section.uses_backend
+        ):  # the backend's settings (its schedule, its model ids) made this result too
+            backend = {
+                **ctx.backend().describe,
+                "settings": config.params[config.backend].model_dump(mode="json"),
+                "identity": parts["backend"],
+            }
         else:
             backend = {"name": "none", **({"model_id": result.model} if result.model else {})}
         record = {
@@ -178,7 +213,9 @@ def _run_one(job: "Job", store: Store, needs: dict[str, Entry], device: str, run
             "title": section.title,
             "params": params.model_dump(mode="json"),
             "version": section.version,
-            "inputs": parts["inputs"],  # with the version: what `gen status` compares, beyond params and needs
+            "inputs": parts[
+                "inputs"
+            ],  # with the version: what `gen status` compares, beyond params and needs
             "profile": config.profile,
             "backend": backend,
             "device": _device_name(device),
@@ -190,9 +227,14 @@ def _run_one(job: "Job", store: Store, needs: dict[str, Entry], device: str, run
             "metrics": result.metrics,
             "figures": [vars(f) for f in result.figures],
             "departures": departures(config, job.full, section),
-            "choices": config.choices.get(section.id, {}),  # what `auto` settings became on this device, and why
-            "command": config.command(section.id, [section.id, *needed([section.id], config.spec.needs)],
-                                      backend=section.uses_backend),
+            "choices": config.choices.get(
+                section.id, {}
+            ),  # what `auto` settings became on this device, and why
+            "command": config.command(
+                section.id,
+                [section.id, *needed([section.id], config.spec.needs)],
+                backend=section.uses_backend,
+            ),
             "versions": versions(),
         }
         write_record(folder, ctx.out, record, result.data)
@@ -207,7 +249,9 @@ class Job:
     parts: dict
     config: Config
     full: Config  # the full profile on the same backend: what the record's departures compare with
-    label: str  # how progress lines and errors name it: "b2.4", or a sweep's point "a1.6 [guidance=3]"
+    label: (
+        str  # how progress lines and errors name it: "b2.4", or a sweep's point "a1.6 [guidance=3]"
+    )
 
     @property
     def needs(self) -> dict[str, str]:
@@ -222,7 +266,9 @@ class Job:
 Runner = Callable[..., dict[str, SectionFailed]]
 
 
-def run_local(jobs: list[Job], store: Store, *, device: str, log, done, keep_going: bool = False) -> dict[str, SectionFailed]:
+def run_local(
+    jobs: list[Job], store: Store, *, device: str, log, done, keep_going: bool = False
+) -> dict[str, SectionFailed]:
     """Run the jobs one after another in this process."""
     failed: dict[str, SectionFailed] = {}
     runs = tuple(dict.fromkeys(job.section.id for job in jobs))
@@ -234,7 +280,9 @@ def run_local(jobs: list[Job], store: Store, *, device: str, log, done, keep_goi
         device = resolve_device(device)  # imports torch: only when something runs
         log(f"{job.label}: running ({job.section.title})")
         try:
-            _run_one(job, store, {sid: store.entry(key) for sid, key in job.needs.items()}, device, runs)
+            _run_one(
+                job, store, {sid: store.entry(key) for sid, key in job.needs.items()}, device, runs
+            )
         except SectionFailed as e:
             if not keep_going:
                 raise
@@ -264,8 +312,15 @@ def full_profile(config: Config) -> Config:
     return load(config.root, "full", backend=config.backend)
 
 
-def build(config: Config, selectors: list[str], *, force: bool = False, device: str = "auto", log=print,
-          runner: Runner = run_local) -> list[str]:
+def build(
+    config: Config,
+    selectors: list[str],
+    *,
+    force: bool = False,
+    device: str = "auto",
+    log=print,
+    runner: Runner = run_local,
+) -> list[str]:
     """Build the selected sections (and what they need); returns the ids that ran."""
     refuse_links(config.root)  # render would refuse at the end: say so before a long build
     spec = config.spec
@@ -281,8 +336,11 @@ def build(config: Config, selectors: list[str], *, force: bool = False, device: 
     with store.lock():
         store.clean_staging()  # what a killed build left
         planned = plan(config, sections)
-        jobs = [Job(s, key, parts, config, full, s.id) for s, key, parts in planned
-                if s.id in forced or store.entry(key) is None]
+        jobs = [
+            Job(s, key, parts, config, full, s.id)
+            for s, key, parts in planned
+            if s.id in forced or store.entry(key) is None
+        ]
         check_jobs(store, jobs)
         to_run = {job.section.id for job in jobs}
         for section, key, _ in planned:
@@ -312,6 +370,8 @@ def check_jobs(store: Store, jobs: list[Job]) -> None:
     if jobs:
         check_mnist(data_dir(jobs[0].config.root), store.root)
     for config in {id(job.config): job.config for job in jobs}.values():
-        on_backend = [job.section.id for job in jobs if job.config is config and job.section.uses_backend]
+        on_backend = [
+            job.section.id for job in jobs if job.config is config and job.section.uses_backend
+        ]
         if on_backend:
             config.spec.preflight(config, on_backend, prompts_of(config, on_backend))

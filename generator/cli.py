@@ -30,8 +30,12 @@ def _handles_errors(command):
         except OSError as e:
             if e.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
-            _fail(OSError(f"the disk is full (writing {e.filename or 'a file'}); free some space and run it again: "
-                          "the store keeps every section that finished"))
+            _fail(
+                OSError(
+                    f"the disk is full (writing {e.filename or 'a file'}); free some space and run it again: "
+                    "the store keeps every section that finished"
+                )
+            )
 
     return wrapper
 
@@ -62,16 +66,23 @@ def _parameter_options(command):
     )(command)
 
 
-EXECUTORS = ("local", "ray")  # --executor: in this process (no relation to the local backend), or Ray tasks
+EXECUTORS = (
+    "local",
+    "ray",
+)  # --executor: in this process (no relation to the local backend), or Ray tasks
 
 
 def _executor_options(command):
     command = click.option(
-        "--address", metavar="ray://HOST:10001",
+        "--address",
+        metavar="ray://HOST:10001",
         help="The Ray cluster for --executor ray (default: RAY_ADDRESS; neither: a Ray started here).",
     )(command)
     return click.option(
-        "--executor", default=EXECUTORS[0], show_default=True, type=click.Choice(EXECUTORS),
+        "--executor",
+        default=EXECUTORS[0],
+        show_default=True,
+        type=click.Choice(EXECUTORS),
         help="Where sections run: local = in this process, one after another; ray = as Ray tasks, independent "
         "ones side by side (pip install -e '.[ray]').",
     )(command)
@@ -88,7 +99,12 @@ def cli():
 
 @cli.command("list")
 @_parameter_options
-@click.option("-v", "--verbose", is_flag=True, help="Under each stale section, what changed since its last build.")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Under each stale section, what changed since its last build.",
+)
 @_handles_errors
 def list_sections(profile, sets, backend, verbose):
     """Every section: id, title, and whether its result is fresh, stale or never built.
@@ -112,8 +128,8 @@ def status(profile, sets, backend):
 
 
 def _show_states(profile: str, sets: tuple[str, ...], backend: str, verbose: bool) -> None:
-    from .status import states
     from .config import find_root, load
+    from .status import states
 
     # Without torch we cannot ask torch about CUDA; `auto` falls back to a driver check.
     config = load(find_root(), profile, tuple(sets), cuda=_nvidia_driver_present(), backend=backend)
@@ -130,7 +146,9 @@ def _nvidia_driver_present() -> bool:
     Without one, torch cannot see a CUDA GPU, so nothing need import torch to know."""
     import os
 
-    return any(os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/dxg"))
+    return any(
+        os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/dxg")
+    )
 
 
 @cli.command()
@@ -138,10 +156,16 @@ def _nvidia_driver_present() -> bool:
 @click.option("--all", "build_all", is_flag=True, help="Build every section.")
 @_parameter_options
 @click.option(
-    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]), help="Where models run."
+    "--device",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    help="Where models run.",
 )
 @click.option("--force", is_flag=True, help="Recompute the named sections even when cached.")
-@click.option("--dry-run", is_flag=True, help="List what would run, in order, and why; run and write nothing.")
+@click.option(
+    "--dry-run", is_flag=True, help="List what would run, in order, and why; run and write nothing."
+)
 @_executor_options
 @_handles_errors
 def build(ids, build_all, profile, sets, backend, device, force, dry_run, executor, address):
@@ -156,9 +180,9 @@ def build(ids, build_all, profile, sets, backend, device, force, dry_run, execut
     if ids and build_all:
         raise UsageError(f"pass section ids ({' '.join(ids)}) or --all, not both")
     from .build import build as run_build
-    from .status import dry_run as show_plan
     from .config import find_root, load
     from .sections import all_sections, select
+    from .status import dry_run as show_plan
 
     _check_device(device)
     root = find_root()
@@ -182,7 +206,9 @@ def build(ids, build_all, profile, sets, backend, device, force, dry_run, execut
 
 def _check_device(device: str) -> None:
     if device == "cuda" and not _nvidia_driver_present():
-        raise UsageError("--device cuda, but this machine has no NVIDIA driver; use --device cpu or auto")
+        raise UsageError(
+            "--device cuda, but this machine has no NVIDIA driver; use --device cpu or auto"
+        )
 
 
 def _cuda(profile: str, device: str, dry_run: bool = False) -> bool:
@@ -211,13 +237,28 @@ def _runner(executor: str, address: str | None):
 @click.option("--all", "every", is_flag=True, help="Every sweep gen.yaml names.")
 @_parameter_options
 @click.option(
-    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]), help="Where models run."
+    "--device",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    help="Where models run.",
 )
-@click.option("--name", help="Name of a sweep given as KEY=VALUES (default: its keys joined by '-').")
-@click.option("--show", "show", metavar="SECTION", help="The section whose figure and metrics the page shows "
-              "(default: the first parameter's).")
-@click.option("--metric", "metrics", multiple=True, help="A metric to plot against the parameter (repeatable; "
-              "default: those that vary, up to six).")
+@click.option(
+    "--name", help="Name of a sweep given as KEY=VALUES (default: its keys joined by '-')."
+)
+@click.option(
+    "--show",
+    "show",
+    metavar="SECTION",
+    help="The section whose figure and metrics the page shows (default: the first parameter's).",
+)
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    help="A metric to plot against the parameter (repeatable; "
+    "default: those that vary, up to six).",
+)
 @_executor_options
 @_handles_errors
 def sweep(what, every, profile, sets, backend, device, name, show, metrics, executor, address):
@@ -238,7 +279,9 @@ def sweep(what, every, profile, sets, backend, device, name, show, metrics, exec
     cuda = _cuda(profile, device)
     config = load(root, profile, tuple(sets), cuda=cuda, backend=backend, device=device)
     click.echo(f"profile: {config.profile} ({config.profile_reason})")
-    chosen = chosen_sweeps(root, config.profile, list(what), every, name=name, show=show, metrics=tuple(metrics))
+    chosen = chosen_sweeps(
+        root, config.profile, list(what), every, name=name, show=show, metrics=tuple(metrics)
+    )
     runner = _runner(executor, address)
     for one in chosen:
         run(config, one, device=device, cuda=cuda, runner=runner, log=click.echo)
@@ -270,8 +313,17 @@ def render():
 
 
 @cli.command()
-@click.option("--all", "every", is_flag=True, help="Every entry in the store, not only the last build of each section.")
-@click.option("--repair", is_flag=True, help="Remove damaged entries (and the refs to them); the next build rebuilds them.")
+@click.option(
+    "--all",
+    "every",
+    is_flag=True,
+    help="Every entry in the store, not only the last build of each section.",
+)
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Remove damaged entries (and the refs to them); the next build rebuilds them.",
+)
 @_handles_errors
 def verify(every, repair):
     """Hash every file of the store's entries against their manifests; one line per damaged entry.
@@ -288,10 +340,14 @@ def verify(every, repair):
             click.echo(f"damaged: {found}")
             if repair:
                 store.repair(found)
-                removed = ([f"entry {found.key[:12]}…"] if found.key else []) + [f"ref {r}" for r in found.refs]
+                removed = ([f"entry {found.key[:12]}…"] if found.key else []) + [
+                    f"ref {r}" for r in found.refs
+                ]
                 click.echo(f"  removed {' and '.join(removed)}")
     summary = f"{checked} entr{'y' if checked == 1 else 'ies'} verified, {len(damage)} damaged"
-    click.echo(summary + ("; the next build rebuilds what was removed" if repair and damage else ""))
+    click.echo(
+        summary + ("; the next build rebuilds what was removed" if repair and damage else "")
+    )
     if damage:
         sys.exit(1)
 
@@ -304,13 +360,30 @@ def verify(every, repair):
     help="IF stage I: full = IF-I-XL's UNet (needs a CUDA GPU), tiny = a small one of the same design. Default: full on CUDA, tiny on the CPU.",
 )
 @click.option(
-    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]), help="Where models run."
+    "--device",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    help="Where models run.",
 )
-@click.option("--repeats", default=5, show_default=True, type=click.IntRange(min=1), help="Timed runs of each IF measurement.")
-@click.option("--quick", is_flag=True, help="Fewer steps and repeats: under 3 minutes on a 2-core CPU.")
-@click.option("--part", "parts", multiple=True, type=click.Choice(["b", "if", "cli"]),
-              help="Measure only these (repeatable): b = Part B's models, if = IF stage I, cli = the no-op build and "
-              "gen list. Default: all; only a full report is saved for the Speed page.")
+@click.option(
+    "--repeats",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Timed runs of each IF measurement.",
+)
+@click.option(
+    "--quick", is_flag=True, help="Fewer steps and repeats: under 3 minutes on a 2-core CPU."
+)
+@click.option(
+    "--part",
+    "parts",
+    multiple=True,
+    type=click.Choice(["b", "if", "cli"]),
+    help="Measure only these (repeatable): b = Part B's models, if = IF stage I, cli = the no-op build and "
+    "gen list. Default: all; only a full report is saved for the Speed page.",
+)
 @_handles_errors
 def bench(size, device, repeats, quick, parts):
     """Time Part B's models (training and sampling, ours against a plain eager loop), IF stage I (random
@@ -323,15 +396,17 @@ def bench(size, device, repeats, quick, parts):
     from . import bench as if_bench
     from . import bench_part_b
     from .build import resolve_device
-    from .status import states
     from .config import check_cache_dir, find_root, load
     from .hardware import bf16_units
     from .outputs import machine
+    from .status import states
 
     root = find_root()
     parts = set(parts or ("b", "if", "cli"))
     if "if" in parts:
-        if_bench.resolve(size, device)  # a size the device cannot run fails before anything is timed
+        if_bench.resolve(
+            size, device
+        )  # a size the device cannot run fails before anything is timed
     device = resolve_device(device)
     if quick:
         repeats = min(repeats, 2)
@@ -347,18 +422,33 @@ def bench(size, device, repeats, quick, parts):
         report["list_s"] = bench_part_b.time_command(root, "list")
         config = load(root, "auto", cuda=_cuda_available())
         stale = [s.section.id for s in states(config).values() if s.state != "fresh"]
-        report["noop_build_s"] = None if stale else bench_part_b.time_command(root, "build", "--all")
+        report["noop_build_s"] = (
+            None if stale else bench_part_b.time_command(root, "build", "--all")
+        )
         if stale:
-            report["noop_build_note"] = (f"not timed: {len(stale)} section(s) not fresh ({stale[0]}, …); "
-                                         "run `gen build --all` first")
+            report["noop_build_note"] = (
+                f"not timed: {len(stale)} section(s) not fresh ({stale[0]}, …); "
+                "run `gen build --all` first"
+            )
     import torch
 
-    report["machine"] = {**machine(device), "bf16": bf16_units(device), "torch": torch.__version__,
-                         "threads": torch.get_num_threads()}
-    report["command"] = " ".join(["gen bench", *(["--quick"] if quick else []),
-                                  *(f"--part {p}" for p in sorted(parts) if len(parts) < 3)])
+    report["machine"] = {
+        **machine(device),
+        "bf16": bf16_units(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    report["command"] = " ".join(
+        [
+            "gen bench",
+            *(["--quick"] if quick else []),
+            *(f"--part {p}" for p in sorted(parts) if len(parts) < 3),
+        ]
+    )
     click.echo(json.dumps(report, indent=2))
-    if len(parts) == 3:  # the site's Speed page shows the last full report (`gen render` publishes it)
+    if (
+        len(parts) == 3
+    ):  # the site's Speed page shows the last full report (`gen render` publishes it)
         from .render import BENCH
         from .store import write_json
 

@@ -42,8 +42,12 @@ class Config:
     sets: tuple[tuple[str, str], ...]  # (owning section or backend, "KEY=VALUE")
     backend: str  # Part A's model, a name in backends.BACKENDS
     backend_reason: str
-    write_up: dict[str, dict]  # every section's numbers as the write-up gives them (gen.yaml's `sections:`)
-    choices: dict[str, dict] = field(default_factory=dict)  # {owner: {name: {"value", "why"}}}: what `auto` picked
+    write_up: dict[
+        str, dict
+    ]  # every section's numbers as the write-up gives them (gen.yaml's `sections:`)
+    choices: dict[str, dict] = field(
+        default_factory=dict
+    )  # {owner: {name: {"value", "why"}}}: what `auto` picked
 
     @property
     def spec(self) -> BackendSpec:
@@ -87,13 +91,19 @@ def check_cache_dir(root: Path) -> Path:
     resolved = cache.resolve()
     for published in ("docs", "site"):
         if resolved.is_relative_to((root / published).resolve()):
-            raise UsageError(f"{where} is inside {published}/, which gen rewrites; point GEN_CACHE_DIR elsewhere")
+            raise UsageError(
+                f"{where} is inside {published}/, which gen rewrites; point GEN_CACHE_DIR elsewhere"
+            )
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise UsageError(f"{where} is a file, or under one; point GEN_CACHE_DIR at a folder") from None
+        raise UsageError(
+            f"{where} is a file, or under one; point GEN_CACHE_DIR at a folder"
+        ) from None
     except OSError as e:
-        raise UsageError(f"{where} cannot be made ({e.strerror}); point GEN_CACHE_DIR at a writable folder") from None
+        raise UsageError(
+            f"{where} cannot be made ({e.strerror}); point GEN_CACHE_DIR at a writable folder"
+        ) from None
     if not os.access(cache, os.W_OK | os.X_OK):
         raise UsageError(f"{where} is not writable; point GEN_CACHE_DIR at a writable folder")
     if (cache / "lock").exists() and not (cache / "lock").is_file():
@@ -126,9 +136,13 @@ def _strict_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict:
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str):
-            raise yaml.MarkedYAMLError(problem=f"key {key!r} is not a name; quote it", problem_mark=key_node.start_mark)
+            raise yaml.MarkedYAMLError(
+                problem=f"key {key!r} is not a name; quote it", problem_mark=key_node.start_mark
+            )
         if key in seen:
-            raise yaml.MarkedYAMLError(problem=f"key '{key}' appears twice; keep one", problem_mark=key_node.start_mark)
+            raise yaml.MarkedYAMLError(
+                problem=f"key '{key}' appears twice; keep one", problem_mark=key_node.start_mark
+            )
         seen.add(key)
     return loader.construct_mapping(node, deep=True)
 
@@ -140,11 +154,17 @@ class _BadInteger(yaml.MarkedYAMLError):
 def _strict_int(loader: _StrictLoader, node: yaml.ScalarNode) -> int:
     text = loader.construct_scalar(node)
     if not _DECIMAL.fullmatch(text):
-        raise _BadInteger(problem=f"'{text}' is not a plain decimal integer; write it in digits 0-9",
-                          problem_mark=node.start_mark)
-    if len(text) > 30:  # far beyond any bound here; int() itself refuses 4,300 digits with a traceback
-        raise _BadInteger(problem=f"the integer {text[:12]}… has {len(text)} digits, out of range",
-                          problem_mark=node.start_mark)
+        raise _BadInteger(
+            problem=f"'{text}' is not a plain decimal integer; write it in digits 0-9",
+            problem_mark=node.start_mark,
+        )
+    if (
+        len(text) > 30
+    ):  # far beyond any bound here; int() itself refuses 4,300 digits with a traceback
+        raise _BadInteger(
+            problem=f"the integer {text[:12]}… has {len(text)} digits, out of range",
+            problem_mark=node.start_mark,
+        )
     return int(text)
 
 
@@ -172,7 +192,9 @@ def _parse_yaml(path: Path, raw: bytes) -> dict:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise UsageError(f"{path.name} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+        raise UsageError(
+            f"{path.name} is not UTF-8 text (byte {e.start}); save it as UTF-8"
+        ) from None
     try:
         data = _yaml(text) or {}
     except yaml.YAMLError as e:
@@ -192,12 +214,16 @@ def _check_structure(data: Any, name: str) -> None:
         if value is None:
             return
         if not isinstance(value, dict):
-            raise UsageError(f"{name}: {where} must be a mapping of sections to their parameters, not a "
-                             f"{type(value).__name__}")
+            raise UsageError(
+                f"{name}: {where} must be a mapping of sections to their parameters, not a "
+                f"{type(value).__name__}"
+            )
         for owner, values in value.items():
             if values is not None and not isinstance(values, dict):
-                raise UsageError(f"{name}: {where}.{owner} must be a mapping of parameter names to values, not a "
-                                 f"{type(values).__name__}")
+                raise UsageError(
+                    f"{name}: {where}.{owner} must be a mapping of parameter names to values, not a "
+                    f"{type(values).__name__}"
+                )
 
     if not isinstance(data, dict):
         raise UsageError(f"{name} must be a mapping with 'seed', 'sections' and 'profiles'")
@@ -210,14 +236,19 @@ def _check_structure(data: Any, name: str) -> None:
         owners(data.get(f"on_{backend}"), f"on_{backend}")
     profiles = data.get("profiles") or {}
     if not isinstance(profiles, dict):
-        raise UsageError(f"{name}: profiles must be a mapping of profile names to overlays, not a "
-                         f"{type(profiles).__name__}")
+        raise UsageError(
+            f"{name}: profiles must be a mapping of profile names to overlays, not a "
+            f"{type(profiles).__name__}"
+        )
     for profile, overlay in profiles.items():
         if profile not in PROFILES:
             raise UsageError(f"{name}: unknown profile '{profile}'; valid: {', '.join(PROFILES)}")
-        owners({k: v for k, v in (overlay or {}).items() if not k.startswith("on_") and k != "sweeps"}
-               if isinstance(overlay, dict)
-               else overlay, f"profiles.{profile}")
+        owners(
+            {k: v for k, v in (overlay or {}).items() if not k.startswith("on_") and k != "sweeps"}
+            if isinstance(overlay, dict)
+            else overlay,
+            f"profiles.{profile}",
+        )
         for backend in BACKENDS:
             owners((overlay or {}).get(f"on_{backend}"), f"profiles.{profile}.on_{backend}")
 
@@ -250,7 +281,9 @@ def _split_key(key: str, sections: dict[str, type[Settings]]) -> tuple[str, str]
     return sid, key[len(sid) + 1 :]
 
 
-def with_sets(config: Config, sets: tuple[str, ...], *, device: str = "auto", cuda: bool = False) -> Config:
+def with_sets(
+    config: Config, sets: tuple[str, ...], *, device: str = "auto", cuda: bool = False
+) -> Config:
     """`config` with more --set items on top (a sweep's point), each validated as --set is; the file was checked
     when `config` was loaded, so this reads nothing."""
     params, kept, changed = dict(config.params), list(config.sets), []
@@ -258,7 +291,10 @@ def with_sets(config: Config, sets: tuple[str, ...], *, device: str = "auto", cu
         key, _, text = item.partition("=")
         owner, name = parameter(key.strip())
         model = type(params[owner])
-        raw = {**params[owner].model_dump(mode="json"), name: parse_value(key.strip(), text.strip())}
+        raw = {
+            **params[owner].model_dump(mode="json"),
+            name: parse_value(key.strip(), text.strip()),
+        }
         try:
             params[owner] = model.model_validate(raw)
         except ValidationError as e:
@@ -267,7 +303,9 @@ def with_sets(config: Config, sets: tuple[str, ...], *, device: str = "auto", cu
         changed.append(owner)
     params, choices = _chosen(params, "cuda" if cuda and device != "cpu" else "cpu")
     sections = all_sections()
-    point = dataclasses.replace(config, params=params, sets=tuple(kept), choices={**config.choices, **choices})
+    point = dataclasses.replace(
+        config, params=params, sets=tuple(kept), choices={**config.choices, **choices}
+    )
     backend_changed = config.backend in changed
     for sid in sections:
         if sid in changed or backend_changed and sections[sid].uses_backend:
@@ -277,7 +315,9 @@ def with_sets(config: Config, sets: tuple[str, ...], *, device: str = "auto", cu
 
 def parameter(key: str) -> tuple[str, str]:
     """(owner, name) of a parameter key such as b1.2.1.epochs or deepfloyd.stage_1; one line if there is none."""
-    models = {sid: s.params for sid, s in all_sections().items()} | {n: spec.settings for n, spec in BACKENDS.items()}
+    models = {sid: s.params for sid, s in all_sections().items()} | {
+        n: spec.settings for n, spec in BACKENDS.items()
+    }
     owner, name = _split_key(key, models)
     if name not in models[owner].model_fields:
         raise _unknown_field(key, name, models[owner])
@@ -291,7 +331,9 @@ def _unknown_field(key: str, name: str, model: type[Settings]) -> UsageError:
     return UsageError(f"unknown parameter '{key}'; {hint}valid names here: {', '.join(names)}")
 
 
-def _describe_error(sid: str, model: type[Settings], err: ValidationError, values: dict) -> UsageError:
+def _describe_error(
+    sid: str, model: type[Settings], err: ValidationError, values: dict
+) -> UsageError:
     first = err.errors()[0]
     name = str(first["loc"][0]) if first["loc"] else "?"
     key = f"{sid}.{name}"
@@ -322,7 +364,9 @@ def _layers(data: dict, profile: str, backend: str) -> list[tuple[dict, str]]:
     ]
 
 
-def _chosen(params: dict[str, Settings], device: str) -> tuple[dict[str, Settings], dict[str, dict]]:
+def _chosen(
+    params: dict[str, Settings], device: str
+) -> tuple[dict[str, Settings], dict[str, dict]]:
     """`params` with each `precision: auto` replaced by the device's choice, and what was chosen and why."""
     chosen, choices = dict(params), {}
     for owner, p in params.items():
@@ -334,7 +378,12 @@ def _chosen(params: dict[str, Settings], device: str) -> tuple[dict[str, Setting
 
 
 def load(
-    root: Path, profile: str = "auto", sets: tuple[str, ...] = (), *, cuda: bool = False, backend: str = "auto",
+    root: Path,
+    profile: str = "auto",
+    sets: tuple[str, ...] = (),
+    *,
+    cuda: bool = False,
+    backend: str = "auto",
     device: str = "auto",
 ) -> Config:
     """Read gen.yaml, apply the backend's and the profile's overlays and the --set overrides, validate everything.
@@ -343,10 +392,14 @@ def load(
     fastest (hardware.py) before anything is keyed, so a key names the precision a result was made in.
     """
     sections = all_sections()
-    models = {sid: s.params for sid, s in sections.items()} | {name: spec.settings for name, spec in BACKENDS.items()}
+    models = {sid: s.params for sid, s in sections.items()} | {
+        name: spec.settings for name, spec in BACKENDS.items()
+    }
     profile, reason = resolve_profile(profile, cuda)
     data = _read_yaml(root / CONFIG_FILE)
-    seed = {"seed": data["seed"]} if "seed" in data else {}  # every section's, unless it sets its own
+    seed = (
+        {"seed": data["seed"]} if "seed" in data else {}
+    )  # every section's, unless it sets its own
 
     def validate(raw: dict[str, dict[str, Any]], owner: str) -> Settings:
         try:
@@ -362,9 +415,13 @@ def load(
         owner, name = parameter(key.strip())
         owned_sets.append((owner, name, parse_value(key.strip(), text.strip()), item))
 
-    def resolved(on: str, overlay: str = profile, sets: list = owned_sets) -> dict[str, dict[str, Any]]:
+    def resolved(
+        on: str, overlay: str = profile, sets: list = owned_sets
+    ) -> dict[str, dict[str, Any]]:
         """Every owner's values with the overlays of backend `on` and profile `overlay`, and the --set items."""
-        raw: dict[str, dict[str, Any]] = {owner: (dict(seed) if owner in sections else {}) for owner in models}
+        raw: dict[str, dict[str, Any]] = {
+            owner: (dict(seed) if owner in sections else {}) for owner in models
+        }
         for layer, where in _layers(data, overlay, on):
             for owner, values in layer.items():
                 if owner not in models:
@@ -383,7 +440,9 @@ def load(
                     models[owner].model_validate(raw[owner])
                 except ValidationError as e:
                     error = _describe_error(owner, models[owner], e, raw[owner])
-                    raise UsageError(f"{error} (in {CONFIG_FILE}, profile {other} on {on})") from None
+                    raise UsageError(
+                        f"{error} (in {CONFIG_FILE}, profile {other} on {on})"
+                    ) from None
 
     # Which backend a build runs on can depend on the backends' settings (auto asks whether each can load).
     settings = {name: validate(resolved(name), name) for name in BACKENDS}
@@ -392,9 +451,14 @@ def load(
     on = "cuda" if cuda and device != "cpu" else "cpu"
     params, choices = _chosen({owner: validate(raw, owner) for owner in models}, on)
     base = {sid: {**seed, **((data.get("sections") or {}).get(sid) or {})} for sid in sections}
-    write_up = {sid: p.model_dump(mode="json") for sid, p in _chosen({sid: validate(base, sid) for sid in sections}, on)[0].items()}
+    write_up = {
+        sid: p.model_dump(mode="json")
+        for sid, p in _chosen({sid: validate(base, sid) for sid in sections}, on)[0].items()
+    }
     sets_kept = tuple((owner, item) for owner, _, _, item in owned_sets)
-    config = Config(root, profile, reason, params, sets_kept, backend, backend_reason, write_up, choices)
+    config = Config(
+        root, profile, reason, params, sets_kept, backend, backend_reason, write_up, choices
+    )
     for sid in sections:
         params[sid].check(config, sid)
     return config

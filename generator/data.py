@@ -36,11 +36,18 @@ def check_mnist(root: Path, cache: Path) -> None:
         stat = path.stat()
         stamp = [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
         if seen.get(name) != stamp:
-            problem = (f"{stat.st_size:,} bytes, not {size:,}" if stat.st_size != size
-                       else "its md5 sum is not MNIST's" if file_hash(path, "md5") != md5 else None)
+            problem = (
+                f"{stat.st_size:,} bytes, not {size:,}"
+                if stat.st_size != size
+                else "its md5 sum is not MNIST's"
+                if file_hash(path, "md5") != md5
+                else None
+            )
             if problem:
-                raise UsageError(f"MNIST file {path} is corrupt ({problem}); delete {raw} to download MNIST again, "
-                                 "or set GEN_DATA_DIR to a folder holding a good copy")
+                raise UsageError(
+                    f"MNIST file {path} is corrupt ({problem}); delete {raw} to download MNIST again, "
+                    "or set GEN_DATA_DIR to a folder holding a good copy"
+                )
         checked[name] = stamp
     if checked != seen:
         seen_file.parent.mkdir(parents=True, exist_ok=True)

@@ -50,19 +50,35 @@ def unpack(store: Store, key: str, section_id: str, packed: Packed) -> Entry:
     return entry
 
 
-def _on_node(job: Job, inputs: dict[str, bytes], data_root: str, device: str, runs: tuple[str, ...],
-             *needs: Packed) -> Packed:
+def _on_node(
+    job: Job,
+    inputs: dict[str, bytes],
+    data_root: str,
+    device: str,
+    runs: tuple[str, ...],
+    *needs: Packed,
+) -> Packed:
     """A Ray task: run one job in a private store on this node and return its entry packed."""
     with tempfile.TemporaryDirectory(prefix="gen-task-") as tmp:
         root = Path(tmp) / "project"
-        for spec, data in inputs.items():  # relative paths land in the private project; absolute ones are read as they are
+        for (
+            spec,
+            data,
+        ) in (
+            inputs.items()
+        ):  # relative paths land in the private project; absolute ones are read as they are
             if not Path(spec).expanduser().is_absolute():
                 (root / spec).parent.mkdir(parents=True, exist_ok=True)
                 (root / spec).write_bytes(data)
         store = Store(Path(tmp) / "cache")
-        entries = {sid: unpack(store, key, sid, packed) for (sid, key), packed in zip(job.needs.items(), needs)}
+        entries = {
+            sid: unpack(store, key, sid, packed)
+            for (sid, key), packed in zip(job.needs.items(), needs)
+        }
         job = dataclasses.replace(job, config=dataclasses.replace(job.config, root=root))
-        data = Path(data_root) if Path(data_root).is_dir() else Path.home() / ".cache" / "gen" / "data"
+        data = (
+            Path(data_root) if Path(data_root).is_dir() else Path.home() / ".cache" / "gen" / "data"
+        )
         _run_one(job, store, entries, resolve_device(device), runs, data_root=data)
         return pack(store.entry(job.key))
 
@@ -71,7 +87,9 @@ def _connect(address: str | None, log):
     try:
         import ray
     except ImportError:
-        raise UsageError("--executor ray needs Ray; install it with pip install -e '.[ray]'") from None
+        raise UsageError(
+            "--executor ray needs Ray; install it with pip install -e '.[ray]'"
+        ) from None
     address = address or os.environ.get("RAY_ADDRESS") or None
     if not ray.is_initialized():
         if address:
@@ -79,9 +97,13 @@ def _connect(address: str | None, log):
             try:
                 ray.init(address=address, log_to_driver=False)
             except (ConnectionError, RuntimeError, ValueError) as e:
-                raise UsageError(f"cannot reach the Ray cluster at {address} ({e}); check --address or RAY_ADDRESS") from None
+                raise UsageError(
+                    f"cannot reach the Ray cluster at {address} ({e}); check --address or RAY_ADDRESS"
+                ) from None
         else:
-            cpus = int(os.environ.get("GEN_RAY_CPUS", 0)) or None  # embedded: all cores unless told otherwise
+            cpus = (
+                int(os.environ.get("GEN_RAY_CPUS", 0)) or None
+            )  # embedded: all cores unless told otherwise
             ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     resources = ray.cluster_resources()
     log(f"ray: {int(resources.get('CPU', 0))} CPU(s), {int(resources.get('GPU', 0))} GPU(s)")
@@ -92,7 +114,9 @@ def ray_runner(address: str | None = None):
     """A runner (build.Runner) that runs each job as a Ray task on the cluster at `address` (or RAY_ADDRESS), or
     on a Ray started here when neither is given."""
 
-    def run(jobs: list[Job], store: Store, *, device: str, log, done, keep_going: bool = False) -> dict[str, SectionFailed]:
+    def run(
+        jobs: list[Job], store: Store, *, device: str, log, done, keep_going: bool = False
+    ) -> dict[str, SectionFailed]:
         if not jobs:
             return {}
         ray = _connect(address, log)
@@ -102,11 +126,16 @@ def ray_runner(address: str | None = None):
         submitted: dict[str, object] = {}  # key → the ObjectRef of the entry it makes
         by_ref: dict[object, Job] = {}
         for job in jobs:
-            needs = [submitted[key] if key in submitted else ray.put(pack(store.entry(key)))
-                     for key in job.needs.values()]
-            inputs = {spec: input_path(spec, job.config.root).read_bytes() for spec in job.parts["inputs"]}
+            needs = [
+                submitted[key] if key in submitted else ray.put(pack(store.entry(key)))
+                for key in job.needs.values()
+            ]
+            inputs = {
+                spec: input_path(spec, job.config.root).read_bytes() for spec in job.parts["inputs"]
+            }
             ref = task.options(num_cpus=1, num_gpus=gpus, name=job.label).remote(
-                job, inputs, str(data_dir(job.config.root)), device, runs, *needs)
+                job, inputs, str(data_dir(job.config.root)), device, runs, *needs
+            )
             submitted[job.key] = ref
             by_ref[ref] = job
             log(f"{job.label}: queued ({job.section.title})")

@@ -6,8 +6,8 @@ metadata, so the same images give the same bytes.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Container, Sequence
 from pathlib import Path
-from typing import Callable, Container, Sequence
 
 import matplotlib
 
@@ -45,11 +45,15 @@ def image_table(
     want `antialiased`, which filters instead of dropping rows and columns.
     """
     rows, cols = images.shape[:2]
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * cell + 0.6, rows * cell + 0.3), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(cols * cell + 0.6, rows * cell + 0.3), squeeze=False
+    )
     for r in range(rows):
         for k in range(cols):
             ax = axes[r][k]
-            ax.imshow(_to_hwc(images[r, k]), cmap="gray", vmin=0, vmax=1, interpolation=interpolation)
+            ax.imshow(
+                _to_hwc(images[r, k]), cmap="gray", vmin=0, vmax=1, interpolation=interpolation
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0 and col_labels:
@@ -60,7 +64,9 @@ def image_table(
     _save(fig, path)
 
 
-def loss_curve(losses: Sequence[float], path: Path, *, title: str, per_epoch: int | None = None) -> None:
+def loss_curve(
+    losses: Sequence[float], path: Path, *, title: str, per_epoch: int | None = None
+) -> None:
     """Training loss per iteration on a log scale, with a running mean for reading the trend."""
     losses = np.asarray(losses, dtype=np.float64)
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
@@ -81,7 +87,9 @@ def loss_curve(losses: Sequence[float], path: Path, *, title: str, per_epoch: in
     _save(fig, path)
 
 
-def rate_plot(x: Sequence[float], rates: dict[str, Sequence[float]], path: Path, *, xlabel: str, title: str) -> None:
+def rate_plot(
+    x: Sequence[float], rates: dict[str, Sequence[float]], path: Path, *, xlabel: str, title: str
+) -> None:
     """Shares (0 to 1) against a swept parameter, one line per kind of reading, as percentages."""
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     for label, values in rates.items():
@@ -95,8 +103,15 @@ def rate_plot(x: Sequence[float], rates: dict[str, Sequence[float]], path: Path,
     _save(fig, path)
 
 
-def metric_plot(x: Sequence[float], y: Sequence[float], path: Path, *, xlabel: str, ylabel: str,
-                ticks: Sequence[str] | None = None) -> None:
+def metric_plot(
+    x: Sequence[float],
+    y: Sequence[float],
+    path: Path,
+    *,
+    xlabel: str,
+    ylabel: str,
+    ticks: Sequence[str] | None = None,
+) -> None:
     """One metric against a swept parameter (`ticks`: labels of points that are not numbers)."""
     fig, ax = plt.subplots(figsize=(3.6, 2.6))
     ax.plot(x, y, marker="o", lw=1.5)
@@ -119,7 +134,9 @@ def actual_size(rows: Sequence[Sequence[torch.Tensor]], path: Path, *, gap: int 
         x = gap
         for image in row:
             h, w = image.shape[-2:]
-            canvas[y : y + h, x : x + w] = (image.float().clamp(0, 1).mean(0).numpy() * 255).round().astype(np.uint8)
+            canvas[y : y + h, x : x + w] = (
+                (image.float().clamp(0, 1).mean(0).numpy() * 255).round().astype(np.uint8)
+            )
             x += w + gap
         y += max(im.shape[-2] for im in row) + gap
     save_png(canvas, path)
@@ -129,18 +146,24 @@ def tile(images: torch.Tensor, nrow: int, *, pad: int = 2) -> np.ndarray:
     """A uint8 grid (H, W) or (H, W, 3) of images (N, C, h, w) in [0, 1], pixel for pixel."""
     from torchvision.utils import make_grid
 
-    grid = make_grid(images.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=pad, pad_value=0.5)
+    grid = make_grid(
+        images.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=pad, pad_value=0.5
+    )
     array = (grid.numpy() * 255).round().astype(np.uint8)  # (3, H, W)
     return array[0] if images.shape[1] == 1 else array.transpose(1, 2, 0)
 
 
-def save_gif(frames: Sequence[np.ndarray], path: Path, *, frame_ms: int = 80, hold_last_ms: int = 1500) -> None:
+def save_gif(
+    frames: Sequence[np.ndarray], path: Path, *, frame_ms: int = 80, hold_last_ms: int = 1500
+) -> None:
     """An endlessly looping GIF; the last frame stays up a while so the result can be read."""
     from PIL import Image
 
     images = [Image.fromarray(f) for f in frames]
     durations = [frame_ms] * (len(images) - 1) + [hold_last_ms]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0, optimize=False)
+    images[0].save(
+        path, save_all=True, append_images=images[1:], duration=durations, loop=0, optimize=False
+    )
 
 
 def save_png(array: np.ndarray, path: Path) -> None:
@@ -160,7 +183,9 @@ class FrameRecorder:
 
     def __call__(self, info) -> None:
         if self.keep is None or info.i in self.keep:
-            self.frames.append(torch.cat([info.x_t[: self.count], info.x0_hat[: self.count]]).float().cpu())
+            self.frames.append(
+                torch.cat([info.x_t[: self.count], info.x0_hat[: self.count]]).float().cpu()
+            )
 
 
 def evenly_spread(total: int, count: int) -> set[int]:
@@ -169,7 +194,10 @@ def evenly_spread(total: int, count: int) -> set[int]:
 
 
 def animation(
-    frames: Sequence[torch.Tensor], path: Path, *, to_pixels: Callable[[torch.Tensor], torch.Tensor] = lambda x: x
+    frames: Sequence[torch.Tensor],
+    path: Path,
+    *,
+    to_pixels: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
 ) -> None:
     """A GIF of recorded frames, pixel for pixel (the page enlarges it): x_t in the top row, the estimate x̂0
     below, one frame per recorded step."""

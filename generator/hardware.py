@@ -5,7 +5,10 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # AVX-512 BF16 and AMX: the CPUs that compute bf16 natively
+BF16_CPU_FLAGS = (
+    "avx512_bf16",
+    "amx_bf16",
+)  # AVX-512 BF16 and AMX: the CPUs that compute bf16 natively
 
 
 @functools.cache  # every `precision: auto` of every load asks: /proc/cpuinfo is read once per process
@@ -34,7 +37,9 @@ def choose_precision(device: str) -> tuple[str, str]:
     if device.startswith("cuda"):
         import torch
 
-        if not torch.cuda.is_available():  # a driver without a GPU torch can use: the build runs on the CPU
+        if (
+            not torch.cuda.is_available()
+        ):  # a driver without a GPU torch can use: the build runs on the CPU
             return choose_precision("cpu")
         name = torch.cuda.get_device_name()
         if torch.cuda.is_bf16_supported():

@@ -18,7 +18,9 @@ from pathlib import Path
 from .errors import UsageError
 
 MNIST_TEST_SIZE = 10000
-MAX_PIXELS = 8192 * 8192  # far more than any model here takes; larger inputs are refused before decoding
+MAX_PIXELS = (
+    8192 * 8192
+)  # far more than any model here takes; larger inputs are refused before decoding
 
 
 def _mnist_index(spec: str) -> int | None:
@@ -27,7 +29,9 @@ def _mnist_index(spec: str) -> int | None:
     digits = spec[len("mnist:") :]
     index = int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 5 else -1
     if not 0 <= index < MNIST_TEST_SIZE:
-        raise UsageError(f"bad image '{spec}': mnist:N needs N from 0 to {MNIST_TEST_SIZE - 1} (a test digit)")
+        raise UsageError(
+            f"bad image '{spec}': mnist:N needs N from 0 to {MNIST_TEST_SIZE - 1} (a test digit)"
+        )
     return index
 
 
@@ -44,18 +48,26 @@ def image_size(spec: str, root: Path, *, what: str = "image") -> tuple[int, int]
 
     path = input_path(spec, root)
     if not path.is_file():
-        raise UsageError(f"{what} '{spec}' not found (looked for {path}); give a path to a picture or mnist:N")
+        raise UsageError(
+            f"{what} '{spec}' not found (looked for {path}); give a path to a picture or mnist:N"
+        )
     try:
-        with Image.open(path) as im:  # Pillow refuses more than MAX_IMAGE_PIXELS × 2 pixels here (a decompression bomb)
+        with Image.open(
+            path
+        ) as im:  # Pillow refuses more than MAX_IMAGE_PIXELS × 2 pixels here (a decompression bomb)
             if im.width * im.height > MAX_PIXELS:
                 raise ValueError(f"{im.width}×{im.height} pixels, more than {MAX_PIXELS:,}")
             im.verify()  # the file's structure and checksums
         with Image.open(path) as im:
             im.load()  # every pixel decoded: corrupt data shows only here
             return im.size
-    except Exception as e:  # Pillow raises many kinds: OSError, SyntaxError, DecompressionBombError, ValueError...
+    except (
+        Exception
+    ) as e:  # Pillow raises many kinds: OSError, SyntaxError, DecompressionBombError, ValueError...
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise UsageError(f"{what} '{spec}' is not a readable picture ({reason}); give a PNG or JPEG") from None
+        raise UsageError(
+            f"{what} '{spec}' is not a readable picture ({reason}); give a PNG or JPEG"
+        ) from None
 
 
 def file_digest(spec: str, root: Path) -> str | None:
@@ -119,7 +131,9 @@ def load_image(spec: str, root: Path, data_root: Path, shape: tuple[int, int, in
     image = v2.functional.center_crop(image, [side, side])
     image = v2.functional.resize(image, [H, W], antialias=True).clamp(0, 1)
     if image.shape[0] != C:  # grey → colour repeats the channel; colour → grey takes the luminance
-        image = image.repeat(C, 1, 1) if image.shape[0] == 1 else v2.functional.rgb_to_grayscale(image)
+        image = (
+            image.repeat(C, 1, 1) if image.shape[0] == 1 else v2.functional.rgb_to_grayscale(image)
+        )
     return image.unsqueeze(0).to(torch.float32)
 
 

@@ -47,7 +47,9 @@ def write_samples(folder: Path, samples: dict[str, Any]) -> None:
     arrays["images"] = images
     for name, array in arrays.items():
         if array.ndim and array.shape[0] != images.shape[0]:
-            raise ValueError(f"samples.npz: {name} has {array.shape[0]} entries for {images.shape[0]} images")
+            raise ValueError(
+                f"samples.npz: {name} has {array.shape[0]} entries for {images.shape[0]} images"
+            )
     np.savez_compressed(folder / SAMPLES, **arrays)
 
 

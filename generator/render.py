@@ -30,11 +30,15 @@ DOCS = "docs"
 RECORD, DATA = "record.json", "data.json"
 BENCH = "bench.json"  # the last `gen bench` report: in the store's folder, published under docs/assets/bench/
 SWEEPS = "sweeps"  # each sweep's outcome: in the store's folder, published under docs/assets/sweeps/NAME/
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a figure's file name, as it goes into a link
+SAFE_NAME = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9._-]*"
+)  # a figure's file name, as it goes into a link
 # An enlarged figure (one file pixel per image pixel) is shown at the largest whole factor that fits this box.
 ENLARGED_BOX = (640, 480)
 MATH = re.compile(r"\\\((.+?)\\\)")  # \( … \) in a caption
-PLAIN_MATH = re.compile(r"[^<>&\"'`]+")  # maths that needs no escaping (anything else is shown as text)
+PLAIN_MATH = re.compile(
+    r"[^<>&\"'`]+"
+)  # maths that needs no escaping (anything else is shown as text)
 
 
 @dataclass
@@ -67,10 +71,20 @@ class SectionView:
         its caption as page text with typeset maths, and the width an enlarged figure is shown at."""
         for f in self.figures:
             if not SAFE_NAME.fullmatch(f["file"]):
-                raise UsageError(f"{self.id}'s entry names a figure {f['file']!r}, not a plain file name; "
-                                 f"rebuild it with `gen build {self.id} --force`")
-        return [{**f, "path": Markup(f"assets/{self.id}/{f['file']}"), "alt": MATH.sub(r"\1", f["caption"]),
-                 "caption_text": caption(f["caption"]), "width": self._width(f)} for f in self.figures]
+                raise UsageError(
+                    f"{self.id}'s entry names a figure {f['file']!r}, not a plain file name; "
+                    f"rebuild it with `gen build {self.id} --force`"
+                )
+        return [
+            {
+                **f,
+                "path": Markup(f"assets/{self.id}/{f['file']}"),
+                "alt": MATH.sub(r"\1", f["caption"]),
+                "caption_text": caption(f["caption"]),
+                "width": self._width(f),
+            }
+            for f in self.figures
+        ]
 
     def _width(self, figure: dict) -> int | None:
         """An enlarged figure's display width: its pixels times the largest whole factor that fits ENLARGED_BOX."""
@@ -115,7 +129,9 @@ def made_by(views: list[SectionView]) -> list[dict]:
         if view.built:
             backend = view.record["backend"]["name"]
             groups.setdefault((view.record["profile"], backend, view.machine), []).append(view.id)
-    return [{"profile": p, "backend": b, "machine": m, "ids": ids} for (p, b, m), ids in groups.items()]
+    return [
+        {"profile": p, "backend": b, "machine": m, "ids": ids} for (p, b, m), ids in groups.items()
+    ]
 
 
 class Rendered(list):
@@ -128,7 +144,10 @@ class Rendered(list):
 
     def report(self, root: Path) -> list[str]:
         """What the user is told: each link skipped, each file removed, and how many files were written."""
-        lines = [f"skipped {path.relative_to(root)}: a symbolic link (not followed)" for path in self.skipped]
+        lines = [
+            f"skipped {path.relative_to(root)}: a symbolic link (not followed)"
+            for path in self.skipped
+        ]
         lines += [f"removed {path.relative_to(root)}" for path in self.removed]
         removed = f", {len(self.removed)} removed" if self.removed else ""
         return [*lines, f"docs/: {len(self)} file(s) updated{removed}"]
@@ -161,16 +180,26 @@ def refuse_links(root: Path) -> None:
     """Stop, before anything is written, if docs/ or anything under it is a symbolic link:
     render would write or delete through it, outside the project."""
     docs = root / DOCS
-    links = [docs] if docs.is_symlink() else [docs / link for link in walk(docs)[1]] if docs.is_dir() else []
+    links = (
+        [docs]
+        if docs.is_symlink()
+        else [docs / link for link in walk(docs)[1]]
+        if docs.is_dir()
+        else []
+    )
     if links:
         where = links[0].relative_to(root)
-        raise UsageError(f"{where} is a symbolic link and gen writes docs/ only inside the project; remove the link")
+        raise UsageError(
+            f"{where} is a symbolic link and gen writes docs/ only inside the project; remove the link"
+        )
 
 
 def _published(folder: Path, sid: str) -> tuple[dict, dict] | None:
     """The record and data that docs/ holds for a section, where both read back and name it."""
     try:
-        record, data = (json.loads((folder / name).read_text(encoding="utf-8")) for name in (RECORD, DATA))
+        record, data = (
+            json.loads((folder / name).read_text(encoding="utf-8")) for name in (RECORD, DATA)
+        )
     except (OSError, ValueError):
         return None
     good = isinstance(record, dict) and isinstance(data, dict) and record.get("id") == sid
@@ -191,8 +220,19 @@ def views(root: Path, store: Store) -> dict[str, SectionView]:
             found = (*published, folder) if published else None
         if found is not None:
             record, data, folder = found
-            view = SectionView(sid, section.number, section.title, page, True, record["params"], record["metrics"],
-                               record["figures"], data, record, folder)
+            view = SectionView(
+                sid,
+                section.number,
+                section.title,
+                page,
+                True,
+                record["params"],
+                record["metrics"],
+                record["figures"],
+                data,
+                record,
+                folder,
+            )
         out[sid] = view
     return out
 
@@ -206,12 +246,19 @@ def _named_files(value: Any) -> set[str]:
     return set().union(*map(_named_files, value)) if isinstance(value, list) else set()
 
 
-def _site_assets(root: Path, sections: dict[str, SectionView], skipped: list[Path]) -> dict[Path, Path]:
+def _site_assets(
+    root: Path, sections: dict[str, SectionView], skipped: list[Path]
+) -> dict[Path, Path]:
     """site_assets/ as it goes under docs/assets/: of the input images, only those a built section names."""
     named = set().union(*(_named_files(v.params) for v in sections.values() if v.built))
     files = _files(root / SITE_ASSETS, skipped)
-    return {rel: path for rel, path in files.items()
-            if rel.parts[0] != "inputs" or rel.suffix == ".md" or f"{SITE_ASSETS}/{rel.as_posix()}" in named}
+    return {
+        rel: path
+        for rel, path in files.items()
+        if rel.parts[0] != "inputs"
+        or rel.suffix == ".md"
+        or f"{SITE_ASSETS}/{rel.as_posix()}" in named
+    }
 
 
 def environment(root: Path) -> jinja2.Environment:
@@ -290,7 +337,11 @@ def _bench_report(path: Path) -> dict | None:
         report = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return report if isinstance(report, dict) and {"train", "sample", "machine"} <= set(report) else None
+    return (
+        report
+        if isinstance(report, dict) and {"train", "sample", "machine"} <= set(report)
+        else None
+    )
 
 
 def published_sweeps(folder: Path) -> list[dict]:
@@ -299,12 +350,18 @@ def published_sweeps(folder: Path) -> list[dict]:
     for path in sorted(folder.glob("*/sweep.json")) if folder.is_dir() else []:
         try:
             sweep = json.loads(path.read_text(encoding="utf-8"))
-            files = [p["figure"] for p in sweep["points"] if p["figure"]] + [p["file"] for p in sweep["plots"]]
+            files = [p["figure"] for p in sweep["points"] if p["figure"]] + [
+                p["file"] for p in sweep["plots"]
+            ]
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if not SAFE_NAME.fullmatch(path.parent.name) or not all(SAFE_NAME.fullmatch(str(f)) for f in files):
+        if not SAFE_NAME.fullmatch(path.parent.name) or not all(
+            SAFE_NAME.fullmatch(str(f)) for f in files
+        ):
             continue  # only plain file names go into links
-        sweep["id"] = Markup(path.parent.name)  # a plain name (SAFE_NAME): the anchor of its heading
+        sweep["id"] = Markup(
+            path.parent.name
+        )  # a plain name (SAFE_NAME): the anchor of its heading
         base = f"assets/{SWEEPS}/{path.parent.name}/"
         for point in sweep["points"]:
             point["path"] = Markup(base + point["figure"]) if point["figure"] else None
@@ -320,7 +377,11 @@ def _stale_folders(assets: Path, sections: dict[str, SectionView], root: Path) -
     if not assets.is_dir():
         return []
     keep = set(sections) | {p.name for p in (root / SITE_ASSETS).glob("*")} | {"bench", SWEEPS}
-    return [p for p in sorted(assets.iterdir()) if p.is_dir() and p.name not in keep and (p / "record.json").is_file()]
+    return [
+        p
+        for p in sorted(assets.iterdir())
+        if p.is_dir() and p.name not in keep and (p / "record.json").is_file()
+    ]
 
 
 def render(root: Path, store: Store) -> Rendered:
@@ -340,7 +401,9 @@ def render(root: Path, store: Store) -> Rendered:
     _drop_unnamed_inputs(root, assets, out)
     for sid, view in sections.items():
         entry = store.last_entry(sid) if view.built else None
-        if entry is not None:  # its public files, and its data for rendering the pages again from docs/
+        if (
+            entry is not None
+        ):  # its public files, and its data for rendering the pages again from docs/
             files = {**_files(entry.public, out.skipped), Path(DATA): entry.path / DATA}
             _sync_tree(files, docs / "assets" / sid, out, prune=True)
     for folder in _stale_folders(docs / "assets", sections, root):
@@ -351,7 +414,9 @@ def render(root: Path, store: Store) -> Rendered:
     bench = _bench_report(docs / "assets" / "bench" / BENCH)
     for folder in sorted((store.root / SWEEPS).iterdir()) if (store.root / SWEEPS).is_dir() else []:
         if SAFE_NAME.fullmatch(folder.name) and (folder / "sweep.json").is_file():
-            _sync_tree(_files(folder, out.skipped), docs / "assets" / SWEEPS / folder.name, out, prune=True)
+            _sync_tree(
+                _files(folder, out.skipped), docs / "assets" / SWEEPS / folder.name, out, prune=True
+            )
     sweeps = published_sweeps(docs / "assets" / SWEEPS)
     env = environment(root)
     for template in sorted((root / TEMPLATES).glob("*.md.j2")):
@@ -359,8 +424,9 @@ def render(root: Path, store: Store) -> Rendered:
             continue
         page = docs / _page_name(template.name)
         # Each page numbers its figures from 1 (templates import the macros with their context).
-        text = env.get_template(template.name).render(s=sections, bench=bench, sweeps=sweeps,
-                                                             figure_number=itertools.count(1).__next__)
+        text = env.get_template(template.name).render(
+            s=sections, bench=bench, sweeps=sweeps, figure_number=itertools.count(1).__next__
+        )
         if write_atomic(page, text):
             out.append(page)
     return out

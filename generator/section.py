@@ -11,8 +11,9 @@ imported when it runs.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -53,7 +54,9 @@ class Figure:
     file: str
     caption: str  # text, with maths between \\( and \\) (typeset on the page)
     pixelated: bool = False  # crisp pixels wherever the browser scales it
-    enlarge: bool = False  # one file pixel per image pixel: the page shows it enlarged by a whole factor
+    enlarge: bool = (
+        False  # one file pixel per image pixel: the page shows it enlarged by a whole factor
+    )
 
 
 @dataclass

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from .build import ABSENT, plan, shown
 from .config import Config, cache_dir
+from .render import refuse_links
 from .section import Section
 from .sections import all_sections, select
-from .render import refuse_links
 from .store import Store
 
 
@@ -24,14 +24,22 @@ class State:
 
 def states(config: Config) -> dict[str, State]:
     """Every section's state, in page order; a stale one says what changed since its last build (its ref)."""
-    store = Store(cache_dir(config.root))  # read only: a missing cache folder means nothing was built
+    store = Store(
+        cache_dir(config.root)
+    )  # read only: a missing cache folder means nothing was built
     found: dict[str, State] = {}
-    for s, key, parts in plan(config, select(list(all_sections()), backend_needs=config.spec.needs)):
-        found[s.id] = _state_of(store, s, key, parts, found)  # dependency order: what it needs is known first
+    for s, key, parts in plan(
+        config, select(list(all_sections()), backend_needs=config.spec.needs)
+    ):
+        found[s.id] = _state_of(
+            store, s, key, parts, found
+        )  # dependency order: what it needs is known first
     return {sid: found[sid] for sid in all_sections()}
 
 
-def _state_of(store: Store, section: Section, key: str, parts: dict, found: dict[str, State]) -> State:
+def _state_of(
+    store: Store, section: Section, key: str, parts: dict, found: dict[str, State]
+) -> State:
     if store.entry(key):
         return State(section, "fresh")
     last_key = store.ref(section.id)
@@ -40,13 +48,23 @@ def _state_of(store: Store, section: Section, key: str, parts: dict, found: dict
     last = store.entry(last_key)
     if last is None:  # a damaged entry is stale too: the next build rebuilds it
         problem = store.problem(last_key)
-        return State(section, "stale", [
-            "its stored result is missing from the store" if problem == "it is missing"
-            else f"its stored result is damaged ({problem})"])
+        return State(
+            section,
+            "stale",
+            [
+                "its stored result is missing from the store"
+                if problem == "it is missing"
+                else f"its stored result is damaged ({problem})"
+            ],
+        )
     record = last.record
     reasons = changes(section, record, parts, found)
     if not reasons:
-        older = " (built by an older gen: its code version or an input file?)" if "version" not in record else ""
+        older = (
+            " (built by an older gen: its code version or an input file?)"
+            if "version" not in record
+            else ""
+        )
         reasons = [f"its key changed in a way its record does not show{older}"]
     return State(section, "stale", reasons)
 
@@ -69,11 +87,16 @@ def changes(section: Section, record: dict, parts: dict, found: dict[str, State]
         if old.get("name") != new["name"]:
             reasons.append(f"backend: {old.get('name')} → {new['name']}")
         else:
-            reasons += _changed_values(f"{new['name']}.", {k: v for k, v in old.items() if k != "name"},
-                                       {k: v for k, v in new.items() if k != "name"})
+            reasons += _changed_values(
+                f"{new['name']}.",
+                {k: v for k, v in old.items() if k != "name"},
+                {k: v for k, v in new.items() if k != "name"},
+            )
     old_inputs = _mapping(record.get("inputs"))
     for spec, digest in parts["inputs"].items():
-        if spec in old_inputs and old_inputs[spec] != digest:  # another file name shows as a changed parameter
+        if (
+            spec in old_inputs and old_inputs[spec] != digest
+        ):  # another file name shows as a changed parameter
             change = f"{_short(old_inputs[spec])} → {_short(digest)}"
             reasons.append(f"input {spec}: its content changed (sha256 {change})")
     old_needs = _mapping(record.get("needs"))
@@ -84,9 +107,13 @@ def changes(section: Section, record: dict, parts: dict, found: dict[str, State]
     for need, key in parts["needs"].items():
         if need in old_needs and old_needs[need] != key:
             state = found[need].state
-            reasons.append(f"needs {need}, which is stale" if state == "stale"
-                           else f"needs {need}, which was never built" if state == "never built"
-                           else f"needs {need}, whose result changed ({_short(old_needs[need])} → {_short(key)})")
+            reasons.append(
+                f"needs {need}, which is stale"
+                if state == "stale"
+                else f"needs {need}, which was never built"
+                if state == "never built"
+                else f"needs {need}, whose result changed ({_short(old_needs[need])} → {_short(key)})"
+            )
     return reasons
 
 
@@ -101,8 +128,11 @@ def _mapping(value) -> dict:
 def _changed_values(prefix: str, old: dict, new: dict) -> list[str]:
     """`PREFIX.NAME: old → new` for each value that differs, or is on one side only."""
     names = [*new, *(name for name in old if name not in new)]
-    return [f"{prefix}{name}: {shown(old.get(name, ABSENT))} → {shown(new.get(name, ABSENT))}"
-            for name in names if old.get(name, ABSENT) != new.get(name, ABSENT)]
+    return [
+        f"{prefix}{name}: {shown(old.get(name, ABSENT))} → {shown(new.get(name, ABSENT))}"
+        for name in names
+        if old.get(name, ABSENT) != new.get(name, ABSENT)
+    ]
 
 
 def dry_run(config: Config, selectors: list[str], *, force: bool = False, log=print) -> list[str]:
@@ -124,7 +154,9 @@ def dry_run(config: Config, selectors: list[str], *, force: bool = False, log=pr
             continue
         would.append(section.id)
         log(f"{section.id}: would run ({section.title})")
-        why = (["forced with --force"] if forced else []) + (["never built"] if state.state == "never built" else [])
+        why = (["forced with --force"] if forced else []) + (
+            ["never built"] if state.state == "never built" else []
+        )
         if state.state == "stale":
             why += state.reasons
         if section.id not in named:
@@ -132,6 +164,8 @@ def dry_run(config: Config, selectors: list[str], *, force: bool = False, log=pr
             why.append(f"needed by {', '.join(users)}")
         for reason in why:
             log(f"    {reason}")
-    log(f"dry run: {len(would)} section(s) would run, {len(sections) - len(would)} would be reused; "
-        "nothing was run or written")
+    log(
+        f"dry run: {len(would)} section(s) would run, {len(sections) - len(would)} would be reused; "
+        "nothing was run or written"
+    )
     return would

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 MANIFEST = "manifest.json"
 KEY = re.compile(r"[0-9a-f]{64}")
 
@@ -55,10 +54,22 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def entry_key(section_id: str, version: int, params: dict, backend: str, needs: dict[str, str],
-              inputs: dict[str, str] | None = None) -> str:
+def entry_key(
+    section_id: str,
+    version: int,
+    params: dict,
+    backend: str,
+    needs: dict[str, str],
+    inputs: dict[str, str] | None = None,
+) -> str:
     """`inputs`: sha256 of each input file the parameters name (left out when there are none)."""
-    spec = {"id": section_id, "version": version, "params": params, "backend": backend, "needs": needs}
+    spec = {
+        "id": section_id,
+        "version": version,
+        "params": params,
+        "backend": backend,
+        "needs": needs,
+    }
     if inputs:
         spec["inputs"] = inputs
     return hashlib.sha256(canonical_json(spec).encode()).hexdigest()
@@ -70,7 +81,12 @@ def write_atomic(path: Path, data: bytes | str) -> bool:
     Returns False, touching nothing, when the file already holds exactly `data`; a link is replaced, never followed.
     """
     raw = data.encode() if isinstance(data, str) else data
-    if not path.is_symlink() and path.is_file() and path.stat().st_size == len(raw) and path.read_bytes() == raw:
+    if (
+        not path.is_symlink()
+        and path.is_file()
+        and path.stat().st_size == len(raw)
+        and path.read_bytes() == raw
+    ):
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -87,7 +103,9 @@ def write_atomic(path: Path, data: bytes | str) -> bool:
 
 
 def write_json(path: Path, obj: Any) -> bool:
-    return write_atomic(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")  # standard JSON only
+    return write_atomic(
+        path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    )  # standard JSON only
 
 
 def file_hash(path: Path, algorithm: str = "sha256") -> str:
@@ -120,7 +138,10 @@ def _files(folder: Path) -> tuple[dict[str, int], list[str]]:
 
 def _write_manifest(folder: Path, key: str, section_id: str) -> None:
     sizes, _ = _files(folder)
-    files = {rel: {"size": size, "sha256": file_hash(folder / rel)} for rel, size in sorted(sizes.items())}
+    files = {
+        rel: {"size": size, "sha256": file_hash(folder / rel)}
+        for rel, size in sorted(sizes.items())
+    }
     write_json(folder / MANIFEST, {"key": key, "id": section_id, "files": files})
 
 
@@ -173,7 +194,9 @@ class Damage:
 class Store:
     def __init__(self, root: Path):
         self.root = Path(root)
-        self._intact: dict[str, bool] = {}  # key → verdict of the cheap check, once per Store (one per build)
+        self._intact: dict[
+            str, bool
+        ] = {}  # key → verdict of the cheap check, once per Store (one per build)
         self._reported: set[str] = set()
 
     def _report(self, about: str, line: str) -> None:
@@ -196,13 +219,18 @@ class Store:
             problem = self._problem(key, full=False)
             self._intact[key] = problem is None
             if problem:
-                self._report(key, f"store: entry {key[:12]}… ({self._section_of(key)}) is damaged ({problem}); "
-                                  "it will be rebuilt")
+                self._report(
+                    key,
+                    f"store: entry {key[:12]}… ({self._section_of(key)}) is damaged ({problem}); "
+                    "it will be rebuilt",
+                )
         return Entry(key, path) if self._intact[key] else None
 
     def problem(self, key: str) -> str | None:
         """What the cheap check finds wrong with the entry `key` ("it is missing" where there is none), None if nothing."""
-        return self._problem(key, full=False) if KEY.fullmatch(key) else "its name is not an entry key"
+        return (
+            self._problem(key, full=False) if KEY.fullmatch(key) else "its name is not an entry key"
+        )
 
     def _problem(self, key: str, *, full: bool) -> str | None:
         """What is wrong with the entry `key`, None if nothing: names and sizes against its manifest, and
@@ -216,7 +244,9 @@ class Store:
             return "it is not a folder"
         try:
             manifest = json.loads((path / MANIFEST).read_text())
-            listed = {rel: (int(f["size"]), str(f["sha256"])) for rel, f in manifest["files"].items()}
+            listed = {
+                rel: (int(f["size"]), str(f["sha256"])) for rel, f in manifest["files"].items()
+            }
             owner = manifest["key"]
         except FileNotFoundError:
             return "it has no manifest"
@@ -227,7 +257,10 @@ class Store:
         sizes, links = _files(path)
         if links:
             return f"{links[0]} is a link"
-        missing, unlisted = sorted(listed.keys() - sizes.keys()), sorted(sizes.keys() - listed.keys())
+        missing, unlisted = (
+            sorted(listed.keys() - sizes.keys()),
+            sorted(sizes.keys() - listed.keys()),
+        )
         if missing:
             return f"{missing[0]} is missing"
         if unlisted:
@@ -264,7 +297,11 @@ class Store:
             return None, "it is a link or not a file"
         with open(path, "rb") as f:
             text = f.read(100).decode(errors="replace").strip()
-        return (text, None) if KEY.fullmatch(text) else (None, f"it holds {text[:20]!r}, not an entry key")
+        return (
+            (text, None)
+            if KEY.fullmatch(text)
+            else (None, f"it holds {text[:20]!r}, not an entry key")
+        )
 
     def ref(self, section_id: str) -> str | None:
         key, problem = self._read_ref(section_id)
@@ -298,14 +335,18 @@ class Store:
             self._commit(key, folder, section_id)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-            with contextlib.suppress(OSError):  # a failed run's work folder, only if it holds nothing to resume
+            with contextlib.suppress(
+                OSError
+            ):  # a failed run's work folder, only if it holds nothing to resume
                 (self.root / "work" / key).rmdir()
 
     def _commit(self, key: str, folder: Path, section_id: str) -> None:
         _write_manifest(folder, key, section_id)
         final = self.root / "store" / key
         final.parent.mkdir(parents=True, exist_ok=True)
-        if final.exists() or final.is_symlink():  # --force or damaged: swap the old entry out, the new one in
+        if (
+            final.exists() or final.is_symlink()
+        ):  # --force or damaged: swap the old entry out, the new one in
             old = folder.with_name(folder.name + ".old")
             os.rename(final, old)
             os.rename(folder, final)
@@ -324,7 +365,11 @@ class Store:
     def verify(self, every: bool = False) -> tuple[int, list[Damage]]:
         """Hash every file of the entries the refs point to (with `every`, of all entries); (entries checked, damage)."""
         damage, refs = [], {}
-        names = sorted(p.name for p in (self.root / "refs").iterdir()) if (self.root / "refs").is_dir() else []
+        names = (
+            sorted(p.name for p in (self.root / "refs").iterdir())
+            if (self.root / "refs").is_dir()
+            else []
+        )
         for name in names:
             key, problem = self._read_ref(name)
             if problem:
@@ -335,7 +380,11 @@ class Store:
         if every and (self.root / "store").is_dir():
             keys |= {p.name for p in (self.root / "store").iterdir()}
         for key in sorted(keys):
-            problem = self._problem(key, full=True) if KEY.fullmatch(key) else "its name is not an entry key"
+            problem = (
+                self._problem(key, full=True)
+                if KEY.fullmatch(key)
+                else "its name is not an entry key"
+            )
             if problem:
                 damage.append(Damage(key, refs.get(key, []), problem))
         return len(keys), damage
@@ -356,7 +405,10 @@ class Store:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                print(f"another gen is building in {self.root}; waiting for it to finish", file=sys.stderr)
+                print(
+                    f"another gen is building in {self.root}; waiting for it to finish",
+                    file=sys.stderr,
+                )
                 fcntl.flock(f, fcntl.LOCK_EX)
             try:
                 yield

@@ -29,7 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from .build import Job, Runner, check_jobs, full_profile, plan, run_local, shown
-from .config import CONFIG_FILE, Config, check_cache_dir, parameter, parse_value, read_file, with_sets
+from .config import (
+    CONFIG_FILE,
+    Config,
+    check_cache_dir,
+    parameter,
+    parse_value,
+    read_file,
+    with_sets,
+)
 from .errors import SweepFailed, UsageError
 from .render import SWEEPS, refuse_links, render
 from .sections import all_sections, select
@@ -57,11 +65,16 @@ class Sweep:
     name: str
     axes: tuple[Axis, ...]
     section: str  # whose key figure and metrics are shown
-    metrics: tuple[str, ...] = ()  # plotted against the parameter; () = those that vary, up to MAX_PLOTS
+    metrics: tuple[
+        str, ...
+    ] = ()  # plotted against the parameter; () = those that vary, up to MAX_PLOTS
     order: int | None = None  # its place in gen.yaml; None for one given on the command line
 
     def points(self) -> list[dict[str, Any]]:
-        return [dict(zip((a.key for a in self.axes), values)) for values in itertools.product(*(a.values for a in self.axes))]
+        return [
+            dict(zip((a.key for a in self.axes), values))
+            for values in itertools.product(*(a.values for a in self.axes))
+        ]
 
 
 def label(point: dict[str, Any]) -> str:
@@ -97,9 +110,13 @@ def expand_range(key: str, text: str) -> list | None:
     try:
         start, stop, step = (float(v) for v in match.groups())
     except ValueError:
-        raise UsageError(f"bad range {key}={text}: start:stop:step must be numbers, e.g. 0:10:2") from None
+        raise UsageError(
+            f"bad range {key}={text}: start:stop:step must be numbers, e.g. 0:10:2"
+        ) from None
     if step == 0 or (stop - start) / step < 0:
-        raise UsageError(f"bad range {key}={text}: step {match.group(3)} never gets from {match.group(1)} to {match.group(2)}")
+        raise UsageError(
+            f"bad range {key}={text}: step {match.group(3)} never gets from {match.group(1)} to {match.group(2)}"
+        )
     count = math.floor((stop - start) / step + 1e-9) + 1
     if count > MAX_POINTS:
         raise UsageError(f"bad range {key}={text}: {count} values, more than {MAX_POINTS}")
@@ -113,7 +130,11 @@ def axis(key: str, values: Any) -> Axis:
     parameter(key)  # an unknown key fails here
     if isinstance(values, str):
         expanded = expand_range(key, values)
-        values = expanded if expanded is not None else [parse_value(key, v) for v in split_values(values) if v]
+        values = (
+            expanded
+            if expanded is not None
+            else [parse_value(key, v) for v in split_values(values) if v]
+        )
     if not isinstance(values, list) or not values:
         raise UsageError(f"sweep {key}: give one value or more, e.g. {key}=1,2,3 or {key}=0:10:2")
     if len({canonical_json(v) for v in values}) != len(values):
@@ -121,12 +142,16 @@ def axis(key: str, values: Any) -> Axis:
     return Axis(key, tuple(values))
 
 
-def from_command_line(expressions: list[str], *, name: str | None, show: str | None, metrics: tuple[str, ...]) -> Sweep:
+def from_command_line(
+    expressions: list[str], *, name: str | None, show: str | None, metrics: tuple[str, ...]
+) -> Sweep:
     axes = []
     for text in expressions:
         key, eq, values = text.partition("=")
         if not eq or not key.strip():
-            raise UsageError(f"a sweep axis is SECTION.PARAM=V1,V2,… or SECTION.PARAM=start:stop:step, got '{text}'")
+            raise UsageError(
+                f"a sweep axis is SECTION.PARAM=V1,V2,… or SECTION.PARAM=start:stop:step, got '{text}'"
+            )
         axes.append(axis(key, values))
     return _sweep(name or "-".join(a.key for a in axes), tuple(axes), show, metrics, None)
 
@@ -136,23 +161,45 @@ def definitions(root: Path, profile: str) -> dict[str, Any]:
     data = read_file(root)
     found = data.get("sweeps") or {}
     overlay = ((data.get("profiles") or {}).get(profile) or {}).get("sweeps") or {}
-    for where, value, left_out in (("sweeps", found, False), (f"profiles.{profile}.sweeps", overlay, True)):
-        if not isinstance(value, dict) or not all(isinstance(v, dict) or left_out and v is None for v in value.values()):
-            raise UsageError(f"{CONFIG_FILE}: {where} must be a mapping of sweep names to mappings (vary, metrics, show)"
-                             + (" or null (left out)" if left_out else ""))
+    for where, value, left_out in (
+        ("sweeps", found, False),
+        (f"profiles.{profile}.sweeps", overlay, True),
+    ):
+        if not isinstance(value, dict) or not all(
+            isinstance(v, dict) or left_out and v is None for v in value.values()
+        ):
+            raise UsageError(
+                f"{CONFIG_FILE}: {where} must be a mapping of sweep names to mappings (vary, metrics, show)"
+                + (" or null (left out)" if left_out else "")
+            )
     unknown = sorted(set(overlay) - set(found))
     if unknown:
-        raise UsageError(f"{CONFIG_FILE}: profiles.{profile}.sweeps names '{unknown[0]}', which `sweeps:` does not define")
-    return {name: {**spec, **overlay.get(name, {})} for name, spec in found.items()
-            if not (name in overlay and overlay[name] is None)}
+        raise UsageError(
+            f"{CONFIG_FILE}: profiles.{profile}.sweeps names '{unknown[0]}', which `sweeps:` does not define"
+        )
+    return {
+        name: {**spec, **overlay.get(name, {})}
+        for name, spec in found.items()
+        if not (name in overlay and overlay[name] is None)
+    }
 
 
-def chosen(root: Path, profile: str, what: list[str], every: bool, *, name: str | None, show: str | None,
-           metrics: tuple[str, ...]) -> list[Sweep]:
+def chosen(
+    root: Path,
+    profile: str,
+    what: list[str],
+    every: bool,
+    *,
+    name: str | None,
+    show: str | None,
+    metrics: tuple[str, ...],
+) -> list[Sweep]:
     """The sweeps `gen sweep WHAT` names: one given as SECTION.PARAM=VALUES axes, or sweeps of gen.yaml."""
     if not what and not every:
-        raise UsageError("give SECTION.PARAM=V1,V2,… (e.g. `gen sweep a1.6.guidance=0,1,3,5,7`), a sweep's name "
-                         "from gen.yaml, or --all")
+        raise UsageError(
+            "give SECTION.PARAM=V1,V2,… (e.g. `gen sweep a1.6.guidance=0,1,3,5,7`), a sweep's name "
+            "from gen.yaml, or --all"
+        )
     if what and every:
         raise UsageError(f"pass sweeps ({' '.join(what)}) or --all, not both")
     expressions = [w for w in what if "=" in w]
@@ -161,12 +208,16 @@ def chosen(root: Path, profile: str, what: list[str], every: bool, *, name: str 
             raise UsageError("give either SECTION.PARAM=VALUES axes or sweep names, not both")
         return [from_command_line(expressions, name=name, show=show, metrics=metrics)]
     if name or show or metrics:
-        raise UsageError("--name, --show and --metric are for a sweep given as SECTION.PARAM=VALUES")
+        raise UsageError(
+            "--name, --show and --metric are for a sweep given as SECTION.PARAM=VALUES"
+        )
     defined = named(root, profile)
     unknown = [w for w in what if w not in defined]
     if unknown:
-        raise UsageError(f"no sweep '{unknown[0]}' in gen.yaml; valid: {', '.join(defined) or 'none'} "
-                         "(or give SECTION.PARAM=V1,V2,…)")
+        raise UsageError(
+            f"no sweep '{unknown[0]}' in gen.yaml; valid: {', '.join(defined) or 'none'} "
+            "(or give SECTION.PARAM=V1,V2,…)"
+        )
     return list(defined.values()) if every else [defined[w] for w in what]
 
 
@@ -176,8 +227,10 @@ def named(root: Path, profile: str) -> dict[str, Sweep]:
     for order, (name, spec) in enumerate(definitions(root, profile).items()):
         where = f"gen.yaml sweeps.{name}"
         if not isinstance(spec, dict) or not isinstance(spec.get("vary"), dict) or not spec["vary"]:
-            raise UsageError(f"{where} needs `vary:`, a mapping of parameter keys to values, e.g. "
-                             "{vary: {a1.6.guidance: [0, 1, 3]}}")
+            raise UsageError(
+                f"{where} needs `vary:`, a mapping of parameter keys to values, e.g. "
+                "{vary: {a1.6.guidance: [0, 1, 3]}}"
+            )
         unknown = set(spec) - {"vary", "metrics", "show"}
         if unknown:
             raise UsageError(f"{where} has '{sorted(unknown)[0]}'; valid: vary, metrics, show")
@@ -189,15 +242,21 @@ def named(root: Path, profile: str) -> dict[str, Sweep]:
     return found
 
 
-def _sweep(name: str, axes: tuple[Axis, ...], show: str | None, metrics: tuple[str, ...], order: int | None) -> Sweep:
+def _sweep(
+    name: str, axes: tuple[Axis, ...], show: str | None, metrics: tuple[str, ...], order: int | None
+) -> Sweep:
     if not NAME.fullmatch(name):
-        raise UsageError(f"bad sweep name '{name}': lower-case letters, digits, '.', '_' and '-', at most 64")
+        raise UsageError(
+            f"bad sweep name '{name}': lower-case letters, digits, '.', '_' and '-', at most 64"
+        )
     owners = [parameter(a.key)[0] for a in axes]
     if len(set(a.key for a in axes)) != len(axes):
         raise UsageError(f"sweep {name}: a parameter is swept twice")
     section = show or owners[0]
     if section not in all_sections():
-        raise UsageError(f"sweep {name}: {section} is not a section; name the section to show (--show, or `show:`)")
+        raise UsageError(
+            f"sweep {name}: {section} is not a section; name the section to show (--show, or `show:`)"
+        )
     count = math.prod(len(a.values) for a in axes)
     if count > MAX_POINTS:
         raise UsageError(f"sweep {name}: {count} points, more than {MAX_POINTS}")
@@ -227,13 +286,29 @@ def points(config: Config, sweep: Sweep, device: str = "auto", cuda: bool = Fals
             point = with_sets(config, sets, device=device, cuda=cuda)
         except UsageError as e:
             raise UsageError(f"sweep {sweep.name}, point {label(values)}: {e}") from None
-        found.append(Point(values, label(values), point,
-                           plan(point, select([sweep.section], include_needs=True, backend_needs=point.spec.needs))))
+        found.append(
+            Point(
+                values,
+                label(values),
+                point,
+                plan(
+                    point,
+                    select([sweep.section], include_needs=True, backend_needs=point.spec.needs),
+                ),
+            )
+        )
     return found
 
 
-def run(config: Config, sweep: Sweep, *, device: str = "auto", cuda: bool = False, runner: Runner = run_local,
-        log=print) -> bool:
+def run(
+    config: Config,
+    sweep: Sweep,
+    *,
+    device: str = "auto",
+    cuda: bool = False,
+    runner: Runner = run_local,
+    log=print,
+) -> bool:
     """Build every point that is not built, then write the outcome and render; True if anything was written."""
     refuse_links(config.root)
     found = points(config, sweep, device, cuda)
@@ -246,17 +321,23 @@ def run(config: Config, sweep: Sweep, *, device: str = "auto", cuda: bool = Fals
                 if key in seen or store.entry(key) is not None:
                     continue
                 seen.add(key)
-                name = f"{section.id} [{point.label}]" if section.id == sweep.section else section.id
+                name = (
+                    f"{section.id} [{point.label}]" if section.id == sweep.section else section.id
+                )
                 jobs.append(Job(section, key, parts, point.config, full, name))
         built = sum(store.entry(p.key_of(sweep.section)) is not None for p in found)
-        log(f"sweep {sweep.name}: {len(found)} point(s) of {sweep.section}, {built} built before, "
-            f"{len(jobs)} section run(s) to do")
+        log(
+            f"sweep {sweep.name}: {len(found)} point(s) of {sweep.section}, {built} built before, "
+            f"{len(jobs)} section run(s) to do"
+        )
         check_jobs(store, jobs)
         failed = runner(jobs, store, device=device, log=log, done=lambda job: None, keep_going=True)
         if failed:
             names = [f"{e}" for e in failed.values()]
-            raise SweepFailed(f"sweep {sweep.name}: {len(failed)} run(s) failed ({'; '.join(names)}); the "
-                              f"{len(found) - len(failed)} other point(s) are kept: run the sweep again to retry")
+            raise SweepFailed(
+                f"sweep {sweep.name}: {len(failed)} run(s) failed ({'; '.join(names)}); the "
+                f"{len(found) - len(failed)} other point(s) are kept: run the sweep again to retry"
+            )
         wrote = write_outcome(store, config, sweep, found)
         log(f"sweep {sweep.name}: " + ("outcome written" if wrote else "up to date"))
         if wrote:
@@ -268,7 +349,9 @@ def run(config: Config, sweep: Sweep, *, device: str = "auto", cuda: bool = Fals
 def write_outcome(store: Store, config: Config, sweep: Sweep, found: list[Point]) -> bool:
     """The store's sweeps/NAME/: sweep.json, each point's key figure and a plot per metric; False if unchanged."""
     entries = [store.entry(p.key_of(sweep.section)) for p in found]
-    signature = canonical_json({"version": VERSION, "sweep": _describe(sweep), "keys": [e.key for e in entries]})
+    signature = canonical_json(
+        {"version": VERSION, "sweep": _describe(sweep), "keys": [e.key for e in entries]}
+    )
     folder = store.root / SWEEPS / sweep.name
     try:
         if json.loads((folder / "sweep.json").read_text())["signature"] == signature:
@@ -285,17 +368,33 @@ def write_outcome(store: Store, config: Config, sweep: Sweep, found: list[Point]
         if figure is not None:
             copied = f"point{i}_{figure['file']}"
             shutil.copy(entry.public / figure["file"], tmp / copied)
-        rows.append({"label": point.label, "values": point.values, "key": entry.key, "metrics": record["metrics"],
-                     "duration_s": record["duration_s"], "figure": copied,
-                     "caption": figure["caption"] if figure else None,
-                     "enlarge": bool(figure and figure.get("enlarge")), "command": record["command"]})
+        rows.append(
+            {
+                "label": point.label,
+                "values": point.values,
+                "key": entry.key,
+                "metrics": record["metrics"],
+                "duration_s": record["duration_s"],
+                "figure": copied,
+                "caption": figure["caption"] if figure else None,
+                "enlarge": bool(figure and figure.get("enlarge")),
+                "command": record["command"],
+            }
+        )
     plotted, missing = chosen_metrics(sweep, rows)
     plots = _plots(sweep, plotted, rows, tmp)
     outcome = {
-        "name": sweep.name, "order": sweep.order, "section": sweep.section,
-        "title": all_sections()[sweep.section].title, **_describe(sweep), "profile": config.profile,
+        "name": sweep.name,
+        "order": sweep.order,
+        "section": sweep.section,
+        "title": all_sections()[sweep.section].title,
+        **_describe(sweep),
+        "profile": config.profile,
         "backend": config.backend if all_sections()[sweep.section].uses_backend else None,
-        "command": command(config, sweep), "points": rows, "plots": plots, "metrics_missing": missing,
+        "command": command(config, sweep),
+        "points": rows,
+        "plots": plots,
+        "metrics_missing": missing,
         "signature": signature,
     }
     write_json(tmp / "sweep.json", outcome)
@@ -311,8 +410,10 @@ def write_outcome(store: Store, config: Config, sweep: Sweep, found: list[Point]
 
 
 def _describe(sweep: Sweep) -> dict:
-    return {"axes": [{"key": a.key, "name": a.name, "values": list(a.values)} for a in sweep.axes],
-            "metrics_asked": list(sweep.metrics)}
+    return {
+        "axes": [{"key": a.key, "name": a.name, "values": list(a.values)} for a in sweep.axes],
+        "metrics_asked": list(sweep.metrics),
+    }
 
 
 def command(config: Config, sweep: Sweep) -> str:
@@ -323,7 +424,10 @@ def command(config: Config, sweep: Sweep) -> str:
     if sweep.order is not None:
         head.append(sweep.name)
     else:
-        head += [f"{a.key}={','.join(json.dumps(v, ensure_ascii=False) for v in a.values)}" for a in sweep.axes]
+        head += [
+            f"{a.key}={','.join(json.dumps(v, ensure_ascii=False) for v in a.values)}"
+            for a in sweep.axes
+        ]
     head += ["--profile", config.profile]
     if all_sections()[sweep.section].uses_backend:
         head += ["--backend", config.backend]
@@ -351,13 +455,16 @@ def chosen_metrics(sweep: Sweep, rows: list[dict]) -> tuple[list[str], list[str]
     none), else those that vary, up to MAX_PLOTS."""
     common = [m for m in rows[0]["metrics"] if all(m in r["metrics"] for r in rows)]
     if sweep.metrics:
-        return [m for m in sweep.metrics if m in common], [m for m in sweep.metrics if m not in common]
+        return [m for m in sweep.metrics if m in common], [
+            m for m in sweep.metrics if m not in common
+        ]
     varying = [m for m in common if len({r["metrics"][m] for r in rows}) > 1]
     return varying[:MAX_PLOTS], []
 
 
 def _plots(sweep: Sweep, names: list[str], rows: list[dict], folder: Path) -> list[dict]:
     from .figures import metric_plot
+
     first = sweep.axes[0]
     numeric = len(sweep.axes) == 1 and all(_number(v) is not None for v in first.values)
     x = [_number(r["values"][first.key]) for r in rows] if numeric else list(range(len(rows)))
@@ -365,14 +472,26 @@ def _plots(sweep: Sweep, names: list[str], rows: list[dict], folder: Path) -> li
     plots = []
     for i, metric in enumerate(names):
         file = f"plot{i}_{re.sub(r'[^A-Za-z0-9._-]', '_', metric)}.png"
-        metric_plot(x, [r["metrics"][metric] for r in rows], folder / file, xlabel=first.name if numeric else "point",
-                    ylabel=metric, ticks=ticks)
+        metric_plot(
+            x,
+            [r["metrics"][metric] for r in rows],
+            folder / file,
+            xlabel=first.name if numeric else "point",
+            ylabel=metric,
+            ticks=ticks,
+        )
         plots.append({"metric": metric, "file": file})
     return plots
 
 
-def build_named(config: Config, *, device: str = "auto", cuda: bool = False, runner: Runner = run_local,
-                log=print) -> None:
+def build_named(
+    config: Config,
+    *,
+    device: str = "auto",
+    cuda: bool = False,
+    runner: Runner = run_local,
+    log=print,
+) -> None:
     """Every sweep gen.yaml names (`gen build --all`)."""
     for sweep in named(config.root, config.profile).values():
         run(config, sweep, device=device, cuda=cuda, runner=runner, log=log)

@@ -22,8 +22,9 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 DEFAULT_CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -287,9 +288,11 @@ def _inspect_loaded(driver: Any, base_url: str) -> dict:
     # (e.g. "part-b/figures/x.png"): stable across the random server port and
     # across Material's instant navigation, which rewrites src attributes to
     # absolute URLs at runtime.
-    result["links"] = [href[len(base_url):] if href.startswith(base_url) else href for href in result["links"]]
+    result["links"] = [
+        href[len(base_url) :] if href.startswith(base_url) else href for href in result["links"]
+    ]
     result["broken_images"] = [
-        src[len(base_url):] if src.startswith(base_url) else src
+        src[len(base_url) :] if src.startswith(base_url) else src
         for src in (result.get("broken_images") or [])
     ]
     errors: list[str] = []
@@ -325,8 +328,14 @@ def open_lightbox(driver: Any, timeout: float = 10.0) -> dict:
     return {**first, "opened": False, "reason": "no image in the lightbox"}
 
 
-def inspect_site(site_dir: Path, pages: list[str], *, over: str = "http", width: int = 1280,
-                 lightbox: bool = False) -> dict[str, dict]:
+def inspect_site(
+    site_dir: Path,
+    pages: list[str],
+    *,
+    over: str = "http",
+    width: int = 1280,
+    lightbox: bool = False,
+) -> dict[str, dict]:
     """Open each page of the built site in headless Chromium and report on it.
 
     ``over`` is "http" (served from 127.0.0.1) or "file" (opened from disk).

@@ -24,7 +24,9 @@ PROJECT_INPUTS = ("gen.yaml", "mkdocs.yml", "templates", "site_assets", "generat
 _SHARED = REPO.parent / "shared" / "data"
 # Tests never reach a model hub: a model they load is one they built and saved themselves.
 os.environ["HF_HUB_OFFLINE"] = "1"
-DATA_DIR = Path(os.environ.get("GEN_DATA_DIR") or (_SHARED if _SHARED.is_dir() else REPO / ".gen" / "data")).resolve()
+DATA_DIR = Path(
+    os.environ.get("GEN_DATA_DIR") or (_SHARED if _SHARED.is_dir() else REPO / ".gen" / "data")
+).resolve()
 
 
 @pytest.fixture(autouse=True)
@@ -58,20 +60,30 @@ def copy_project(target: Path) -> Path:
     return target
 
 
-def gen(project: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+def gen(
+    project: Path, *args: str, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run the `gen` console script in `project`, as a user would (`env`: more environment variables)."""
     env = {**os.environ, "GEN_DATA_DIR": str(DATA_DIR), "TQDM_DISABLE": "1", **(env or {})}
     env.pop("GEN_CACHE_DIR", None)
     script = Path(sys.executable).with_name("gen")
-    result = subprocess.run([str(script), *args], cwd=project, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [str(script), *args], cwd=project, env=env, capture_output=True, text=True
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"gen {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"gen {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
 def ran(result: subprocess.CompletedProcess) -> list[str]:
     """Ids of the sections a build ran, read off its output."""
-    return [line.split(":")[0] for line in result.stdout.splitlines() if line.endswith(")") and ": running (" in line]
+    return [
+        line.split(":")[0]
+        for line in result.stdout.splitlines()
+        if line.endswith(")") and ": running (" in line
+    ]
 
 
 def tree_digest(*folders: Path) -> dict[str, str]:

@@ -36,7 +36,9 @@ def _component(path: Path) -> str:
 def _imports(path: Path) -> set[str]:
     """The package's components that `path` imports, at the top or inside functions."""
     found = set()
-    package = path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1]  # e.g. ("generator", "sections")
+    package = (
+        path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1]
+    )  # e.g. ("generator", "sections")
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             if node.level:
@@ -49,21 +51,31 @@ def _imports(path: Path) -> set[str]:
                 names = []
             found.update(names)
         elif isinstance(node, ast.Import):
-            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("generator."))
+            found.update(
+                a.name.split(".")[1] for a in node.names if a.name.startswith("generator.")
+            )
     return found
 
 
 def test_every_module_has_a_layer():
-    assert {_component(p) for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.parent != PACKAGE} <= set(LAYER)
+    assert {
+        _component(p)
+        for p in PACKAGE.rglob("*.py")
+        if p.name != "__init__.py" or p.parent != PACKAGE
+    } <= set(LAYER)
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+@pytest.mark.parametrize(
+    "path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE))
+)
 def test_imports_flow_one_way(path):
     if path == PACKAGE / "__init__.py":
         return
     own = _component(path)
     upward = {name for name in _imports(path) - {own} if LAYER[name] <= LAYER[own]}
-    assert not upward, f"{path.relative_to(PACKAGE)} ({own}) imports {upward}, which are not below it"
+    assert not upward, (
+        f"{path.relative_to(PACKAGE)} ({own}) imports {upward}, which are not below it"
+    )
 
 
 def test_the_renderer_and_list_import_no_backend_and_no_torch():
@@ -72,11 +84,24 @@ def test_the_renderer_and_list_import_no_backend_and_no_torch():
         "from generator.sections import all_sections; all_sections()\n"
         "print(sorted(m for m in sys.modules if m.startswith(('torch', 'generator.backends.', 'diffusers'))))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     # the CLI knows the backends' specs (torch-free), never their models
-    assert eval(out) == ["generator.backends.base", "generator.backends.deepfloyd", "generator.backends.local"]
+    assert eval(out) == [
+        "generator.backends.base",
+        "generator.backends.deepfloyd",
+        "generator.backends.local",
+    ]
     code = "import sys; import generator.render; print(sorted(m for m in sys.modules if m.startswith('generator.backends')))"
-    assert eval(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout) == []
+    assert (
+        eval(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        == []
+    )
 
 
 def test_no_backend_is_named_outside_backends():
@@ -86,9 +111,14 @@ def test_no_backend_is_named_outside_backends():
         if "backends" in path.relative_to(PACKAGE).parts:
             continue
         tree = ast.parse(path.read_text())
-        executors = {n.value for a in ast.walk(tree) if isinstance(a, ast.Assign)  # --executor's names (local, ray)
-                     and any(getattr(t, "id", None) == "EXECUTORS" for t in a.targets)
-                     for n in ast.walk(a.value) if isinstance(n, ast.Constant)}
+        executors = {
+            n.value
+            for a in ast.walk(tree)
+            if isinstance(a, ast.Assign)  # --executor's names (local, ray)
+            and any(getattr(t, "id", None) == "EXECUTORS" for t in a.targets)
+            for n in ast.walk(a.value)
+            if isinstance(n, ast.Constant)
+        }
         literals = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)} - executors
         assert not literals & set(BACKENDS), f"{path.relative_to(PACKAGE)} names a backend"
     for template in TEMPLATES.glob("*.j2"):

@@ -13,13 +13,12 @@ import struct
 import subprocess
 import sys
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import yaml
-
 from conftest import DATA_DIR, tree_digest
 
 SMOKE = ("--profile", "smoke", "--backend", "local")
@@ -33,7 +32,12 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 def _png(width: int, height: int, pixels: bytes) -> bytes:
     """A grey PNG; `pixels` is the compressed image data as it is (so it can be made wrong on purpose)."""
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", pixels) + _png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", pixels)
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _good_png(side: int = 28) -> bytes:
@@ -48,7 +52,9 @@ class Case:
     yaml_edit: Callable[[dict], object] | None = None  # changes gen.yaml's parsed content
     yaml_text: Callable[[str], str | bytes] | None = None  # or its text
     files: dict[str, bytes] = field(default_factory=dict)  # written into the project
-    env: Callable[[Path, Path], dict[str, str]] | None = None  # (project, scratch folder) → variables
+    env: Callable[[Path, Path], dict[str, str]] | None = (
+        None  # (project, scratch folder) → variables
+    )
 
 
 def _set(*items: str, section: str = "b1") -> tuple[str, ...]:
@@ -70,6 +76,7 @@ def _mnist_copy(scratch: Path, broken: str, content: Callable[[bytes], bytes]) -
 def _section(name: str, value):
     def edit(data):
         data["sections"][name] = value
+
     return edit
 
 
@@ -78,7 +85,11 @@ CASES = [
     Case("unknown section", ("build", "nosuch", *SMOKE), "nosuch"),
     Case("unknown profile", ("build", "b1", "--profile", "fast"), "fast"),
     Case("unknown device", ("build", "b1", "--profile", "smoke", "--device", "tpu"), "tpu"),
-    Case("cuda without a driver", ("build", "b1.1", "--profile", "smoke", "--device", "cuda"), "--device cuda"),
+    Case(
+        "cuda without a driver",
+        ("build", "b1.1", "--profile", "smoke", "--device", "cuda"),
+        "--device cuda",
+    ),
     Case("hex integer", _set("b1.2.1.epochs=0x2"), "b1.2.1.epochs"),
     Case("integer with underscores", _set("b1.2.1.epochs=1_0"), "b1.2.1.epochs"),
     Case("sexagesimal integer", _set("b1.2.1.epochs=1:30"), "b1.2.1.epochs"),
@@ -92,7 +103,11 @@ CASES = [
     Case("infinite guidance", _set("a1.6.guidance=1e400", section="a1.6"), "a1.6.guidance"),
     Case("unknown name", _set("b1.2.1.epoch=2"), "b1.2.1.epoch"),
     Case("no value", _set("b1.2.1.epochs"), "KEY=VALUE"),
-    Case("prompt the model does not know", _set('a1.6.prompts=["a cat"]', section="a1.6"), "a1.6.prompts"),
+    Case(
+        "prompt the model does not know",
+        _set('a1.6.prompts=["a cat"]', section="a1.6"),
+        "a1.6.prompts",
+    ),
     Case("unknown view", _set("a1.8.views=[mirror]", section="a1.8"), "a1.8.views"),
     Case("even kernel", _set("a1.2.kernel_size=4", section="a1.2"), "a1.2.kernel_size"),
     Case("empty σ list", _set("a1.9.sigmas=[]", section="a1.9"), "a1.9.sigmas"),
@@ -101,52 +116,147 @@ CASES = [
     Case("MNIST index in another script", _set("a1.1.image=mnist:٣", section="a1.1"), "mnist:٣"),
     Case("MNIST index out of range", _set("a1.1.image=mnist:10000", section="a1.1"), "mnist:10000"),
     Case("missing image", _set("a1.1.image=nowhere.png", section="a1.1"), "nowhere.png"),
-    Case("backwards rectangle", _set('a1.7.2.masks=["rect:0.5,0.2,0,1","rect:0,1,0,1","rect:0,1,0,1"]',
-                                     section="a1.7.2"), "rect:0.5,0.2,0,1"),
-    Case("fewer masks than images", _set('a1.7.2.masks=["rect:0,1,0,1"]', section="a1.7.2"), "a1.7.2.masks"),
+    Case(
+        "backwards rectangle",
+        _set('a1.7.2.masks=["rect:0.5,0.2,0,1","rect:0,1,0,1","rect:0,1,0,1"]', section="a1.7.2"),
+        "rect:0.5,0.2,0,1",
+    ),
+    Case(
+        "fewer masks than images",
+        _set('a1.7.2.masks=["rect:0,1,0,1"]', section="a1.7.2"),
+        "a1.7.2.masks",
+    ),
     # input files
-    Case("text named .png", _set("a1.1.image=fake.png", section="a1.1"), "fake.png", files={"fake.png": b"hello"}),
-    Case("truncated PNG", _set("a1.1.image=cut.png", section="a1.1"), "cut.png", files={"cut.png": _good_png()[:60]}),
-    Case("corrupt pixel data", _set("a1.1.image=bad.png", section="a1.1"), "bad.png",
-         files={"bad.png": _png(28, 28, b"\x78\x9c" + b"\xff" * 40)}),  # valid chunks, data that does not inflate
-    Case("decompression bomb", _set("a1.1.image=bomb.png", section="a1.1"), "bomb.png",
-         files={"bomb.png": _png(20000, 20000, zlib.compress(b""))}),
-    Case("mask of another size", _set("a1.7.2.images=[small.png]", "a1.7.2.masks=[big.png]", section="a1.7.2"),
-         "big.png", files={"small.png": _good_png(28), "big.png": _good_png(40)}),
+    Case(
+        "text named .png",
+        _set("a1.1.image=fake.png", section="a1.1"),
+        "fake.png",
+        files={"fake.png": b"hello"},
+    ),
+    Case(
+        "truncated PNG",
+        _set("a1.1.image=cut.png", section="a1.1"),
+        "cut.png",
+        files={"cut.png": _good_png()[:60]},
+    ),
+    Case(
+        "corrupt pixel data",
+        _set("a1.1.image=bad.png", section="a1.1"),
+        "bad.png",
+        files={"bad.png": _png(28, 28, b"\x78\x9c" + b"\xff" * 40)},
+    ),  # valid chunks, data that does not inflate
+    Case(
+        "decompression bomb",
+        _set("a1.1.image=bomb.png", section="a1.1"),
+        "bomb.png",
+        files={"bomb.png": _png(20000, 20000, zlib.compress(b""))},
+    ),
+    Case(
+        "mask of another size",
+        _set("a1.7.2.images=[small.png]", "a1.7.2.masks=[big.png]", section="a1.7.2"),
+        "big.png",
+        files={"small.png": _good_png(28), "big.png": _good_png(40)},
+    ),
     # gen.yaml
     Case("key twice", ("list", *SMOKE), "appears twice", yaml_text=lambda t: t + "seed: 46\n"),
     Case("integer key", ("list", *SMOKE), "not a name", yaml_text=lambda t: t + "1: 2\n"),
     Case("not UTF-8", ("list", *SMOKE), "UTF-8", yaml_text=lambda t: t.encode() + b"# \xff\xfe\n"),
-    Case("nesting thousands deep", ("list", *SMOKE), "gen.yaml", yaml_text=lambda t: "a: " + "[" * 5000 + "]" * 5000),
+    Case(
+        "nesting thousands deep",
+        ("list", *SMOKE),
+        "gen.yaml",
+        yaml_text=lambda t: "a: " + "[" * 5000 + "]" * 5000,
+    ),
     Case("not YAML", ("list", *SMOKE), "gen.yaml", yaml_text=lambda t: t + "sections: [\n"),
     Case("a list at the top", ("list", *SMOKE), "gen.yaml", yaml_text=lambda t: "- 1\n- 2\n"),
-    Case("sections as a list", ("list", *SMOKE), "sections", yaml_edit=lambda d: d.update(sections=[1, 2])),
-    Case("profiles as a list", ("list", *SMOKE), "profiles", yaml_edit=lambda d: d.update(profiles=["quick"])),
+    Case(
+        "sections as a list",
+        ("list", *SMOKE),
+        "sections",
+        yaml_edit=lambda d: d.update(sections=[1, 2]),
+    ),
+    Case(
+        "profiles as a list",
+        ("list", *SMOKE),
+        "profiles",
+        yaml_edit=lambda d: d.update(profiles=["quick"]),
+    ),
     Case("a section as a number", ("list", *SMOKE), "b1.1", yaml_edit=_section("b1.1", 5)),
     Case("a section as a list", ("list", *SMOKE), "b1.1", yaml_edit=_section("b1.1", [1, 2])),
-    Case("unknown top-level key", ("list", *SMOKE), "sectons", yaml_edit=lambda d: d.update(sectons={})),
-    Case("unknown profile in the file", ("list", *SMOKE), "fast",
-         yaml_edit=lambda d: d["profiles"].update(fast={})),
-    Case("unknown section in an overlay", ("list", *SMOKE), "b9.9",
-         yaml_edit=lambda d: d["profiles"]["smoke"].update({"b9.9": {"epochs": 1}})),
-    Case("bad value in another profile", ("list", *SMOKE), "profile quick",
-         yaml_edit=lambda d: d["profiles"]["quick"]["b1.2.1"].update(epochs=-2)),
-    Case("misspelt parameter", ("list", *SMOKE), "did you mean",
-         yaml_edit=lambda d: d["sections"]["b1.2.1"].update(epoch=2)),
+    Case(
+        "unknown top-level key",
+        ("list", *SMOKE),
+        "sectons",
+        yaml_edit=lambda d: d.update(sectons={}),
+    ),
+    Case(
+        "unknown profile in the file",
+        ("list", *SMOKE),
+        "fast",
+        yaml_edit=lambda d: d["profiles"].update(fast={}),
+    ),
+    Case(
+        "unknown section in an overlay",
+        ("list", *SMOKE),
+        "b9.9",
+        yaml_edit=lambda d: d["profiles"]["smoke"].update({"b9.9": {"epochs": 1}}),
+    ),
+    Case(
+        "bad value in another profile",
+        ("list", *SMOKE),
+        "profile quick",
+        yaml_edit=lambda d: d["profiles"]["quick"]["b1.2.1"].update(epochs=-2),
+    ),
+    Case(
+        "misspelt parameter",
+        ("list", *SMOKE),
+        "did you mean",
+        yaml_edit=lambda d: d["sections"]["b1.2.1"].update(epoch=2),
+    ),
     Case("seed as text", ("list", *SMOKE), "seed", yaml_edit=lambda d: d.update(seed="forty-five")),
     # the cache and data folders
-    Case("cache folder is a file", ("build", "b1.1", *SMOKE), "GEN_CACHE_DIR",
-         env=lambda p, s: (s / "file").write_text("x") and {"GEN_CACHE_DIR": str(s / "file")}),
-    Case("cache folder under a file", ("build", "b1.1", *SMOKE), "GEN_CACHE_DIR",
-         env=lambda p, s: (s / "file").write_text("x") and {"GEN_CACHE_DIR": str(s / "file" / "cache")}),
-    Case("cache folder inside docs/", ("build", "b1.1", *SMOKE), "docs/",
-         env=lambda p, s: {"GEN_CACHE_DIR": str(p / "docs" / "cache")}),
-    Case("lock is a folder", ("build", "b1.1", *SMOKE), "lock",
-         env=lambda p, s: (s / "cache" / "lock").mkdir(parents=True) or {"GEN_CACHE_DIR": str(s / "cache")}),
-    Case("MNIST file of the wrong size", ("build", "b1.1", *SMOKE, "--force"), "t10k-labels-idx1-ubyte",
-         env=lambda p, s: _mnist_copy(s, "t10k-labels-idx1-ubyte", lambda b: b[:-8])),
-    Case("MNIST file of random labels", ("build", "b1.1", *SMOKE, "--force"), "t10k-labels-idx1-ubyte",
-         env=lambda p, s: _mnist_copy(s, "t10k-labels-idx1-ubyte", lambda b: b[:8] + bytes(range(256)) * 39 + b[8:24])),
+    Case(
+        "cache folder is a file",
+        ("build", "b1.1", *SMOKE),
+        "GEN_CACHE_DIR",
+        env=lambda p, s: (s / "file").write_text("x") and {"GEN_CACHE_DIR": str(s / "file")},
+    ),
+    Case(
+        "cache folder under a file",
+        ("build", "b1.1", *SMOKE),
+        "GEN_CACHE_DIR",
+        env=lambda p, s: (
+            (s / "file").write_text("x") and {"GEN_CACHE_DIR": str(s / "file" / "cache")}
+        ),
+    ),
+    Case(
+        "cache folder inside docs/",
+        ("build", "b1.1", *SMOKE),
+        "docs/",
+        env=lambda p, s: {"GEN_CACHE_DIR": str(p / "docs" / "cache")},
+    ),
+    Case(
+        "lock is a folder",
+        ("build", "b1.1", *SMOKE),
+        "lock",
+        env=lambda p, s: (
+            (s / "cache" / "lock").mkdir(parents=True) or {"GEN_CACHE_DIR": str(s / "cache")}
+        ),
+    ),
+    Case(
+        "MNIST file of the wrong size",
+        ("build", "b1.1", *SMOKE, "--force"),
+        "t10k-labels-idx1-ubyte",
+        env=lambda p, s: _mnist_copy(s, "t10k-labels-idx1-ubyte", lambda b: b[:-8]),
+    ),
+    Case(
+        "MNIST file of random labels",
+        ("build", "b1.1", *SMOKE, "--force"),
+        "t10k-labels-idx1-ubyte",
+        env=lambda p, s: _mnist_copy(
+            s, "t10k-labels-idx1-ubyte", lambda b: b[:8] + bytes(range(256)) * 39 + b[8:24]
+        ),
+    ),
 ]
 
 
@@ -182,9 +292,15 @@ def test_bad_input_is_refused_in_one_line_and_changes_nothing(table_project, tmp
             env.update(case.env(project, tmp_path))
         before = tree_digest(project / "docs", project / ".gen")
         script = Path(sys.executable).with_name("gen")
-        result = subprocess.run([str(script), *case.args], cwd=project, env=env, capture_output=True, text=True)
+        result = subprocess.run(
+            [str(script), *case.args], cwd=project, env=env, capture_output=True, text=True
+        )
         lines = result.stderr.strip().splitlines()
-        assert result.returncode == 2, (result.returncode, result.stdout[-500:], result.stderr[-2000:])
+        assert result.returncode == 2, (
+            result.returncode,
+            result.stdout[-500:],
+            result.stderr[-2000:],
+        )
         assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
         assert case.named in lines[0], lines[0]
         assert tree_digest(project / "docs", project / ".gen") == before
@@ -204,7 +320,9 @@ def test_a_changed_input_image_makes_its_section_stale(project):
 
     gen(project, "build", "a1.1", *args)
     assert "fresh" in _state(gen(project, "list", *args).stdout, "a1.1")
-    image.write_bytes(_png(28, 28, zlib.compress(b"".join(b"\x00" + bytes([255]) * 28 for _ in range(28)))))
+    image.write_bytes(
+        _png(28, 28, zlib.compress(b"".join(b"\x00" + bytes([255]) * 28 for _ in range(28))))
+    )
     assert "stale" in _state(gen(project, "list", *args).stdout, "a1.1")
 
 

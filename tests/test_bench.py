@@ -15,9 +15,15 @@ from conftest import copy_project, gen
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> dict:
     project = copy_project(tmp_path_factory.mktemp("bench") / "project")
-    result = gen(project, "bench", "--part", "if", "--size", "tiny", "--device", "cpu", "--repeats", "2")
+    result = gen(
+        project, "bench", "--part", "if", "--size", "tiny", "--device", "cpu", "--repeats", "2"
+    )
     full = json.loads(result.stdout)  # progress goes to stderr: stdout is the JSON alone
-    assert set(full) == {"if", "machine", "command"}  # only the part asked for, the machine and the command
+    assert set(full) == {
+        "if",
+        "machine",
+        "command",
+    }  # only the part asked for, the machine and the command
     return full["if"]
 
 
@@ -65,9 +71,16 @@ def test_bench_counts_model_calls(report):
 
 
 def test_bench_full_size_needs_cuda(tmp_path):
-    result = gen(copy_project(tmp_path / "project"), "bench", "--size", "full", "--device", "cpu", check=False)
+    result = gen(
+        copy_project(tmp_path / "project"),
+        "bench",
+        "--size",
+        "full",
+        "--device",
+        "cpu",
+        check=False,
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "CUDA GPU" in lines[0] and "--size tiny" in lines[0]
-

@@ -31,7 +31,14 @@ def test_our_samplers_give_the_plain_loops_samples(kind, one_thread):
 
 
 def test_timed_rates_have_the_contract_shape(one_thread):
-    s = b.Sizes({k: 8 for k in b.MODELS}, {k: 8 for k in b.MODELS}, T, train_batches=2, sample_count=4, sample_steps=3)
+    s = b.Sizes(
+        {k: 8 for k in b.MODELS},
+        {k: 8 for k in b.MODELS},
+        T,
+        train_batches=2,
+        sample_count=4,
+        sample_steps=3,
+    )
     train = b.time_training("class", s, "cpu", "fp32")
     sample = b.time_sampling("time", s, "cpu")
     for row in (train, sample):

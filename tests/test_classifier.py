@@ -46,7 +46,9 @@ def _gaussian_feats(seed: int, n: int = 2000, f: int = 16, shift: float = 0.0) -
 def test_frechet_distance_of_a_set_with_itself_is_zero():
     a = _gaussian_feats(0)
     assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
-    assert frechet_distance(torch.from_numpy(a).float(), torch.from_numpy(a).float()) == pytest.approx(0.0, abs=1e-4)
+    assert frechet_distance(
+        torch.from_numpy(a).float(), torch.from_numpy(a).float()
+    ) == pytest.approx(0.0, abs=1e-4)
 
 
 def test_frechet_distance_grows_with_a_shift_and_is_symmetric():
@@ -71,8 +73,13 @@ def test_frechet_distance_of_two_gaussians_in_closed_form():
 
 def test_shapes_and_save_load(tmp_path):
     model = train_classifier(
-        torch.rand(64, 1, 28, 28), torch.arange(64) % 10,
-        epochs=1, batch_size=32, lr=1e-3, generator=torch.Generator().manual_seed(0), device="cpu",
+        torch.rand(64, 1, 28, 28),
+        torch.arange(64) % 10,
+        epochs=1,
+        batch_size=32,
+        lr=1e-3,
+        generator=torch.Generator().manual_seed(0),
+        device="cpu",
     )
     x = torch.rand(5, 1, 28, 28)
     assert features(model, x).shape == (5, ClassifierConfig().features)
@@ -98,7 +105,13 @@ def test_tiny_training_beats_chance(mnist_or_skip):
     g = torch.Generator().manual_seed(0)
     index = torch.randperm(train_x.shape[0], generator=g)[:2000]
     model = train_classifier(
-        train_x[index], train_y[index], epochs=3, batch_size=64, lr=3e-3, generator=g, device="cpu",
+        train_x[index],
+        train_y[index],
+        epochs=3,
+        batch_size=64,
+        lr=3e-3,
+        generator=g,
+        device="cpu",
         config=ClassifierConfig(channels=16, features=64),
     )
     accuracy = (predict(model, test_x[:2000]) == test_y[:2000]).float().mean().item()

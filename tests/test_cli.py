@@ -17,7 +17,9 @@ def test_help_and_list_do_not_import_torch(tmp_path):
         "print('NO TORCH')\n"
     )
     for args in (["--help"], ["list"], ["build", "--help"]):
-        out = subprocess.run([sys.executable, "-c", code, *args], cwd=project, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code, *args], cwd=project, capture_output=True, text=True
+        )
         assert out.returncode == 0, out.stderr
         assert "NO TORCH" in out.stdout
 
@@ -41,9 +43,24 @@ BAD_INPUTS = [
     (["build", "b1", "--set", "b1.2.1.lr=0", "--profile", "smoke"], "b1.2.1.lr"),
     (["build", "b1", "--bogus"], "--bogus"),
     (["build"], "--all"),
-    (["build", "b2", "--set", "b2.2.epochs=2", "--set", "b2.2.sample_epochs=[1, 5]", "--profile", "smoke"], "b2.2.sample_epochs"),
+    (
+        [
+            "build",
+            "b2",
+            "--set",
+            "b2.2.epochs=2",
+            "--set",
+            "b2.2.sample_epochs=[1, 5]",
+            "--profile",
+            "smoke",
+        ],
+        "b2.2.sample_epochs",
+    ),
     (["build", "b2", "--set", "b2.5.guidance=-1", "--profile", "smoke"], "b2.5.guidance"),
-    (["build", "b1", "--set", "b1.2.1.epochs=-1", "--profile", "auto"], "b1.2.1.epochs"),  # the default profile too
+    (
+        ["build", "b1", "--set", "b1.2.1.epochs=-1", "--profile", "auto"],
+        "b1.2.1.epochs",
+    ),  # the default profile too
 ]
 
 

@@ -16,11 +16,15 @@ DOCS = REPO / "docs"
 BUDGET = 5 * 2**20  # bytes: the committed docs/ stays small enough to clone in seconds
 PAGES = ("index.md", "part-a.md", "part-b.md")
 
-pytestmark = pytest.mark.skipif(not (DOCS / "index.md").is_file(), reason="no committed docs/ in this checkout")
+pytestmark = pytest.mark.skipif(
+    not (DOCS / "index.md").is_file(), reason="no committed docs/ in this checkout"
+)
 
 
 def _records() -> dict[str, dict]:
-    return {p.parent.name: json.loads(p.read_text()) for p in sorted(DOCS.glob("assets/*/record.json"))}
+    return {
+        p.parent.name: json.loads(p.read_text()) for p in sorted(DOCS.glob("assets/*/record.json"))
+    }
 
 
 def test_committed_pages_are_what_gen_render_makes_from_the_committed_records(tmp_path):
@@ -64,11 +68,17 @@ def test_the_committed_docs_stay_under_the_weight_budget(weight_report):
     files = [p for p in DOCS.rglob("*") if p.is_file()]
     total = sum(p.stat().st_size for p in files)
     largest = sorted(files, key=lambda p: p.stat().st_size, reverse=True)[:5]
-    weight_report.append(f"docs/: {total / 2**20:.2f} MB in {len(files)} files; largest: "
-                         + ", ".join(f"{p.relative_to(DOCS)} {p.stat().st_size / 1024:.0f} kB" for p in largest))
+    weight_report.append(
+        f"docs/: {total / 2**20:.2f} MB in {len(files)} files; largest: "
+        + ", ".join(f"{p.relative_to(DOCS)} {p.stat().st_size / 1024:.0f} kB" for p in largest)
+    )
     assert total < BUDGET, weight_report[-1]
     shipped = {p.name for p in (DOCS / "assets" / "inputs").iterdir()}
-    named = {value.rsplit("/", 1)[-1] for record in _records().values() for value in _strings(record["params"])}
+    named = {
+        value.rsplit("/", 1)[-1]
+        for record in _records().values()
+        for value in _strings(record["params"])
+    }
     assert shipped - {"CREDITS.md"} <= named, "an input image no section uses is shipped"
     assert not list(DOCS.rglob("*.map"))
 
@@ -81,7 +91,9 @@ def test_the_committed_site_builds_strictly_without_source_maps(tmp_path, weight
     site = mkdocs_build(project)
     files = [p for p in site.rglob("*") if p.is_file()]
     total = sum(p.stat().st_size for p in files)
-    weight_report.append(f"site/ (mkdocs build of docs/): {total / 2**20:.2f} MB in {len(files)} files")
+    weight_report.append(
+        f"site/ (mkdocs build of docs/): {total / 2**20:.2f} MB in {len(files)} files"
+    )
     assert not [p for p in files if p.suffix == ".map"]
     for page in ("index.html", "part-a.html", "part-b.html"):
         assert (site / page).is_file()

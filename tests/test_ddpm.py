@@ -27,7 +27,9 @@ from generator.models.unet import one_hot
 T = 300
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: one thread is as fast, and immune to load
+pytestmark = pytest.mark.usefixtures(
+    "one_thread"
+)  # small tensors: one thread is as fast, and immune to load
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +70,9 @@ def test_q_sample_and_its_inverse(schedule):
     for b in range(4):
         abar = schedule.alphas_cumprod[t[b]]
         assert torch.allclose(x_t[b], abar.sqrt() * x0[b] + (1 - abar).sqrt() * noise[b])
-    assert torch.allclose(predict_start_from_noise(x_t, t, noise, schedule.alphas_cumprod), x0, atol=1e-5)
+    assert torch.allclose(
+        predict_start_from_noise(x_t, t, noise, schedule.alphas_cumprod), x0, atol=1e-5
+    )
     one = predict_start_from_noise(x_t[2:3], 150, noise[2:3], schedule.alphas_cumprod)  # an int t
     assert torch.allclose(one, x0[2:3], atol=1e-5)
 
@@ -83,7 +87,8 @@ def test_ddpm_step_by_hand():
     alpha, beta = abar_t / abar_prev, 1 - abar_t / abar_prev
     x0 = [(x - math.sqrt(1 - abar_t) * e) / math.sqrt(abar_t) for x, e in zip(x_t, eps)]
     want = [
-        math.sqrt(abar_prev) * beta / (1 - abar_t) * a + math.sqrt(alpha) * (1 - abar_prev) / (1 - abar_t) * x
+        math.sqrt(abar_prev) * beta / (1 - abar_t) * a
+        + math.sqrt(alpha) * (1 - abar_prev) / (1 - abar_t) * x
         + math.sqrt(beta) * z
         for a, x, z in zip(x0, x_t, noise)
     ]
@@ -94,7 +99,9 @@ def test_ddpm_step_by_hand():
         assert torch.allclose(x_prev, as_t(want), atol=1e-7)
     # an explicit variance replaces β_t
     x_prev, _ = ddpm_step(as_t(x_t), as_t(eps), abar_t, abar_prev, as_t(noise), variance=0.04)
-    assert torch.allclose(x_prev, as_t(want) + 0.2 * as_t(noise) - math.sqrt(beta) * as_t(noise), atol=1e-7)
+    assert torch.allclose(
+        x_prev, as_t(want) + 0.2 * as_t(noise) - math.sqrt(beta) * as_t(noise), atol=1e-7
+    )
 
 
 def test_last_step_returns_x0_hat():
@@ -116,7 +123,9 @@ def _diffusers_scheduler(betas, timesteps=None, variance_type="fixed_large"):
         prediction_type="epsilon",
     )
     if timesteps is None:
-        scheduler.set_timesteps(num_inference_steps=len(betas))  # "leading" spacing, ratio 1: prev_t = t − 1
+        scheduler.set_timesteps(
+            num_inference_steps=len(betas)
+        )  # "leading" spacing, ratio 1: prev_t = t − 1
     else:
         scheduler.set_timesteps(timesteps=timesteps)
     return scheduler
@@ -131,7 +140,11 @@ def test_ddpm_step_matches_diffusers(schedule, t):
     eps = torch.randn(3, 1, 28, 28, generator=g)
     out = scheduler.step(eps, t, x, generator=torch.Generator().manual_seed(123))
     # diffusers draws its noise with torch.randn on the generator's device, only for t > 0
-    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(123)) if t > 0 else torch.zeros_like(x)
+    noise = (
+        torch.randn(x.shape, generator=torch.Generator().manual_seed(123))
+        if t > 0
+        else torch.zeros_like(x)
+    )
     abar_prev = schedule.alphas_cumprod[t - 1] if t > 0 else 1.0
     x_prev, x0_hat = ddpm_step(x, eps, schedule.alphas_cumprod[t], abar_prev, noise)
     assert torch.allclose(x0_hat, out.pred_original_sample, atol=1e-5)
@@ -141,7 +154,9 @@ def test_ddpm_step_matches_diffusers(schedule, t):
 def test_strided_step_with_learned_variance_matches_diffusers():
     """Part A's case: 1000 cosine steps run with stride 30, variance learned between β̃_t and β_t."""
     diffusers = pytest.importorskip("diffusers")
-    betas = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2").betas
+    betas = diffusers.DDPMScheduler(
+        num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2"
+    ).betas
     timesteps = list(range(990, -1, -30))
     scheduler = _diffusers_scheduler(betas.numpy(), timesteps, variance_type="learned_range")
     abar = scheduler.alphas_cumprod
@@ -150,10 +165,16 @@ def test_strided_step_with_learned_variance_matches_diffusers():
         x = torch.randn(2, 3, 8, 8, generator=g)
         eps = torch.randn(2, 3, 8, 8, generator=g)
         v = torch.rand(2, 3, 8, 8, generator=g) * 2 - 1  # the model's variance output in [−1, 1]
-        out = scheduler.step(torch.cat([eps, v], dim=1), t, x, generator=torch.Generator().manual_seed(7))
+        out = scheduler.step(
+            torch.cat([eps, v], dim=1), t, x, generator=torch.Generator().manual_seed(7)
+        )
         prev = timesteps[timesteps.index(t) + 1] if t > 0 else -1
         abar_prev = abar[prev] if prev >= 0 else 1.0
-        noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(7)) if t > 0 else torch.zeros_like(x)
+        noise = (
+            torch.randn(x.shape, generator=torch.Generator().manual_seed(7))
+            if t > 0
+            else torch.zeros_like(x)
+        )
         variance = learned_range_variance(v, abar[t], abar_prev)
         x_prev, x0_hat = ddpm_step(x, eps, abar[t], abar_prev, noise, variance=variance)
         assert torch.allclose(x0_hat, out.pred_original_sample, atol=1e-5)
@@ -186,7 +207,9 @@ def test_ddpm_loss_is_zero_for_the_true_noise(schedule):
     assert loss.item() < 1e-8 and seen["c"] is None
     assert seen["t"].min() >= 0 and seen["t"].max() <= (T - 1) / T
     # a model that predicts 0 pays E[ε²] = 1
-    zero = ddpm_loss(lambda x, t: torch.zeros_like(x), x0, None, torch.Generator().manual_seed(1), schedule)
+    zero = ddpm_loss(
+        lambda x, t: torch.zeros_like(x), x0, None, torch.Generator().manual_seed(1), schedule
+    )
     assert zero.item() == pytest.approx(1.0, abs=0.15)
 
 
@@ -199,7 +222,9 @@ def test_ddpm_loss_drops_classes(schedule):
 
     labels = torch.arange(4000) % 10
     x0 = torch.zeros(4000, 1, 2, 2)
-    ddpm_loss(model, x0, one_hot(labels, 10), torch.Generator().manual_seed(2), schedule, p_uncond=0.1)
+    ddpm_loss(
+        model, x0, one_hot(labels, 10), torch.Generator().manual_seed(2), schedule, p_uncond=0.1
+    )
     c = seen[0]
     assert c.shape == (4000, 10)
     kept = c.sum(1) == 1
@@ -229,9 +254,19 @@ def sample(model, shape, schedule, *, seed, labels=None, guidance_scale=None, ca
         eps_fn = conditional(den, den.encode([""]))
     else:
         cond = den.encode([str(int(d)) for d in labels])
-        eps_fn = conditional(den, cond) if guidance_scale is None else classifier_free(den, cond, den.encode([""]), guidance_scale)
+        eps_fn = (
+            conditional(den, cond)
+            if guidance_scale is None
+            else classifier_free(den, cond, den.encode([""]), guidance_scale)
+        )
     g = torch.Generator().manual_seed(seed)
-    return ddpm_sample(eps_fn, torch.randn(shape, generator=g), schedule.alphas_cumprod, generator=g, callback=callback)
+    return ddpm_sample(
+        eps_fn,
+        torch.randn(shape, generator=g),
+        schedule.alphas_cumprod,
+        generator=g,
+        callback=callback,
+    )
 
 
 def _chain_moments(schedule: Schedule, mu: float, s: float) -> tuple[float, float]:
@@ -273,7 +308,9 @@ def test_sample_visits_every_timestep_once(schedule):
 
     sample(model, (2, 1, 3, 3), schedule, seed=0, callback=steps.append)
     assert seen == pytest.approx([t / T for t in range(T - 1, -1, -1)])
-    assert [s.t for s in steps] == list(range(T - 1, -1, -1)) and [s.i for s in steps] == list(range(T))
+    assert [s.t for s in steps] == list(range(T - 1, -1, -1)) and [s.i for s in steps] == list(
+        range(T)
+    )
     assert isinstance(steps[0], StepInfo) and steps[0].x_t.shape == (2, 1, 3, 3)
 
 
@@ -326,7 +363,15 @@ def test_cfg_first_step_by_hand(schedule):
     """ε = ε_u + γ(ε_c − ε_u) (Ho & Salimans 2022, eq. 6), read off the first x̂0."""
     labels, gamma = torch.tensor([1, 8]), 5.0
     steps = []
-    sample(ClassModel(), (2, 1, 3, 3), schedule, seed=9, labels=labels, guidance_scale=gamma, callback=steps.append)
+    sample(
+        ClassModel(),
+        (2, 1, 3, 3),
+        schedule,
+        seed=9,
+        labels=labels,
+        guidance_scale=gamma,
+        callback=steps.append,
+    )
     x = steps[0].x_t
     w = torch.linspace(-1, 1, 10)[labels][:, None, None, None]
     eps = 0.1 * x + gamma * w  # ε_u = 0.1·x, ε_c − ε_u = w_c

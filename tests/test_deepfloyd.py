@@ -10,7 +10,21 @@ from conftest import copy_project, gen, ran, tree_digest
 from safetensors import safe_open
 from tiny_if import build_tiny_if
 
-PART_A = ["a0", "a1.1", "a1.2", "a1.3", "a1.4", "a1.5", "a1.6", "a1.7", "a1.7.1", "a1.7.2", "a1.7.3", "a1.8", "a1.9"]
+PART_A = [
+    "a0",
+    "a1.1",
+    "a1.2",
+    "a1.3",
+    "a1.4",
+    "a1.5",
+    "a1.6",
+    "a1.7",
+    "a1.7.1",
+    "a1.7.2",
+    "a1.7.3",
+    "a1.8",
+    "a1.9",
+]
 
 
 @pytest.fixture(scope="session")
@@ -19,14 +33,30 @@ def tiny(tmp_path_factory):
 
 
 def _sets(tiny):
-    return ("--set", f"deepfloyd.stage_1={tiny['stage_1']}", "--set", f"deepfloyd.stage_2={tiny['stage_2']}")
+    return (
+        "--set",
+        f"deepfloyd.stage_1={tiny['stage_1']}",
+        "--set",
+        f"deepfloyd.stage_2={tiny['stage_2']}",
+    )
 
 
 @pytest.fixture(scope="session")
 def if_project(tmp_path_factory, tiny):
     """`gen build a --backend deepfloyd --device cpu --profile smoke` with the tiny IF, as the issue's check runs it."""
     project = copy_project(tmp_path_factory.mktemp("if") / "project")
-    gen(project, "build", "a", "--backend", "deepfloyd", "--device", "cpu", "--profile", "smoke", *_sets(tiny))
+    gen(
+        project,
+        "build",
+        "a",
+        "--backend",
+        "deepfloyd",
+        "--device",
+        "cpu",
+        "--profile",
+        "smoke",
+        *_sets(tiny),
+    )
     return project
 
 
@@ -64,7 +94,13 @@ def test_a0_is_diffusers_ifpipeline_for_the_same_seed(if_project, tiny):
     from diffusers import DiffusionPipeline
 
     params = _record(if_project, "a0")["params"]
-    pipe = DiffusionPipeline.from_pretrained(str(tiny["stage_1"]), safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False)
+    pipe = DiffusionPipeline.from_pretrained(
+        str(tiny["stage_1"]),
+        safety_checker=None,
+        feature_extractor=None,
+        watermarker=None,
+        requires_safety_checker=False,
+    )
     pipe.set_progress_bar_config(disable=True)
     expected = pipe(
         params["prompts"],
@@ -86,8 +122,17 @@ def test_our_learned_variance_step_is_ddpmscheduler_step_on_the_tiny_unet(tiny):
     from generator.backends.deepfloyd_model import IFDenoiser
     from generator.diffusion.samplers import denoise_step
 
-    pipe = IFPipeline.from_pretrained(str(tiny["stage_1"]), text_encoder=None, safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False)
-    scheduler = DDPMScheduler.from_config(pipe.scheduler.config, thresholding=False, clip_sample=False)
+    pipe = IFPipeline.from_pretrained(
+        str(tiny["stage_1"]),
+        text_encoder=None,
+        safety_checker=None,
+        feature_extractor=None,
+        watermarker=None,
+        requires_safety_checker=False,
+    )
+    scheduler = DDPMScheduler.from_config(
+        pipe.scheduler.config, thresholding=False, clip_sample=False
+    )
     timesteps = list(range(990, -1, -30))
     scheduler.set_timesteps(timesteps=timesteps)
     cond = torch.randn(2, 77, 32, generator=torch.Generator().manual_seed(1))
@@ -98,7 +143,9 @@ def test_our_learned_variance_step_is_ddpmscheduler_step_on_the_tiny_unet(tiny):
         eps, v = denoiser(x, t, cond)
         with torch.no_grad():
             output = pipe.unet(x, t, encoder_hidden_states=cond).sample
-        expected = scheduler.step(output, t, x, generator=torch.Generator().manual_seed(t)).prev_sample
+        expected = scheduler.step(
+            output, t, x, generator=torch.Generator().manual_seed(t)
+        ).prev_sample
         noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(t))
         ours, _ = denoise_step(x, eps, v, abar[t], abar[t_prev], noise)
         torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
@@ -107,7 +154,9 @@ def test_our_learned_variance_step_is_ddpmscheduler_step_on_the_tiny_unet(tiny):
 def test_prompt_embeddings_are_computed_once_and_kept_in_the_store(if_project, tiny):
     folders = list((if_project / ".gen/embeddings").iterdir())
     assert len(folders) == 1  # one encoder
-    stored = {safe_open(str(p), "pt").metadata()["prompt"] for p in folders[0].glob("*.safetensors")}
+    stored = {
+        safe_open(str(p), "pt").metadata()["prompt"] for p in folders[0].glob("*.safetensors")
+    }
     wanted = {""}  # the unconditional embedding, and every prompt in the records' parameters
     for sid in PART_A:
         params = _record(if_project, sid)["params"]
@@ -116,37 +165,81 @@ def test_prompt_embeddings_are_computed_once_and_kept_in_the_store(if_project, t
             wanted |= {value} if isinstance(value, str) else set(np.ravel(value))
     assert stored == wanted
     before = tree_digest(if_project / ".gen/embeddings")
-    result = gen(if_project, "build", "a1.5", "--backend", "deepfloyd", "--device", "cpu", "--profile", "smoke", "--force", *_sets(tiny))
+    result = gen(
+        if_project,
+        "build",
+        "a1.5",
+        "--backend",
+        "deepfloyd",
+        "--device",
+        "cpu",
+        "--profile",
+        "smoke",
+        "--force",
+        *_sets(tiny),
+    )
     assert ran(result) == ["a1.5"]
     assert tree_digest(if_project / ".gen/embeddings") == before
 
 
-def test_an_embeddings_file_replaces_t5_and_a_missing_prompt_is_one_line(if_project, tiny, tmp_path):
+def test_an_embeddings_file_replaces_t5_and_a_missing_prompt_is_one_line(
+    if_project, tiny, tmp_path
+):
     table = {p: torch.randn(1, 77, 32) for p in ["", "a high quality photo"]}
     path = tmp_path / "embeddings.pt"
     torch.save(table, path)
-    args = ["build", "a1.5", "--backend", "deepfloyd", "--device", "cpu", "--profile", "smoke", *_sets(tiny)]
+    args = [
+        "build",
+        "a1.5",
+        "--backend",
+        "deepfloyd",
+        "--device",
+        "cpu",
+        "--profile",
+        "smoke",
+        *_sets(tiny),
+    ]
     result = gen(if_project, *args, "--set", f"deepfloyd.embeddings_file={path}")
     assert ran(result) == ["a1.5"]
     assert _record(if_project, "a1.5")["backend"]["text_encoder"] == str(path)
     before = tree_digest(if_project / "docs", if_project / ".gen")
-    result = gen(if_project, *args.__add__(["--set", f"deepfloyd.embeddings_file={path}", "--set", "a1.5.prompt=a photo of a dog"]), check=False)
+    result = gen(
+        if_project,
+        *args.__add__(
+            ["--set", f"deepfloyd.embeddings_file={path}", "--set", "a1.5.prompt=a photo of a dog"]
+        ),
+        check=False,
+    )
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "'a photo of a dog' is not in deepfloyd.embeddings_file" in result.stderr
     assert tree_digest(if_project / "docs", if_project / ".gen") == before
 
 
-def test_a_stage_1_saved_without_t5_takes_t5_from_deepfloyd_text_encoder(if_project, tiny, tmp_path):
+def test_a_stage_1_saved_without_t5_takes_t5_from_deepfloyd_text_encoder(
+    if_project, tiny, tmp_path
+):
     bare = tmp_path / "stage_1"
     shutil.copytree(tiny["stage_1"], bare)
     shutil.rmtree(bare / "text_encoder")
     shutil.rmtree(bare / "tokenizer")
-    args = ["build", "a1.5", "--backend", "deepfloyd", "--device", "cpu", "--profile", "smoke", "--force"]
+    args = [
+        "build",
+        "a1.5",
+        "--backend",
+        "deepfloyd",
+        "--device",
+        "cpu",
+        "--profile",
+        "smoke",
+        "--force",
+    ]
     args += ["--set", f"deepfloyd.stage_1={bare}", "--set", f"deepfloyd.stage_2={tiny['stage_2']}"]
     before = tree_digest(if_project / "docs")
     result = gen(if_project, *args, check=False)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert f"'{bare}' has no tokenizer/" in result.stderr and "deepfloyd.text_encoder" in result.stderr
+    assert (
+        f"'{bare}' has no tokenizer/" in result.stderr and "deepfloyd.text_encoder" in result.stderr
+    )
     assert tree_digest(if_project / "docs") == before
     result = gen(if_project, *args, "--set", f"deepfloyd.text_encoder={tiny['stage_1']}")
     assert ran(result) == ["a1.5"]
@@ -173,26 +266,41 @@ def test_a_gated_model_tells_the_user_to_accept_the_licence_and_log_in():
 
     # What the hub raises for a user without a token (built without an HTTP response, which needs a network).
     error = GatedRepoError.__new__(GatedRepoError)
-    Exception.__init__(error, "401 Client Error. Cannot access gated repo for url https://huggingface.co/DeepFloyd/IF-I-XL-v1.0")
+    Exception.__init__(
+        error,
+        "401 Client Error. Cannot access gated repo for url https://huggingface.co/DeepFloyd/IF-I-XL-v1.0",
+    )
     message = str(load_error("DeepFloyd/IF-I-XL-v1.0", "stage I", error))
     assert "accept its licence on https://huggingface.co/DeepFloyd/IF-I-XL-v1.0" in message
     assert "hf auth login" in message
 
 
-def test_for_cuda_the_fp16_variant_is_loaded_where_a_folder_has_one_else_its_own_weights(tiny, tmp_path):
+def test_for_cuda_the_fp16_variant_is_loaded_where_a_folder_has_one_else_its_own_weights(
+    tiny, tmp_path
+):
     from diffusers import IFPipeline
 
     from generator.backends.deepfloyd_model import NO_CHECKER, _from_pretrained
 
     def load(folder, device):
-        return _from_pretrained(IFPipeline, str(folder), "stage I", device, text_encoder=None, tokenizer=None, **NO_CHECKER)
+        return _from_pretrained(
+            IFPipeline,
+            str(folder),
+            "stage I",
+            device,
+            text_encoder=None,
+            tokenizer=None,
+            **NO_CHECKER,
+        )
 
     plain = load(tiny["stage_1"], "cpu")
     assert plain.unet.dtype == torch.float32
     # No fp16 files in the folder: the CUDA path falls back to its own weights, in fp16.
     half = load(tiny["stage_1"], "cuda")
     assert half.unet.dtype == torch.float16
-    torch.testing.assert_close(half.unet.conv_in.weight.float(), plain.unet.conv_in.weight, atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(
+        half.unet.conv_in.weight.float(), plain.unet.conv_in.weight, atol=1e-3, rtol=1e-3
+    )
     # A folder with both: the CUDA path takes the fp16 files (made different here so that it shows).
     both = tmp_path / "stage_1"
     shutil.copytree(tiny["stage_1"], both)
@@ -202,18 +310,29 @@ def test_for_cuda_the_fp16_variant_is_loaded_where_a_folder_has_one_else_its_own
     variant.to(torch.float16).save_pretrained(both, variant="fp16")
     loaded = load(both, "cuda")
     assert loaded.unet.dtype == torch.float16
-    torch.testing.assert_close(loaded.unet.conv_in.weight.float(), -plain.unet.conv_in.weight, atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(
+        loaded.unet.conv_in.weight.float(), -plain.unet.conv_in.weight, atol=1e-3, rtol=1e-3
+    )
 
 
 @pytest.mark.parametrize(
     ("offload", "free_gib", "mode"),
-    [("auto", 70, "none"), ("auto", 14, "model"), ("auto", 6, "sequential"), ("sequential", 70, "sequential")],
+    [
+        ("auto", 70, "none"),
+        ("auto", 14, "model"),
+        ("auto", 6, "sequential"),
+        ("sequential", 70, "sequential"),
+    ],
 )
-def test_the_offload_mode_follows_the_free_gpu_memory_or_the_setting(monkeypatch, tmp_path, offload, free_gib, mode):
+def test_the_offload_mode_follows_the_free_gpu_memory_or_the_setting(
+    monkeypatch, tmp_path, offload, free_gib, mode
+):
     from generator.backends.deepfloyd_model import choose_offload
     from generator.config import load
 
-    settings = load(copy_project(tmp_path / "p"), "full", (f"deepfloyd.offload={offload}",)).params["deepfloyd"]
+    settings = load(copy_project(tmp_path / "p"), "full", (f"deepfloyd.offload={offload}",)).params[
+        "deepfloyd"
+    ]
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (free_gib * 2**30, 80 * 2**30))
     chosen, why = choose_offload(settings, "cuda")
     assert chosen == mode
@@ -234,12 +353,23 @@ def _hub_error(name: str, message: str) -> Exception:
 @pytest.mark.parametrize(
     ("raised", "expected"),
     [
-        (("GatedRepoError", "401 Client Error. Cannot access gated repo"), "accept its licence on https://huggingface.co/DeepFloyd/IF-I-XL-v1.0"),
-        (("RepositoryNotFoundError", "404 Client Error"), "if it is gated, accept its licence on https://huggingface.co/DeepFloyd/IF-I-XL-v1.0"),
-        (("ConnectError", "[Errno -2] Name or service not known"), "the hub cannot be reached (ConnectError); connect once"),
+        (
+            ("GatedRepoError", "401 Client Error. Cannot access gated repo"),
+            "accept its licence on https://huggingface.co/DeepFloyd/IF-I-XL-v1.0",
+        ),
+        (
+            ("RepositoryNotFoundError", "404 Client Error"),
+            "if it is gated, accept its licence on https://huggingface.co/DeepFloyd/IF-I-XL-v1.0",
+        ),
+        (
+            ("ConnectError", "[Errno -2] Name or service not known"),
+            "the hub cannot be reached (ConnectError); connect once",
+        ),
     ],
 )
-def test_uncached_weights_are_checked_with_the_hub_before_anything_runs(monkeypatch, tmp_path, raised, expected):
+def test_uncached_weights_are_checked_with_the_hub_before_anything_runs(
+    monkeypatch, tmp_path, raised, expected
+):
     import huggingface_hub
 
     from generator.backends import resolve_backend
@@ -259,5 +389,7 @@ def test_uncached_weights_are_checked_with_the_hub_before_anything_runs(monkeypa
         DEEPFLOYD.preflight(config, ["a1.5"], ["", "a high quality photo"])
     assert expected in str(failure.value) and "\n" not in str(failure.value)
     # --backend auto on a CUDA machine says the same, and takes the local model.
-    backend, why = resolve_backend("auto", {name: config.params[name] for name in ("deepfloyd", "local")}, cuda=True)
+    backend, why = resolve_backend(
+        "auto", {name: config.params[name] for name in ("deepfloyd", "local")}, cuda=True
+    )
     assert backend == "local" and expected in why

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DATA_DIR, copy_project, gen
 from PIL import Image
 from safetensors.numpy import load_file
-
-from conftest import DATA_DIR, copy_project, gen
 
 EPOCHS = 6
 BUILD = ("build", "b1.2.1", "--profile", "smoke", "--set", f"b1.2.1.epochs={EPOCHS}")
@@ -24,12 +23,20 @@ BUILD = ("build", "b1.2.1", "--profile", "smoke", "--set", f"b1.2.1.epochs={EPOC
 def _start(project: Path) -> subprocess.Popen:
     env = {**os.environ, "GEN_DATA_DIR": str(DATA_DIR), "TQDM_DISABLE": "1"}
     env.pop("GEN_CACHE_DIR", None)
-    return subprocess.Popen([str(Path(sys.executable).with_name("gen")), *BUILD], cwd=project, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("gen")), *BUILD],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _last_epoch(project: Path) -> int:
-    found = [int(p.stem.split("_")[1]) for p in (project / ".gen" / "work").glob("*/epoch_*.safetensors")]
+    found = [
+        int(p.stem.split("_")[1]) for p in (project / ".gen" / "work").glob("*/epoch_*.safetensors")
+    ]
     return max(found, default=0)
 
 
@@ -91,7 +98,9 @@ def test_sigterm_cleans_up_and_frees_the_lock(tmp_path):
     assert list((project / ".gen" / "tmp").iterdir()) == []  # no staging folder left
     second = _start(project)
     try:
-        _wait_for_epoch(second, project, _last_epoch(project))  # it trains at once: the lock was free
+        _wait_for_epoch(
+            second, project, _last_epoch(project)
+        )  # it trains at once: the lock was free
     finally:
         second.kill()
         _, err = second.communicate()

@@ -6,7 +6,21 @@ import numpy as np
 import pytest
 from conftest import gen, ran, tree_digest
 
-PART_A = ["a0", "a1.1", "a1.2", "a1.3", "a1.4", "a1.5", "a1.6", "a1.7", "a1.7.1", "a1.7.2", "a1.7.3", "a1.8", "a1.9"]
+PART_A = [
+    "a0",
+    "a1.1",
+    "a1.2",
+    "a1.3",
+    "a1.4",
+    "a1.5",
+    "a1.6",
+    "a1.7",
+    "a1.7.1",
+    "a1.7.2",
+    "a1.7.3",
+    "a1.8",
+    "a1.9",
+]
 SMOKE_LOCAL = ("--profile", "smoke", "--backend", "local")
 
 
@@ -37,7 +51,9 @@ def test_anagram_samples_name_their_view_and_labels(built):
     assert str(samples["view"]) == "flip"
     expected = [[int(p[k])] * params["num_samples"] for p in params["anagrams"] for k in (0,)]
     assert samples["labels_view1"].tolist() == sum(expected, [])
-    assert samples["labels_view2"].tolist() == sum(([int(p[1])] * params["num_samples"] for p in params["anagrams"]), [])
+    assert samples["labels_view2"].tolist() == sum(
+        ([int(p[1])] * params["num_samples"] for p in params["anagrams"]), []
+    )
 
 
 def test_inpainting_keeps_every_pixel_outside_the_mask(built):
@@ -63,20 +79,28 @@ def test_hybrids_sweep_sigma_and_keep_the_far_view(built):
     best = metrics["best_sigma"]
     assert best in params["sigmas"] and samples["sigma"].tolist() == [best] * n
     assert metrics["both_ways"] == max(metrics[f"both_sigma_{s:g}"] for s in params["sigmas"])
-    assert {"hybrids.png", "hybrids_actual_size.png", "sweep.png"} <= {f["file"] for f in record["figures"]}
+    assert {"hybrids.png", "hybrids_actual_size.png", "sweep.png"} <= {
+        f["file"] for f in record["figures"]
+    }
     from PIL import Image
 
-    with Image.open(built / "docs/assets/a1.9/hybrids_actual_size.png") as im:  # one screen pixel per image pixel
+    with Image.open(
+        built / "docs/assets/a1.9/hybrids_actual_size.png"
+    ) as im:  # one screen pixel per image pixel
         assert im.height == len(params["pairs"]) * (28 + 6) + 6
 
 
 def test_generated_images_follow_the_contract(built):
     for sid in ("a0", "a1.5", "a1.6", "a1.7", "a1.7.1", "a1.7.3", "a1.9"):
         images = np.load(built / f"docs/assets/{sid}/samples.npz")["images"]
-        assert images.dtype == np.float32 and images.ndim == 4 and images.shape[1:] == (1, 28, 28), sid
+        assert (
+            images.dtype == np.float32 and images.ndim == 4 and images.shape[1:] == (1, 28, 28)
+        ), sid
         assert images.min() >= 0.0 and images.max() <= 1.0
     cfg = np.load(built / "docs/assets/a1.6/samples.npz")
-    assert cfg["labels"].tolist() == [d for d in range(10) for _ in range(_record(built, "a1.6")["params"]["num_samples"])]
+    assert cfg["labels"].tolist() == [
+        d for d in range(10) for _ in range(_record(built, "a1.6")["params"]["num_samples"])
+    ]
 
 
 def test_changing_the_model_reruns_part_a_on_local(project):
@@ -104,8 +128,17 @@ BAD_PART_A = [
     (["--set", "a1.1.image=no/such/photo.png"], "no/such/photo.png"),
     (["--set", "a1.1.image=gen.yaml"], "not a readable picture"),
     (["--set", "a1.1.image=mnist:10000"], "mnist:10000"),
-    (["--set", 'a1.7.2.masks=[site_assets/inputs/astronaut_mask.png, "rect:0,1,0,1", "rect:0,1,0,1"]'], "astronaut_mask.png"),
-    (["--set", 'a1.7.2.masks=["rect:0.5,0.2,0,1", "rect:0,1,0,1", "rect:0,1,0,1"]'], "rect:0.5,0.2,0,1"),
+    (
+        [
+            "--set",
+            'a1.7.2.masks=[site_assets/inputs/astronaut_mask.png, "rect:0,1,0,1", "rect:0,1,0,1"]',
+        ],
+        "astronaut_mask.png",
+    ),
+    (
+        ["--set", 'a1.7.2.masks=["rect:0.5,0.2,0,1", "rect:0,1,0,1", "rect:0,1,0,1"]'],
+        "rect:0.5,0.2,0,1",
+    ),
     (["--set", 'a1.7.2.masks=["rect:0,1,0,1"]'], "a1.7.2.masks"),
     (["--set", "a1.4.i_start=28"], "a1.4.i_start"),
     (["--set", "a1.7.i_starts=[1, 99]"], "a1.7.i_starts"),
@@ -113,7 +146,7 @@ BAD_PART_A = [
     (["--set", "local.t_start=300"], "local.t_start"),
     (["--set", "a1.8.views=[spin]"], "a1.8.views"),
     (["--set", "a1.8.views=[negate]"], "negate"),
-    (["--set", "a1.8.anagrams=[[\"6\", \"9\", \"1\"]]"], "a1.8.anagrams"),
+    (["--set", 'a1.8.anagrams=[["6", "9", "1"]]'], "a1.8.anagrams"),
     (["--set", "a1.6.prompts=[a photo of a cat]"], "a photo of a cat"),
     (["--set", "a1.2.kernel_size=4"], "a1.2.kernel_size"),
     (["--backend", "stable-diffusion"], "stable-diffusion"),
@@ -123,7 +156,9 @@ BAD_PART_A = [
 @pytest.mark.parametrize("args, named", BAD_PART_A, ids=[" ".join(a) for a, _ in BAD_PART_A])
 def test_bad_part_a_input_exits_2_with_one_line_and_changes_nothing(built, args, named):
     before = tree_digest(built / "docs", built / ".gen")
-    result = gen(built, "build", "a", "--profile", "smoke", "--backend", "local", *args, check=False)
+    result = gen(
+        built, "build", "a", "--profile", "smoke", "--backend", "local", *args, check=False
+    )
     assert result.returncode == 2, result
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
@@ -138,8 +173,15 @@ def test_a_mask_of_another_size_than_its_image_is_refused(built, tmp_path):
     Image.new("RGB", (40, 30), "white").save(image)
     Image.new("L", (32, 32), 255).save(mask)
     result = gen(
-        built, "build", "a1.7.2", *SMOKE_LOCAL,
-        "--set", f"a1.7.2.images=[{image}]", "--set", f"a1.7.2.masks=[{mask}]", check=False,
+        built,
+        "build",
+        "a1.7.2",
+        *SMOKE_LOCAL,
+        "--set",
+        f"a1.7.2.images=[{image}]",
+        "--set",
+        f"a1.7.2.masks=[{mask}]",
+        check=False,
     )
     assert result.returncode == 2 and "32×32" in result.stderr and "40×30" in result.stderr
 
@@ -154,7 +196,18 @@ def test_user_images_and_masks_replace_the_defaults(project, tmp_path):
     hole = Image.new("L", (56, 56), 0)
     ImageDraw.Draw(hole).rectangle((0, 0, 55, 20), fill=255)
     hole.save(mask)
-    gen(project, "build", "a1.7.2", *SMOKE_LOCAL, "--set", f"a1.7.2.images=[{image}]", "--set", f"a1.7.2.masks=[{mask}]")
+    gen(
+        project,
+        "build",
+        "a1.7.2",
+        *SMOKE_LOCAL,
+        "--set",
+        f"a1.7.2.images=[{image}]",
+        "--set",
+        f"a1.7.2.masks=[{mask}]",
+    )
     samples = np.load(project / "docs/assets/a1.7.2/samples.npz")
     assert samples["images"].shape == (1, 1, 28, 28)
-    assert samples["masks"][0, 0, :10].all() and not samples["masks"][0, 0, 11:].any()  # rows 0–20 of 56 → 0–10 of 28
+    assert (
+        samples["masks"][0, 0, :10].all() and not samples["masks"][0, 0, 11:].any()
+    )  # rows 0–20 of 56 → 0–10 of 28

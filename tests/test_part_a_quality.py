@@ -19,8 +19,19 @@ TRAIN = ["--set", "b2.4.sample_epochs=[2]"]
 def trained(tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("quality") / "project")
     gen(
-        project, "build", "a1.6", "a1.8", "--profile", "quick", "--backend", "local", *TRAIN,
-        "--set", "a1.6.num_samples=10", "--set", "a1.8.num_samples=20",
+        project,
+        "build",
+        "a1.6",
+        "a1.8",
+        "--profile",
+        "quick",
+        "--backend",
+        "local",
+        *TRAIN,
+        "--set",
+        "a1.6.num_samples=10",
+        "--set",
+        "a1.8.num_samples=20",
     )
     return project
 
@@ -40,7 +51,16 @@ def test_anagrams_of_different_digits_read_both_ways(trained):
     samples = np.load(trained / "docs/assets/a1.8/samples.npz")
     params = json.loads((trained / "docs/assets/a1.8/record.json").read_text())["params"]
     assert str(samples["view"]) == "flip" and len(params["anagrams"]) >= 3
-    for first, second in params["anagrams"]:  # the view relates neither digit to itself nor to the other
-        assert first != second and {first, second} != {"6", "9"} and not {first, second} & set("0138")
-    assert metrics["accuracy_all_views"] >= 0.7  # the first digit as it is and the second flipped, in the same sample
-    assert min(metrics[f"accuracy_all_views_anagram_{k + 1}"] for k in range(len(params["anagrams"]))) >= 0.5
+    for first, second in params[
+        "anagrams"
+    ]:  # the view relates neither digit to itself nor to the other
+        assert (
+            first != second and {first, second} != {"6", "9"} and not {first, second} & set("0138")
+        )
+    assert (
+        metrics["accuracy_all_views"] >= 0.7
+    )  # the first digit as it is and the second flipped, in the same sample
+    assert (
+        min(metrics[f"accuracy_all_views_anagram_{k + 1}"] for k in range(len(params["anagrams"])))
+        >= 0.5
+    )

@@ -31,7 +31,9 @@ def test_class_conditioned_samples_carry_labels_and_epochs(built):
     assert images.shape[0] == labels.shape[0] == steps.shape[0]
     assert images.shape[1:] == (1, 28, 28) and images.dtype == np.float32
     for epoch in np.unique(steps):
-        assert sorted(labels[steps == epoch].tolist()) == sorted(list(range(10)) * params["per_digit"])
+        assert sorted(labels[steps == epoch].tolist()) == sorted(
+            list(range(10)) * params["per_digit"]
+        )
         assert (steps == epoch).sum() == per_epoch
 
 

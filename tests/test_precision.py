@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import REPO
 
 from generator import hardware
@@ -14,8 +13,10 @@ from generator.sections import select
 TRAINING = ("b1.2.1", "b2.2", "b2.4")
 
 
-@pytest.mark.parametrize("flags, expected", [({"avx2", "fma"}, "fp32"), ({"avx2", "avx512_bf16"}, "bf16"),
-                                             ({"amx_bf16"}, "bf16")])
+@pytest.mark.parametrize(
+    "flags, expected",
+    [({"avx2", "fma"}, "fp32"), ({"avx2", "avx512_bf16"}, "bf16"), ({"amx_bf16"}, "bf16")],
+)
 def test_auto_follows_the_cpu(monkeypatch, flags, expected):
     monkeypatch.setattr(hardware, "cpu_flags", lambda: flags)
     config = load(REPO, "smoke", device="cpu")

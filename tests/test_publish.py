@@ -68,7 +68,9 @@ def _run(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.Complet
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     env.pop("PYTHONPATH", None)  # the fresh venv must not see the repository's packages
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(map(str, args))} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"{' '.join(map(str, args))} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    )
     return result
 
 
@@ -91,12 +93,19 @@ def test_pages_workflow_deploys_the_committed_site_without_torch():
     build, deploy = workflow["jobs"]["build"], workflow["jobs"]["deploy"]
     uses = [step.get("uses", "").split("@")[0] for step in build["steps"]]
     assert "actions/upload-pages-artifact" in uses and "actions/configure-pages" in uses
-    upload = next(step for step in build["steps"] if step.get("uses", "").startswith("actions/upload-pages-artifact"))
+    upload = next(
+        step
+        for step in build["steps"]
+        if step.get("uses", "").startswith("actions/upload-pages-artifact")
+    )
     assert upload["with"]["path"] == "site"
     assert deploy["needs"] == "build"
     assert deploy["environment"]["name"] == "github-pages"
     assert "steps.deployment.outputs.page_url" in deploy["environment"]["url"]
-    assert any(s.get("uses", "").startswith("actions/deploy-pages@") and s.get("id") == "deployment" for s in deploy["steps"])
+    assert any(
+        s.get("uses", "").startswith("actions/deploy-pages@") and s.get("id") == "deployment"
+        for s in deploy["steps"]
+    )
 
     runs = [step["run"] for step in _steps(workflow) if "run" in step]
     commands = [line.strip() for run in runs for line in run.splitlines() if line.strip()]
@@ -116,7 +125,9 @@ def test_site_requirements_match_pyproject():
     normalized = {d.replace(" ", "") for d in dependencies}
     site = _requirement_lines(SITE_REQUIREMENTS)
     for line in site:
-        assert line.replace(" ", "") in normalized, f"{line!r} differs from pyproject.toml's dependencies"
+        assert line.replace(" ", "") in normalized, (
+            f"{line!r} differs from pyproject.toml's dependencies"
+        )
     names = {_name(line) for line in site}
     assert {"mkdocs", "mkdocs-material", "mkdocs-glightbox"} <= names
     assert not names & {"torch", "torchvision", "gen"}
@@ -155,7 +166,10 @@ def test_a_fresh_venv_with_only_the_site_requirements_builds_the_site(built, tmp
 def _math(page: Path) -> list[str]:
     """The TeX of each arithmatex element on a page, in order."""
     text = page.read_text()
-    return [html.unescape(m.group(2)).strip() for m in re.finditer(r'<(span|div) class="arithmatex">(.*?)</\1>', text, re.S)]
+    return [
+        html.unescape(m.group(2)).strip()
+        for m in re.finditer(r'<(span|div) class="arithmatex">(.*?)</\1>', text, re.S)
+    ]
 
 
 def _local_refs(page: Path, attribute: str) -> set[str]:

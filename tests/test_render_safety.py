@@ -12,8 +12,8 @@ from pathlib import Path
 import markdown
 import pytest
 import yaml
-
 from conftest import DATA_DIR, REPO, gen, tree_digest
+
 from generator.errors import UsageError
 from generator.render import SectionView, environment, views
 from generator.store import Store
@@ -28,7 +28,9 @@ def _gen(project: Path, *args: str, cache: Path | None = None) -> subprocess.Com
     if cache is not None:
         env["GEN_CACHE_DIR"] = str(cache)
     script = Path(sys.executable).with_name("gen")
-    return subprocess.run([str(script), *args], cwd=project, env=env, capture_output=True, text=True)
+    return subprocess.run(
+        [str(script), *args], cwd=project, env=env, capture_output=True, text=True
+    )
 
 
 class _Page(HTMLParser):
@@ -108,13 +110,23 @@ def test_a_link_under_docs_stops_render_and_build_before_anything_is_written(pro
         result = _gen(project, *args)
         assert result.returncode == 2, result.stdout + result.stderr
         assert result.stderr.count("\n") == 1
-        assert "docs/assets/b1.2 is a symbolic link" in result.stderr and "remove the link" in result.stderr
+        assert (
+            "docs/assets/b1.2 is a symbolic link" in result.stderr
+            and "remove the link" in result.stderr
+        )
         assert "running" not in result.stdout
         assert tree_digest(outside, project / "docs") == before
 
 
 def test_odd_figure_names_are_refused():
-    view = SectionView("a1.1", "1.1", "t", "part-a.md", True, figures=[{"file": 'a.png" onerror="x', "caption": ""}])
+    view = SectionView(
+        "a1.1",
+        "1.1",
+        "t",
+        "part-a.md",
+        True,
+        figures=[{"file": 'a.png" onerror="x', "caption": ""}],
+    )
     with pytest.raises(UsageError, match="not a plain file name"):
         view.paths()
 
@@ -122,10 +134,21 @@ def test_odd_figure_names_are_refused():
 def test_an_image_path_full_of_markup_stays_text_on_the_built_site(project):
     image = project / "site_assets" / "inputs" / f"{MARKUP}.png"
     shutil.copy(project / "site_assets" / "inputs" / "digit_two_drawn.png", image)
-    gen(project, "build", "a1.1", "--profile", "smoke", "--backend", "local",
-        "--set", f"a1.1.image=site_assets/inputs/{image.name}")
+    gen(
+        project,
+        "build",
+        "a1.1",
+        "--profile",
+        "smoke",
+        "--backend",
+        "local",
+        "--set",
+        f"a1.1.image=site_assets/inputs/{image.name}",
+    )
     mkdocs = Path(sys.executable).with_name("mkdocs")
-    subprocess.run([str(mkdocs), "build", "--strict", "--quiet"], cwd=project, check=True, capture_output=True)
+    subprocess.run(
+        [str(mkdocs), "build", "--strict", "--quiet"], cwd=project, check=True, capture_output=True
+    )
     text = _assert_inert((project / "site" / "part-a.html").read_text())
     assert text.count(f"site_assets/inputs/{MARKUP}.png") >= 2  # the caption and the prose show it
 
@@ -144,6 +167,10 @@ def test_prompts_and_captions_full_of_markup_stay_text(project):
     settings = {k: v for e in config if isinstance(e, dict) for k, v in e.items()}
     html = markdown.markdown(text, extensions=names, extension_configs=settings)
     shown = _assert_inert(html)
-    assert shown.count(PROMPT) >= 5  # a1.3: prose, caption, parameter table; a1.7: caption, parameter table
-    assert '<span class="arithmatex">\\(c\\)</span> the prompt' in html  # the template's own maths still typesets
+    assert (
+        shown.count(PROMPT) >= 5
+    )  # a1.3: prose, caption, parameter table; a1.7: caption, parameter table
+    assert (
+        '<span class="arithmatex">\\(c\\)</span> the prompt' in html
+    )  # the template's own maths still typesets
     assert shown.count(f"\\n```\\n{MARKUP}") == 2  # the command stays one line in its code block

@@ -39,7 +39,9 @@ def if_scheduler(variance_type: str) -> DDPMScheduler:
     )
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: a second thread only waits on a busy machine
+pytestmark = pytest.mark.usefixtures(
+    "one_thread"
+)  # tiny tensors: a second thread only waits on a busy machine
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +88,15 @@ def toy_output(x: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
 def test_strided_timesteps():
     ts = strided_timesteps(990, 30)
     assert ts[:3] == [990, 960, 930] and ts[-1] == 0 and len(ts) == 34
-    assert strided_timesteps(299, 50) == [299, 249, 199, 149, 99, 49, 0]  # stop is always the last value
+    assert strided_timesteps(299, 50) == [
+        299,
+        249,
+        199,
+        149,
+        99,
+        49,
+        0,
+    ]  # stop is always the last value
     with pytest.raises(ValueError):
         strided_timesteps(10, 0)
 
@@ -123,11 +133,17 @@ def test_step_matches_diffusers_with_the_same_noise(variance_type):
     x = torch.randn(2, 3, 8, 8, generator=g)
     for t, t_prev in [(990, 960), (690, 660), (30, 0)]:
         eps, v = toy_output(x, t)
-        out = torch.cat([eps, v], dim=1) if variance_type == "learned_range" else eps  # IF's 6 channels
+        out = (
+            torch.cat([eps, v], dim=1) if variance_type == "learned_range" else eps
+        )  # IF's 6 channels
         theirs = sched.step(out, t, x, generator=torch.Generator().manual_seed(t))
-        noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(t))  # what step() draws
+        noise = torch.randn(
+            x.shape, generator=torch.Generator().manual_seed(t)
+        )  # what step() draws
         v_ours = v if variance_type == "learned_range" else None
-        x_prev, x0_hat = denoise_step(x, eps, v_ours, sched.alphas_cumprod[t], sched.alphas_cumprod[t_prev], noise)
+        x_prev, x0_hat = denoise_step(
+            x, eps, v_ours, sched.alphas_cumprod[t], sched.alphas_cumprod[t_prev], noise
+        )
         assert torch.allclose(x_prev, theirs.prev_sample, atol=1e-5), (variance_type, t)
         assert torch.allclose(x0_hat, theirs.pred_original_sample, atol=1e-5)
 
@@ -143,7 +159,9 @@ def test_loop_matches_diffusers_over_the_strided_schedule(variance_type):
     x, g = x_start.clone(), torch.Generator().manual_seed(2)
     for t in TIMESTEPS[:-1]:
         eps, v = toy_output(x, t)
-        x = sched.step(torch.cat([eps, v], dim=1) if learned else eps, t, x, generator=g).prev_sample
+        x = sched.step(
+            torch.cat([eps, v], dim=1) if learned else eps, t, x, generator=g
+        ).prev_sample
 
     def eps_fn(x_t, t):
         eps, v = toy_output(x_t, t)
@@ -151,7 +169,12 @@ def test_loop_matches_diffusers_over_the_strided_schedule(variance_type):
 
     steps = []
     ours = iterative_denoise(
-        eps_fn, x_start, TIMESTEPS, sched.alphas_cumprod, generator=torch.Generator().manual_seed(2), callback=steps.append
+        eps_fn,
+        x_start,
+        TIMESTEPS,
+        sched.alphas_cumprod,
+        generator=torch.Generator().manual_seed(2),
+        callback=steps.append,
     )
     assert [s.t for s in steps] == TIMESTEPS[:-1]
     assert torch.allclose(ours, x, atol=1e-5)
@@ -220,7 +243,11 @@ def test_gaussian_data_with_the_fixed_posterior_variance(abar):
 
     x = torch.randn(4096, 1, 4, 4, generator=torch.Generator().manual_seed(0))
     out = iterative_denoise(
-        lambda x_t, t: (gaussian_eps(abar, t, x_t), None), x, TIMESTEPS, abar, generator=torch.Generator().manual_seed(1)
+        lambda x_t, t: (gaussian_eps(abar, t, x_t), None),
+        x,
+        TIMESTEPS,
+        abar,
+        generator=torch.Generator().manual_seed(1),
     )
     assert abs(out.mean().item() - MU) < 0.01
     assert abs(out.var().item() - var_exact) < 0.01
@@ -233,11 +260,26 @@ def test_sdedit_starts_at_i_start_and_checks_it(abar):
     toy = Toy(abar)
     steps = []
     x0 = torch.rand(1, 3, 8, 8) * 2 - 1
-    out = sdedit(conditional(toy, toy.encode(["a"])), x0, TIMESTEPS, 20, abar, generator=torch.Generator(), callback=steps.append)
+    out = sdedit(
+        conditional(toy, toy.encode(["a"])),
+        x0,
+        TIMESTEPS,
+        20,
+        abar,
+        generator=torch.Generator(),
+        callback=steps.append,
+    )
     assert out.shape == x0.shape and [s.t for s in steps] == TIMESTEPS[20:-1]
     for bad in (-1, len(TIMESTEPS) - 1):
         with pytest.raises(ValueError, match=r"i_start must be in 0\.\.32"):
-            sdedit(conditional(toy, toy.encode(["a"])), x0, TIMESTEPS, bad, abar, generator=torch.Generator())
+            sdedit(
+                conditional(toy, toy.encode(["a"])),
+                x0,
+                TIMESTEPS,
+                bad,
+                abar,
+                generator=torch.Generator(),
+            )
 
 
 def test_inpainting_keeps_the_original_outside_the_mask(abar):
@@ -255,7 +297,14 @@ def test_inpainting_keeps_the_original_outside_the_mask(abar):
 def test_inpainting_rejects_a_mask_of_the_wrong_size(abar):
     toy = Toy(abar)
     with pytest.raises(ValueError, match="mask"):
-        inpaint(conditional(toy, toy.encode(["a"])), torch.zeros(1, 3, 8, 8), torch.ones(7, 8), TIMESTEPS, abar, generator=torch.Generator())
+        inpaint(
+            conditional(toy, toy.encode(["a"])),
+            torch.zeros(1, 3, 8, 8),
+            torch.ones(7, 8),
+            TIMESTEPS,
+            abar,
+            generator=torch.Generator(),
+        )
 
 
 # ---------------------------------------------------------------- views
@@ -300,13 +349,22 @@ def test_cfg_scale_one_is_the_conditional_estimate_in_one_call(abar):
     x = torch.randn(3, 3, 8, 8)
     eps_c, v_c = conditional(toy, cond)(x, 500)
     eps, v = classifier_free(toy, cond, uncond, 1.0)(x, 500)
-    assert torch.allclose(eps, eps_c, atol=1e-6) and torch.equal(v, v_c)  # variance from the conditional pass
+    assert torch.allclose(eps, eps_c, atol=1e-6) and torch.equal(
+        v, v_c
+    )  # variance from the conditional pass
     eps7, _ = classifier_free(toy, cond, uncond, 7.0)(x, 500)
     eps_u, _ = conditional(toy, uncond)(x, 500)
     assert torch.allclose(eps7, eps_u + 7 * (eps_c - eps_u), atol=1e-5)
 
     toy.calls = 0
-    iterative_denoise(classifier_free(toy, cond, uncond, 7.0), x, TIMESTEPS, abar, i_start=10, generator=torch.Generator())
+    iterative_denoise(
+        classifier_free(toy, cond, uncond, 7.0),
+        x,
+        TIMESTEPS,
+        abar,
+        i_start=10,
+        generator=torch.Generator(),
+    )
     assert toy.calls == len(TIMESTEPS) - 1 - 10  # one batched call per step
 
 
@@ -320,9 +378,13 @@ def test_anagram_follows_the_write_up_and_is_symmetric(abar):
     toy.calls = 0
     eps, v = anagram(toy, [p1, p2], ["identity", "flip"], u, 7.0)(x, 500)
     assert toy.calls == 1  # both views, conditional and unconditional, in one call
-    want = (cfg1(x, 500)[0] + flip.inverse(cfg2(flip.apply(x), 500)[0])) / 2  # ε1 = CFG(x, p1), ε2 = flip(CFG(flip x, p2))
+    want = (
+        cfg1(x, 500)[0] + flip.inverse(cfg2(flip.apply(x), 500)[0])
+    ) / 2  # ε1 = CFG(x, p1), ε2 = flip(CFG(flip x, p2))
     assert torch.allclose(eps, want, atol=1e-5)
-    assert torch.allclose(v, (cfg1(x, 500)[1] + flip.inverse(cfg2(flip.apply(x), 500)[1])) / 2, atol=1e-6)
+    assert torch.allclose(
+        v, (cfg1(x, 500)[1] + flip.inverse(cfg2(flip.apply(x), 500)[1])) / 2, atol=1e-6
+    )
 
     # swapping the roles: the order of the pairs does not matter ...
     swapped, _ = anagram(toy, [p2, p1], ["flip", "identity"], u, 7.0)(x, 500)
@@ -338,7 +400,9 @@ def test_three_view_anagram_samples_in_one_call_per_step(abar):
     toy = Toy(abar)
     conds = toy.encode(["a", "b", "c"]).chunk(3)
     eps_fn = anagram(toy, conds, ["identity", "rot90cw", "negate"], toy.encode([""]), 7.0)
-    out = iterative_denoise(eps_fn, torch.randn(2, 3, 8, 8), TIMESTEPS, abar, i_start=28, generator=torch.Generator())
+    out = iterative_denoise(
+        eps_fn, torch.randn(2, 3, 8, 8), TIMESTEPS, abar, i_start=28, generator=torch.Generator()
+    )
     assert out.shape == (2, 3, 8, 8) and torch.isfinite(out).all()
     assert toy.calls == len(TIMESTEPS) - 1 - 28
     with pytest.raises(ValueError, match="one condition per view"):

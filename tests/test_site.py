@@ -6,9 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import browser
+import pytest
 
 PAGES = ["index.html", "part-a.html", "part-b.html", "sweeps.html"]
 
@@ -49,10 +48,15 @@ def test_pages_hold_every_section_its_figures_and_how_to_rebuild(built, site):
     page = (built / "docs/part-b.md").read_text()
     # The smoke profile departs from the write-up, and each section says how.
     assert "<code>epochs</code> = <code>2</code> (write-up: <code>5</code>)" in page
-    assert "gen build a1.8 --profile smoke --backend local" in (built / "docs/part-a.md").read_text()
+    assert (
+        "gen build a1.8 --profile smoke --backend local" in (built / "docs/part-a.md").read_text()
+    )
     assert (site / "assets/inputs/CREDITS.html").is_file()
     home = (built / "docs/index.md").read_text()
-    assert "| [b1.2.1](part-b.md#b1.2.1) | Training the single-step denoiser | <code>smoke</code> |" in home
+    assert (
+        "| [b1.2.1](part-b.md#b1.2.1) | Training the single-step denoiser | <code>smoke</code> |"
+        in home
+    )
 
 
 def test_a_page_is_rewritten_only_when_it_changes(built, tmp_path):
@@ -70,7 +74,9 @@ def _need_chromium():
     if browser.find_chromium() is None:
         if _in_ci():
             pytest.fail("Chromium and chromedriver are required in CI (.ci/run installs them)")
-        pytest.skip("no Chromium/chromedriver on this machine (apt-get install chromium chromium-driver)")
+        pytest.skip(
+            "no Chromium/chromedriver on this machine (apt-get install chromium chromium-driver)"
+        )
 
 
 @pytest.mark.browser
@@ -89,12 +95,22 @@ def test_real_browser_sees_typeset_math_and_no_broken_image(site, over):
             assert (site / link).is_file(), (page, link)
     for page in ("part-a.html", "part-b.html", "sweeps.html"):
         r = report[page]
-        assert r["lightbox"]["opened"] and r["lightbox"]["width"] > r["lightbox"]["small"], (page, r["lightbox"])
+        assert r["lightbox"]["opened"] and r["lightbox"]["width"] > r["lightbox"]["small"], (
+            page,
+            r["lightbox"],
+        )
         assert r["lightbox_links"] == len(r["figure_labels"]), (page, r)
-        assert r["figure_labels"] == [f"Figure {k}." for k in range(1, len(r["figure_labels"]) + 1)], (page, r)
+        assert r["figure_labels"] == [
+            f"Figure {k}." for k in range(1, len(r["figure_labels"]) + 1)
+        ], (page, r)
         for image in r["enlarged"]:  # whole multiples of their pixels, drawn as square pixels
-            assert image["width"] % image["natural"] == 0 and image["width"] >= 2 * image["natural"], (page, image)
-            assert image["shown"] == image["width"] and image["rendering"] == "pixelated", (page, image)
+            assert (
+                image["width"] % image["natural"] == 0 and image["width"] >= 2 * image["natural"]
+            ), (page, image)
+            assert image["shown"] == image["width"] and image["rendering"] == "pixelated", (
+                page,
+                image,
+            )
     assert report["index.html"]["images"] >= 15  # a thumbnail for each section with a figure
     assert report["part-b.html"]["math"] >= 8
     assert report["part-b.html"]["images"] >= 11

@@ -33,7 +33,11 @@ def reasons(listing: str) -> dict[str, list[str]]:
 
 
 def states(listing: str) -> dict[str, str]:
-    return {line.split()[0]: line.split()[1] for line in listing.splitlines()[2:] if not line.startswith(" ")}
+    return {
+        line.split()[0]: line.split()[1]
+        for line in listing.splitlines()[2:]
+        if not line.startswith(" ")
+    }
 
 
 def test_everything_is_fresh_after_the_build(built):
@@ -59,7 +63,9 @@ def test_editing_gen_yaml_shows_the_same_as_set(project):
     config = project / "gen.yaml"
     data = yaml.safe_load(config.read_text())
     assert data["profiles"]["smoke"]["b1.2.1"]["epochs"] == 2
-    text = config.read_text().replace("b1.2.1: {epochs: 2, batch_size: 64,", "b1.2.1: {epochs: 3, batch_size: 64,")
+    text = config.read_text().replace(
+        "b1.2.1: {epochs: 2, batch_size: 64,", "b1.2.1: {epochs: 3, batch_size: 64,"
+    )
     assert text != config.read_text()
     config.write_text(text)
     assert gen(project, "status", *SMOKE).stdout == with_set
@@ -68,25 +74,43 @@ def test_editing_gen_yaml_shows_the_same_as_set(project):
 def test_a_changed_input_image_is_named(project):
     from PIL import Image, ImageOps
 
-    changed = project / "site_assets" / "inputs" / "digit_two_drawn.png"  # one of a1.7.1's three on local
+    changed = (
+        project / "site_assets" / "inputs" / "digit_two_drawn.png"
+    )  # one of a1.7.1's three on local
     with Image.open(changed) as im:
         ImageOps.invert(im.convert("RGB")).save(changed)
     why = reasons(gen(project, "status", *SMOKE).stdout)
     assert len(why["a1.7.1"]) == 1
-    assert why["a1.7.1"][0].startswith("input site_assets/inputs/digit_two_drawn.png: its content changed (sha256 ")
+    assert why["a1.7.1"][0].startswith(
+        "input site_assets/inputs/digit_two_drawn.png: its content changed (sha256 "
+    )
     assert [sid for sid, lines in why.items() if lines] == ["a1.7.1"]
 
 
 def test_backend_code_version_and_damage_are_reasons(project, monkeypatch):
     """In process, without a subprocess per case: the state of each section as `gen status` prints it."""
     import generator.sections as table
-    from generator.status import states as states_of
     from generator.config import load
+    from generator.status import states as states_of
 
-    monkeypatch.setattr(table, "SECTIONS", tuple(dataclasses.replace(s, version=s.version + 1) if s.id == "b1.2" else s
-                                                 for s in table.SECTIONS))
-    (project / ".gen" / "store" / (project / ".gen" / "refs" / "b2.1").read_text().strip() / "data.json").unlink()
-    shutil.rmtree(project / ".gen" / "store" / (project / ".gen" / "refs" / "b2.0").read_text().strip())
+    monkeypatch.setattr(
+        table,
+        "SECTIONS",
+        tuple(
+            dataclasses.replace(s, version=s.version + 1) if s.id == "b1.2" else s
+            for s in table.SECTIONS
+        ),
+    )
+    (
+        project
+        / ".gen"
+        / "store"
+        / (project / ".gen" / "refs" / "b2.1").read_text().strip()
+        / "data.json"
+    ).unlink()
+    shutil.rmtree(
+        project / ".gen" / "store" / (project / ".gen" / "refs" / "b2.0").read_text().strip()
+    )
     found = states_of(load(project, "smoke", backend="deepfloyd"))
     version = table.all_sections()["b1.2"].version
     assert found["b1.2"].reasons == [f"code version {version - 1} → {version}"]
@@ -108,12 +132,21 @@ def test_values_are_shown_compactly():
 
 def snapshot(project: Path) -> dict[str, str]:
     """Every path under the project, folders and the lock too, with the content of each file."""
-    return {str(p.relative_to(project)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "folder"
-            for p in sorted(project.rglob("*"))}
+    return {
+        str(p.relative_to(project)): hashlib.sha256(p.read_bytes()).hexdigest()
+        if p.is_file()
+        else "folder"
+        for p in sorted(project.rglob("*"))
+    }
 
 
 def test_dry_run_lists_what_the_build_then_runs_and_writes_nothing(project):
-    args = ("a1", *SMOKE, "--set", "a1.1.timesteps=[75, 150]")  # Part A on local: cheap sections that others need
+    args = (
+        "a1",
+        *SMOKE,
+        "--set",
+        "a1.1.timesteps=[75, 150]",
+    )  # Part A on local: cheap sections that others need
     for leftover in ("lock", "tmp"):  # so that a dry run that made them would show
         shutil.rmtree(project / ".gen" / leftover, ignore_errors=True)
         (project / ".gen" / leftover).unlink(missing_ok=True)
@@ -122,28 +155,41 @@ def test_dry_run_lists_what_the_build_then_runs_and_writes_nothing(project):
     assert snapshot(project) == before
     would = [line.split(":")[0] for line in dry.splitlines() if ": would run (" in line]
     assert would == ["a1.1", "a1.2", "a1.3", "a1.4"]
-    assert "a1.1: would run (The forward process)\n    a1.1.timesteps: [75, 150, 225] → [75, 150]\n" in dry
-    assert ("a1.4: would run (Iterative denoising)\n    needs a1.1, which is stale\n"
-            "    needs a1.2, which is stale\n") in dry
+    assert (
+        "a1.1: would run (The forward process)\n    a1.1.timesteps: [75, 150, 225] → [75, 150]\n"
+        in dry
+    )
+    assert (
+        "a1.4: would run (Iterative denoising)\n    needs a1.1, which is stale\n"
+        "    needs a1.2, which is stale\n"
+    ) in dry
     assert "b2.4: up to date, would be reused" in dry and "a1.5: up to date, would be reused" in dry
     assert ran(gen(project, "build", *args)) == would
 
 
 def test_dry_run_says_forced_and_needed_by(built):
     out = gen(built, "build", "--dry-run", "a1.1", "--force", *SMOKE).stdout
-    assert out.splitlines()[2:4] == ["b2.4: up to date, would be reused", "b2.0: up to date, would be reused"]
+    assert out.splitlines()[2:4] == [
+        "b2.4: up to date, would be reused",
+        "b2.0: up to date, would be reused",
+    ]
     assert "a1.1: would run (The forward process)\n    forced with --force\n" in out
     out = gen(built, "build", "--dry-run", "a1.1", *SMOKE, "--set", "b2.4.epochs=3").stdout
-    assert "b2.4: would run (Class conditioning)\n    b2.4.epochs: 2 → 3\n    needed by a1.1\n" in out
+    assert (
+        "b2.4: would run (Class conditioning)\n    b2.4.epochs: 2 → 3\n    needed by a1.1\n" in out
+    )
     assert "a1.1: would run (The forward process)\n    needs b2.4, which is stale\n" in out
 
 
-@pytest.mark.parametrize("args, named", [
-    (["build", "--dry-run", "zz", *SMOKE], "zz"),
-    (["build", "--dry-run", *SMOKE], "--all"),
-    (["status", *SMOKE, "--set", "b1.2.1.nosuch=3"], "b1.2.1.nosuch"),
-    (["build", "--dry-run", "b1", *SMOKE, "--set", "b1.2.1.epochs=-1"], "b1.2.1.epochs"),
-])
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["build", "--dry-run", "zz", *SMOKE], "zz"),
+        (["build", "--dry-run", *SMOKE], "--all"),
+        (["status", *SMOKE, "--set", "b1.2.1.nosuch=3"], "b1.2.1.nosuch"),
+        (["build", "--dry-run", "b1", *SMOKE, "--set", "b1.2.1.epochs=-1"], "b1.2.1.epochs"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(built, args, named):
     result = gen(built, *args, check=False)
     assert result.returncode == 2, result
@@ -158,7 +204,12 @@ def test_status_and_dry_run_import_no_torch(built):
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "print('NO TORCH')\n"
     )
-    for args in (["status", *SMOKE], ["build", "--all", "--dry-run", "--backend", "local"]):  # --profile auto
-        out = subprocess.run([sys.executable, "-c", code, *args], cwd=built, capture_output=True, text=True)
+    for args in (
+        ["status", *SMOKE],
+        ["build", "--all", "--dry-run", "--backend", "local"],
+    ):  # --profile auto
+        out = subprocess.run(
+            [sys.executable, "-c", code, *args], cwd=built, capture_output=True, text=True
+        )
         assert out.returncode == 0, out.stderr
         assert "NO TORCH" in out.stdout

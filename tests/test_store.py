@@ -7,7 +7,18 @@ import time
 import pytest
 from conftest import gen, ran, tree_digest
 
-CONTRACT_FIELDS = {"id", "title", "params", "backend", "device", "seed", "duration_s", "cache_key", "metrics", "files"}
+CONTRACT_FIELDS = {
+    "id",
+    "title",
+    "params",
+    "backend",
+    "device",
+    "seed",
+    "duration_s",
+    "cache_key",
+    "metrics",
+    "files",
+}
 
 
 def test_second_identical_build_reruns_nothing(project):
@@ -28,7 +39,11 @@ def test_parameter_change_reruns_exactly_its_dependents(project):
     # Back to the old value: both entries are still in the store.
     assert ran(gen(project, "build", "b1", "--profile", "smoke")) == []
     # A change upstream reruns everything that uses it, and not its siblings.
-    assert ran(gen(project, "build", "b1", "--profile", "smoke", "--set", "b1.1.hidden=4")) == ["b1.1", "b1.2.1", "b1.2.2"]
+    assert ran(gen(project, "build", "b1", "--profile", "smoke", "--set", "b1.1.hidden=4")) == [
+        "b1.1",
+        "b1.2.1",
+        "b1.2.2",
+    ]
 
 
 def test_force_recomputes_only_the_named_sections(project):
@@ -40,7 +55,9 @@ def test_force_recomputes_only_the_named_sections(project):
 
 def test_same_parameters_give_the_same_images(project):
     before = tree_digest(project / "docs/assets")
-    result = gen(project, "build", "b1.2", "b1.2.1", "b2.3", "b2.5", "--profile", "smoke", "--force")
+    result = gen(
+        project, "build", "b1.2", "b1.2.1", "b2.3", "b2.5", "--profile", "smoke", "--force"
+    )
     assert ran(result) == ["b1.2", "b1.2.1", "b1.2.2", "b2.3", "b2.5"]
     after = tree_digest(project / "docs/assets")
     images = [p for p in before if p.endswith((".png", ".gif", ".npz"))]
@@ -90,7 +107,9 @@ def test_a_second_build_waits_for_the_lock(project):
     store = Store(project / ".gen")
     result = {}
     with store.lock():
-        worker = threading.Thread(target=lambda: result.update(r=gen(project, "build", "b1", "--profile", "smoke")))
+        worker = threading.Thread(
+            target=lambda: result.update(r=gen(project, "build", "b1", "--profile", "smoke"))
+        )
         worker.start()
         time.sleep(4)
         assert worker.is_alive()  # waiting, not failing and not building
@@ -122,8 +141,15 @@ def test_interrupted_training_resumes_exactly(tmp_path, schedule):
                 raise KeyboardInterrupt
 
         losses = train(
-            model, images, labels, loss_fn, TrainConfig(3, 16, 1e-3, lr_schedule=schedule, ema_decay=0.9),
-            generator=torch.Generator().manual_seed(1), work_dir=work, device="cpu", on_epoch_end=on_epoch_end,
+            model,
+            images,
+            labels,
+            loss_fn,
+            TrainConfig(3, 16, 1e-3, lr_schedule=schedule, ema_decay=0.9),
+            generator=torch.Generator().manual_seed(1),
+            work_dir=work,
+            device="cpu",
+            on_epoch_end=on_epoch_end,
         )
         return losses, model
 

@@ -30,9 +30,17 @@ def test_a_good_entry_has_a_manifest_of_every_file_and_reads_back(tmp_path):
     assert entry.record["id"] == "b1.2" and entry.data == {"layers": [1, 2, 3]}
     assert store.last_entry("b1.2") == entry
     files = json.loads((entry.path / MANIFEST).read_text())["files"]
-    assert set(files) == {"record.json", "data.json", "public/noising.png", "private/model.safetensors"}
+    assert set(files) == {
+        "record.json",
+        "data.json",
+        "public/noising.png",
+        "private/model.safetensors",
+    }
     png = entry.public / "noising.png"
-    assert files["public/noising.png"] == {"size": 2048, "sha256": hashlib.sha256(png.read_bytes()).hexdigest()}
+    assert files["public/noising.png"] == {
+        "size": 2048,
+        "sha256": hashlib.sha256(png.read_bytes()).hexdigest(),
+    }
     assert stat.S_IMODE(entry.path.stat().st_mode) == DIR_MODE  # not mkdtemp's 0700
 
 
@@ -41,18 +49,35 @@ def _same_size(path, text):
 
 
 DAMAGE = {
-    "invalid record.json": (lambda e: _same_size(e / "record.json", "{not json"), "record.json does not parse"),
-    "data.json not an object": (lambda e: _same_size(e / "data.json", "[1]"), "data.json is not a JSON object"),
-    "truncated png": (lambda e: os.truncate(e / "public/noising.png", 100), "public/noising.png is 100 bytes, the manifest says 2048"),
-    "deleted private file": (lambda e: (e / "private/model.safetensors").unlink(), "private/model.safetensors is missing"),
-    "an extra file": (lambda e: (e / "public/extra.png").write_bytes(b"x"), "public/extra.png is not in the manifest"),
+    "invalid record.json": (
+        lambda e: _same_size(e / "record.json", "{not json"),
+        "record.json does not parse",
+    ),
+    "data.json not an object": (
+        lambda e: _same_size(e / "data.json", "[1]"),
+        "data.json is not a JSON object",
+    ),
+    "truncated png": (
+        lambda e: os.truncate(e / "public/noising.png", 100),
+        "public/noising.png is 100 bytes, the manifest says 2048",
+    ),
+    "deleted private file": (
+        lambda e: (e / "private/model.safetensors").unlink(),
+        "private/model.safetensors is missing",
+    ),
+    "an extra file": (
+        lambda e: (e / "public/extra.png").write_bytes(b"x"),
+        "public/extra.png is not in the manifest",
+    ),
     "no manifest": (lambda e: (e / MANIFEST).unlink(), "no manifest"),
     "invalid manifest": (lambda e: (e / MANIFEST).write_text("{"), "manifest does not parse"),
 }
 
 
 @pytest.mark.parametrize("damage", DAMAGE)
-def test_a_damaged_entry_is_reported_once_and_counts_as_missing_until_rebuilt(tmp_path, capsys, damage):
+def test_a_damaged_entry_is_reported_once_and_counts_as_missing_until_rebuilt(
+    tmp_path, capsys, damage
+):
     make_entry(Store(tmp_path))
     mutate, problem = DAMAGE[damage]
     mutate(tmp_path / "store" / KEY)
@@ -60,7 +85,9 @@ def test_a_damaged_entry_is_reported_once_and_counts_as_missing_until_rebuilt(tm
     assert store.entry(KEY) is None and store.last_entry("b1.2") is None
     assert store.entry(KEY) is None
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 1 and f"{KEY[:12]}… (b1.2) is damaged" in lines[0] and problem in lines[0], lines
+    assert (
+        len(lines) == 1 and f"{KEY[:12]}… (b1.2) is damaged" in lines[0] and problem in lines[0]
+    ), lines
     make_entry(store)  # the rebuild: same key, into the same Store
     assert store.entry(KEY) is not None
 
@@ -82,7 +109,9 @@ def test_verify_hashes_what_the_cheap_check_misses_and_repair_removes_it(tmp_pat
 def test_a_ref_that_is_not_a_key_is_ignored_and_nothing_outside_the_store_is_read(tmp_path, capsys):
     cache = tmp_path / "cache"
     make_entry(Store(tmp_path / "evil"), KEY)  # a well-formed entry outside the cache folder
-    (tmp_path / "evil" / "record.json").write_text((tmp_path / "evil/store" / KEY / "record.json").read_text())
+    (tmp_path / "evil" / "record.json").write_text(
+        (tmp_path / "evil/store" / KEY / "record.json").read_text()
+    )
     (cache / "refs").mkdir(parents=True)
     (cache / "refs" / "b1.2").write_text("../../evil\n")
     store = Store(cache)
@@ -90,7 +119,9 @@ def test_a_ref_that_is_not_a_key_is_ignored_and_nothing_outside_the_store_is_rea
     assert store.entry("../../evil") is None and store.entry("../evil/store/" + KEY) is None
     lines = capsys.readouterr().err.splitlines()
     assert lines == ["store: ref b1.2 is ignored: it holds '../../evil', not an entry key"]
-    assert [str(d) for d in store.verify()[1]] == ["ref (b1.2): it holds '../../evil', not an entry key"]
+    assert [str(d) for d in store.verify()[1]] == [
+        "ref (b1.2): it holds '../../evil', not an entry key"
+    ]
 
 
 def test_links_out_of_the_cache_folder_are_not_followed(tmp_path):
@@ -102,10 +133,15 @@ def test_links_out_of_the_cache_folder_are_not_followed(tmp_path):
     (cache / "refs" / "b1.2").symlink_to(tmp_path / "elsewhere/refs/b1.2")
     store = Store(cache)
     assert store.entry(KEY) is None and store.ref("b1.2") is None
-    assert {d.problem for d in store.verify(every=True)[1]} == {"its folder is a link", "it is a link or not a file"}
+    assert {d.problem for d in store.verify(every=True)[1]} == {
+        "its folder is a link",
+        "it is a link or not a file",
+    }
     make_entry(store)  # a rebuild replaces the links, not what they point to
     assert store.entry(KEY) is not None and Store(cache).ref("b1.2") == KEY
-    assert (tmp_path / "elsewhere/store" / KEY / MANIFEST).is_file() and (tmp_path / "elsewhere/refs/b1.2").is_file()
+    assert (tmp_path / "elsewhere/store" / KEY / MANIFEST).is_file() and (
+        tmp_path / "elsewhere/refs/b1.2"
+    ).is_file()
 
 
 def test_staging_leftovers_and_empty_work_folders_are_removed(tmp_path):
@@ -173,9 +209,18 @@ def test_a_truncated_checkpoint_resumes_from_the_epoch_before_exactly(tmp_path, 
             if epoch == stop_after:
                 raise KeyboardInterrupt
 
-        losses = train(model, images, labels, loss_fn, TrainConfig(3, 16, 1e-3, lr_schedule="exponential", ema_decay=0.9),
-                       generator=torch.Generator().manual_seed(1), work_dir=work, device="cpu",
-                       on_epoch_end=on_epoch_end, label="b2.2")
+        losses = train(
+            model,
+            images,
+            labels,
+            loss_fn,
+            TrainConfig(3, 16, 1e-3, lr_schedule="exponential", ema_decay=0.9),
+            generator=torch.Generator().manual_seed(1),
+            work_dir=work,
+            device="cpu",
+            on_epoch_end=on_epoch_end,
+            label="b2.2",
+        )
         return losses, model, seen
 
     (tmp_path / "a").mkdir()
@@ -187,12 +232,17 @@ def test_a_truncated_checkpoint_resumes_from_the_epoch_before_exactly(tmp_path, 
     capsys.readouterr()
     resumed, model_b, seen = run(tmp_path / "b")
     assert capsys.readouterr().err.splitlines() == [
-        "b2.2: checkpoint model_epoch_2.safetensors in the work folder is damaged; resuming from epoch 1"]
+        "b2.2: checkpoint model_epoch_2.safetensors in the work folder is damaged; resuming from epoch 1"
+    ]
     assert seen == [1, 2, 3] and resumed == straight
     for (name, a), b in zip(model_a.state_dict().items(), model_b.state_dict().values()):
         assert torch.equal(a, b), name
-    assert (tmp_path / "a/model_epoch_3.safetensors").read_bytes() == (tmp_path / "b/model_epoch_3.safetensors").read_bytes()
-    assert torch.equal(load_kept(tmp_path / "b", 2).head.weight, load_kept(tmp_path / "a", 2).head.weight)
+    assert (tmp_path / "a/model_epoch_3.safetensors").read_bytes() == (
+        tmp_path / "b/model_epoch_3.safetensors"
+    ).read_bytes()
+    assert torch.equal(
+        load_kept(tmp_path / "b", 2).head.weight, load_kept(tmp_path / "a", 2).head.weight
+    )
 
 
 # With the built project: what a user sees.
@@ -215,7 +265,9 @@ def test_a_damaged_record_is_stale_and_rebuilt_and_staging_leftovers_go(project)
     result = gen(project, "build", "b1.1", "--profile", "smoke")
     assert ran(result) == ["b1.1"]
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "(b1.1) is damaged (record.json does not parse)" in lines[0], result.stderr
+    assert len(lines) == 1 and "(b1.1) is damaged (record.json does not parse)" in lines[0], (
+        result.stderr
+    )
     assert json.loads((_entry_of(project, "b1.1") / "record.json").read_text())["id"] == "b1.1"
     assert list((project / ".gen/tmp").iterdir()) == []
 
@@ -227,16 +279,27 @@ def test_a_truncated_png_is_rebuilt_and_never_published(project):
     (_entry_of(project, "b1.2.1") / "private/model_epoch_2.safetensors").unlink()
     result = gen(project, "build", "b1.2", "b1.2.1", "--profile", "smoke")
     assert sorted(ran(result)) == ["b1.2", "b1.2.1"]
-    assert "noising.png is 1000 bytes" in result.stderr and "model_epoch_2.safetensors is missing" in result.stderr
-    assert docs_png.read_bytes() == (_entry_of(project, "b1.2") / "public/noising.png").read_bytes() == good
+    assert (
+        "noising.png is 1000 bytes" in result.stderr
+        and "model_epoch_2.safetensors is missing" in result.stderr
+    )
+    assert (
+        docs_png.read_bytes()
+        == (_entry_of(project, "b1.2") / "public/noising.png").read_bytes()
+        == good
+    )
 
 
 def test_gen_verify_finds_a_flipped_byte_and_repairs_it(project):
     png = _entry_of(project, "b1.2") / "public/noising.png"
     png.write_bytes(bytes([png.read_bytes()[0] ^ 1]) + png.read_bytes()[1:])
-    assert _states(gen(project, "list", "--profile", "smoke"))["b1.2"] == "fresh"  # sizes only: missed
+    assert (
+        _states(gen(project, "list", "--profile", "smoke"))["b1.2"] == "fresh"
+    )  # sizes only: missed
     found = gen(project, "verify", check=False)
-    assert found.returncode == 1 and "(b1.2): public/noising.png does not match" in found.stdout, found.stdout
+    assert found.returncode == 1 and "(b1.2): public/noising.png does not match" in found.stdout, (
+        found.stdout
+    )
     assert "1 damaged" in found.stdout.splitlines()[-1]
     repaired = gen(project, "verify", "--repair", check=False)
     assert "removed entry" in repaired.stdout and not png.exists()

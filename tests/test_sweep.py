@@ -19,10 +19,15 @@ SMOKE = ("--profile", "smoke", "--backend", "local")
 # ------------------------------------------------------------------ reading sweeps
 
 
-@pytest.mark.parametrize("text, values", [
-    ("0:10:2", [0, 2, 4, 6, 8, 10]), ("0:9:2", [0, 2, 4, 6, 8]), ("0:1:0.25", [0.0, 0.25, 0.5, 0.75, 1.0]),
-    ("10:0:-5", [10, 5, 0]),
-])
+@pytest.mark.parametrize(
+    "text, values",
+    [
+        ("0:10:2", [0, 2, 4, 6, 8, 10]),
+        ("0:9:2", [0, 2, 4, 6, 8]),
+        ("0:1:0.25", [0.0, 0.25, 0.5, 0.75, 1.0]),
+        ("10:0:-5", [10, 5, 0]),
+    ],
+)
 def test_a_range_includes_its_stop_where_the_steps_land_on_it(text, values):
     assert expand_range("a1.6.guidance", text) == values
 
@@ -57,7 +62,10 @@ def test_bad_sweeps_get_one_line_and_exit_2(project):
     ]:
         result = gen(project, "sweep", *args, *SMOKE, check=False)
         assert result.returncode == 2, (args, result.stderr)
-        assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, (
+            args,
+            result.stderr,
+        )
 
 
 # ------------------------------------------------------------------ running sweeps
@@ -69,13 +77,16 @@ def test_build_all_builds_the_named_sweeps_and_the_page_shows_them(built):
     page = (built / "docs/sweeps.md").read_text()
     for name, sweep in named(built, "smoke").items():
         outcome = json.loads((built / "docs/assets/sweeps" / name / "sweep.json").read_text())
-        assert [p["values"][sweep.axes[0].key] for p in outcome["points"]] == list(sweep.axes[0].values)
+        assert [p["values"][sweep.axes[0].key] for p in outcome["points"]] == list(
+            sweep.axes[0].values
+        )
         for point in outcome["points"]:
             record = json.loads((store / "store" / point["key"] / "record.json").read_text())
             assert record["params"][sweep.axes[0].name] == point["values"][sweep.axes[0].key]
             assert (built / "docs/assets/sweeps" / name / point["figure"]).is_file()
-        assert outcome["plots"] and all((built / "docs/assets/sweeps" / name / p["file"]).is_file()
-                                        for p in outcome["plots"])
+        assert outcome["plots"] and all(
+            (built / "docs/assets/sweeps" / name / p["file"]).is_file() for p in outcome["plots"]
+        )
         assert f"{{: #{name} }}" in page
     own = (store / "refs" / "a1.6").read_text().strip()
     a16 = json.loads((built / "docs/assets/sweeps/a1.6-guidance/sweep.json").read_text())
@@ -89,12 +100,18 @@ def _entries(project, outcome: dict) -> dict[str, dict]:
         folder = project / ".gen/store" / point["key"]
         record = json.loads((folder / "record.json").read_text())
         manifest = json.loads((folder / "manifest.json").read_text())["files"]
-        files = {rel: f["sha256"] for rel, f in manifest.items() if rel.endswith((".png", ".gif", ".json"))
-                 and not rel.endswith("record.json")}
+        files = {
+            rel: f["sha256"]
+            for rel, f in manifest.items()
+            if rel.endswith((".png", ".gif", ".json")) and not rel.endswith("record.json")
+        }
         with np.load(folder / "public/samples.npz") as samples:
             arrays = {name: samples[name].tolist() for name in samples.files}
-        found[point["key"]] = {"record": {k: v for k, v in record.items() if k != "duration_s"}, "files": files,
-                               "samples": arrays}
+        found[point["key"]] = {
+            "record": {k: v for k, v in record.items() if k != "duration_s"},
+            "files": files,
+            "samples": arrays,
+        }
     return found
 
 
@@ -106,7 +123,9 @@ def test_the_same_sweep_on_an_embedded_ray_gives_identical_entries(project):
     assert "2 point(s) of a1.6, 0 built before" in local.stdout
     outcome = json.loads((project / "docs/assets/sweeps/g/sweep.json").read_text())
     expected = _entries(project, outcome)
-    for key in expected:  # gone from the store: Ray must make them again, from the shipped b2.4 and b2.0
+    for (
+        key
+    ) in expected:  # gone from the store: Ray must make them again, from the shipped b2.4 and b2.0
         shutil.rmtree(project / ".gen/store" / key)
     env_cpus = {"GEN_RAY_CPUS": "2"}
     result = gen(project, "sweep", *sweep, *SMOKE, "--executor", "ray", env=env_cpus)
@@ -117,8 +136,9 @@ def test_the_same_sweep_on_an_embedded_ray_gives_identical_entries(project):
     # ill-conditioned matrix square root), which moves in its ninth digit with the BLAS thread count.
     for entry in (*found.values(), *expected.values()):
         entry["metrics"] = entry["record"].pop("metrics")
-    assert {k: {n: v for n, v in e.items() if n != "metrics"} for k, e in found.items()} == \
-           {k: {n: v for n, v in e.items() if n != "metrics"} for k, e in expected.items()}
+    assert {k: {n: v for n, v in e.items() if n != "metrics"} for k, e in found.items()} == {
+        k: {n: v for n, v in e.items() if n != "metrics"} for k, e in expected.items()
+    }
     for key, entry in found.items():
         assert entry["metrics"] == pytest.approx(expected[key]["metrics"], rel=1e-7)
     again = gen(project, "sweep", *sweep, *SMOKE, "--executor", "ray", env=env_cpus)
@@ -126,9 +146,13 @@ def test_the_same_sweep_on_an_embedded_ray_gives_identical_entries(project):
     # A build runs on Ray the same way, and its section's page is what the local build made.
     before = tree_digest(project / "docs/assets/a1.2")
     build = gen(project, "build", "a1.2", "--force", *SMOKE, "--executor", "ray", env=env_cpus)
-    assert ran(build) == [] and "a1.2: queued" in build.stdout and "1 section(s) ran" in build.stdout
+    assert (
+        ran(build) == [] and "a1.2: queued" in build.stdout and "1 section(s) ran" in build.stdout
+    )
     after = tree_digest(project / "docs/assets/a1.2")
-    assert {p: d for p, d in after.items() if p.endswith(".png")} == {p: d for p, d in before.items() if p.endswith(".png")}
+    assert {p: d for p, d in after.items() if p.endswith(".png")} == {
+        p: d for p, d in before.items() if p.endswith(".png")
+    }
 
 
 def test_a_failing_point_is_named_the_others_are_kept_and_a_rerun_resumes(project, monkeypatch):
@@ -150,15 +174,21 @@ def test_a_failing_point_is_named_the_others_are_kept_and_a_rerun_resumes(projec
 
     monkeypatch.setattr(a_sampling, "cfg", breaks_at_two)
     lines = []
-    with pytest.raises(SweepFailed, match=r"a1\.6 \[guidance=2\] failed: ZeroDivisionError: no guidance today"):
+    with pytest.raises(
+        SweepFailed, match=r"a1\.6 \[guidance=2\] failed: ZeroDivisionError: no guidance today"
+    ):
         run(config, sweep, log=lines.append)
-    assert any(line.startswith("a1.6 [guidance=4]: done") for line in lines)  # after the failure, the rest ran
+    assert any(
+        line.startswith("a1.6 [guidance=4]: done") for line in lines
+    )  # after the failure, the rest ran
     assert not (project / ".gen/sweeps/failing").exists()
     monkeypatch.setattr(a_sampling, "cfg", cfg)
     lines.clear()
     assert run(config, sweep, log=lines.append)
     assert "sweep failing: 3 point(s) of a1.6, 2 built before, 1 section run(s) to do" in lines
-    assert [line for line in lines if ": running" in line] == ["a1.6 [guidance=2]: running (Classifier-free guidance)"]
+    assert [line for line in lines if ": running" in line] == [
+        "a1.6 [guidance=2]: running (Classifier-free guidance)"
+    ]
     outcome = json.loads((project / "docs/assets/sweeps/failing/sweep.json").read_text())
     assert [p["values"]["a1.6.guidance"] for p in outcome["points"]] == [0, 2, 4]
 

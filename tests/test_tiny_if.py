@@ -38,7 +38,9 @@ def offline(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # models this small gain nothing from a second thread
+pytestmark = pytest.mark.usefixtures(
+    "one_thread"
+)  # models this small gain nothing from a second thread
 
 
 def load_stage_1(tiny_if) -> IFPipeline:
@@ -74,7 +76,11 @@ def test_stage_1_loads_as_if(tiny_if):
     assert pipe.unet.config.sample_size is None  # as in a hand-made pipeline: callers give the size
     config = pipe.scheduler.config
     assert config.variance_type == "learned_range"
-    assert (config.beta_schedule, config.thresholding, config.sample_max_value) == ("squaredcos_cap_v2", True, 1.5)
+    assert (config.beta_schedule, config.thresholding, config.sample_max_value) == (
+        "squaredcos_cap_v2",
+        True,
+        1.5,
+    )
     assert pipe.safety_checker is None and pipe.watermarker is None
 
 
@@ -82,7 +88,10 @@ def test_tokenizer_acts_like_t5(tiny_if):
     tokenizer = load_stage_1(tiny_if).tokenizer
     ids = tokenizer(PROMPT, padding="max_length", max_length=77).input_ids
     assert len(ids) == 77
-    assert ids[:4] == [*tokenizer.convert_tokens_to_ids(["a", "rocket", "ship"]), tokenizer.eos_token_id]
+    assert ids[:4] == [
+        *tokenizer.convert_tokens_to_ids(["a", "rocket", "ship"]),
+        tokenizer.eos_token_id,
+    ]
     assert set(ids[4:]) == {tokenizer.pad_token_id}
     # Lower-cased, and an unknown word becomes <unk>.
     a = tokenizer.convert_tokens_to_ids("a")
@@ -124,4 +133,7 @@ def test_same_seed_same_weights(tiny_if, tmp_path):
     again = build_tiny_if(tmp_path)
     for stage in ("stage_1", "stage_2"):
         for part in ("unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"):
-            assert (again[stage] / part).read_bytes() == (tiny_if[stage] / part).read_bytes(), (stage, part)
+            assert (again[stage] / part).read_bytes() == (tiny_if[stage] / part).read_bytes(), (
+                stage,
+                part,
+            )

@@ -23,7 +23,8 @@ def expected_unconditional(D, c=1):
         conv_block(c, D)
         + down_block(D, D)
         + down_block(D, 2 * D)
-        + conv(2 * D, 2 * D, 7) + bn(2 * D)  # unflatten
+        + conv(2 * D, 2 * D, 7)
+        + bn(2 * D)  # unflatten
         + up_block(4 * D, D)
         + up_block(2 * D, D)
         + conv_block(2 * D, D)

@@ -39,7 +39,22 @@ PROMPTS = (
     "a photo of a man",
     "a photo of a woman",
 )
-COMMON_WORDS = ("the", "and", "with", "in", "on", "at", "to", "by", "is", "picture", "image", "style", ",", ".")
+COMMON_WORDS = (
+    "the",
+    "and",
+    "with",
+    "in",
+    "on",
+    "at",
+    "to",
+    "by",
+    "is",
+    "picture",
+    "image",
+    "style",
+    ",",
+    ".",
+)
 # T5's special tokens, with T5's ids (pad 0, eos 1, unk 2).
 SPECIALS = ("<pad>", "</s>", "<unk>")
 
@@ -57,7 +72,11 @@ def make_tokenizer() -> PreTrainedTokenizerFast:
         single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", vocab["</s>"])]
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=77
+        tokenizer_object=tokenizer,
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        model_max_length=77,
     )
 
 
@@ -85,10 +104,13 @@ def make_unet(resnet_levels: int, **stage) -> UNet2DConditionModel:
     and stays cheap on a CPU.
     No sample_size, as in a pipeline put together by hand: the backend must state the image sizes itself.
     """
-    config = {k: v for k, v in unet_config("tiny").items() if k not in ("sample_size", "in_channels")}
+    config = {
+        k: v for k, v in unet_config("tiny").items() if k not in ("sample_size", "in_channels")
+    }
     config.update(
         block_out_channels=(16,) * resnet_levels + (32,),
-        down_block_types=("ResnetDownsampleBlock2D",) * resnet_levels + ("SimpleCrossAttnDownBlock2D",),
+        down_block_types=("ResnetDownsampleBlock2D",) * resnet_levels
+        + ("SimpleCrossAttnDownBlock2D",),
         up_block_types=("SimpleCrossAttnUpBlock2D",) + ("ResnetUpsampleBlock2D",) * resnet_levels,
         **stage,
     )
@@ -107,7 +129,12 @@ def _build(folder: pathlib.Path) -> dict[str, pathlib.Path]:
     tokenizer = make_tokenizer()
     text_encoder = make_text_encoder(len(tokenizer))
     # The hub repos also hold a safety checker and a watermarker; the tests do without (as users may).
-    unsafe = {"safety_checker": None, "feature_extractor": None, "watermarker": None, "requires_safety_checker": False}
+    unsafe = {
+        "safety_checker": None,
+        "feature_extractor": None,
+        "watermarker": None,
+        "requires_safety_checker": False,
+    }
 
     stage_1 = IFPipeline(
         tokenizer=tokenizer,

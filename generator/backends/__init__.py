@@ -16,12 +16,23 @@ from .base import Backend, BackendSettings, BackendSpec
 from .deepfloyd import DEEPFLOYD
 from .local import LOCAL
 
-BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (DEEPFLOYD, LOCAL)}  # auto's order of preference
+BACKENDS: dict[str, BackendSpec] = {
+    spec.name: spec for spec in (DEEPFLOYD, LOCAL)
+}  # auto's order of preference
 
-__all__ = ["BACKENDS", "Backend", "BackendSettings", "BackendSpec", "open_backend", "resolve_backend"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "BackendSettings",
+    "BackendSpec",
+    "open_backend",
+    "resolve_backend",
+]
 
 
-def resolve_backend(choice: str, settings: dict[str, BackendSettings], cuda: bool) -> tuple[str, str]:
+def resolve_backend(
+    choice: str, settings: dict[str, BackendSettings], cuda: bool
+) -> tuple[str, str]:
     """The backend `--backend` names, with why; auto takes the first that can load, and says why the others cannot."""
     if choice in BACKENDS:
         return choice, "chosen with --backend"
@@ -47,7 +58,12 @@ def open_backend(config, section_ids, needs: dict, device: str, cache) -> Backen
     """
     spec = BACKENDS[config.backend]
     settings = config.params[spec.name]
-    key = (spec.name, json.dumps(settings.identity(), sort_keys=True), device, tuple(needs[n].key for n in spec.needs))
+    key = (
+        spec.name,
+        json.dumps(settings.identity(), sort_keys=True),
+        device,
+        tuple(needs[n].key for n in spec.needs),
+    )
     if key not in _OPEN:
         _OPEN.clear()  # one model in memory at a time: IF's stages are gigabytes
         gc.collect()

@@ -12,8 +12,9 @@ backends/ needs a backend's name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import Field
 
@@ -58,19 +59,27 @@ class BackendSpec:
     def preflight(self, config, section_ids: list[str], prompts: list[str]) -> None:
         """Checks that need the file system or the network, just before sections run; raise UsageError."""
 
-    def load(self, settings: BackendSettings, needs: dict, prompts: list[str], cache: Path, device: str) -> "Backend":
+    def load(
+        self, settings: BackendSettings, needs: dict, prompts: list[str], cache: Path, device: str
+    ) -> Backend:
         """The model, ready to run; `needs` are the store entries of `self.needs`."""
         raise NotImplementedError
 
-    def check_schedule(self, config, key: str, *, i_start: int | None = None, timesteps: list[int] = ()) -> None:
+    def check_schedule(
+        self, config, key: str, *, i_start: int | None = None, timesteps: list[int] = ()
+    ) -> None:
         """The strided schedule lies inside the model's, every timestep too, and i_start leaves a step to take."""
         settings = config.params[self.name]
         T = self.num_timesteps(config)
         if settings.t_start >= T:
-            raise UsageError(f"bad value {self.name}.t_start={settings.t_start}: the model's schedule has t from 0 to {T - 1}")
+            raise UsageError(
+                f"bad value {self.name}.t_start={settings.t_start}: the model's schedule has t from 0 to {T - 1}"
+            )
         for t in timesteps:
             if not 0 <= t < T:
-                raise UsageError(f"bad value {key}: timestep {t} is outside the model's schedule, 0 to {T - 1}")
+                raise UsageError(
+                    f"bad value {key}: timestep {t} is outside the model's schedule, 0 to {T - 1}"
+                )
         if i_start is not None:
             last = len(settings.timesteps()) - 2
             if not 0 <= i_start <= last:
@@ -88,7 +97,9 @@ class Backend:
     timesteps: list[int]  # the strided schedule of the samplers
     device: str
     describe: dict  # for the record: name, model_id, and what else says how it ran
-    upsampler: Callable | None = None  # (x, prompts, generator) -> larger pixels in [0, 1], where there is a second stage
+    upsampler: Callable | None = (
+        None  # (x, prompts, generator) -> larger pixels in [0, 1], where there is a second stage
+    )
     scorer: Any = None  # models.classifier.Scorer, where the model's images can be read as classes
 
     @property
@@ -109,6 +120,8 @@ class Backend:
         """The class each prompt asks for, as a tensor the scorer's predictions compare with; None where prompts are not classes."""
         return None
 
-    def text_to_image(self, prompts: list[str], num_inference_steps: int, guidance: float, generator):
+    def text_to_image(
+        self, prompts: list[str], num_inference_steps: int, guidance: float, generator
+    ):
         """One guided sample per prompt, in the model's space, with the model's own text-to-image sampler."""
         raise NotImplementedError

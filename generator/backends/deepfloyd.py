@@ -56,7 +56,10 @@ class DeepFloydSpec(BackendSpec):
         if not missing:
             return True, "CUDA is present and the weights are cached"
         if os.environ.get("HF_HUB_OFFLINE"):
-            return False, f"{missing[0]} is not in the Hugging Face cache ({hf_cache_dir()}) and HF_HUB_OFFLINE is set"
+            return (
+                False,
+                f"{missing[0]} is not in the Hugging Face cache ({hf_cache_dir()}) and HF_HUB_OFFLINE is set",
+            )
         problem = hub_problem(missing[0])
         if problem:
             return False, problem
@@ -68,7 +71,9 @@ class DeepFloydSpec(BackendSpec):
         for what, model_id in (("stage I", settings.stage_1), ("stage II", settings.stage_2)):
             folder = Path(model_id).expanduser()
             if looks_like_path(model_id) and not folder.is_dir():
-                raise UsageError(f"deepfloyd: {what} '{model_id}' is not a folder; fix deepfloyd.stage_1/stage_2 (a hub id or a saved pipeline's folder)")
+                raise UsageError(
+                    f"deepfloyd: {what} '{model_id}' is not a folder; fix deepfloyd.stage_1/stage_2 (a hub id or a saved pipeline's folder)"
+                )
             if folder.is_dir() or weights_present(model_id):
                 continue
             if os.environ.get("HF_HUB_OFFLINE"):
@@ -76,7 +81,9 @@ class DeepFloydSpec(BackendSpec):
                     f"cannot load {what} '{model_id}': HF_HUB_OFFLINE is set and it is not in the Hugging Face cache "
                     f"({hf_cache_dir()}); download it once online, or point deepfloyd.* at a local folder"
                 )
-            problem = hub_problem(model_id)  # one quick question now, rather than a download's retries later
+            problem = hub_problem(
+                model_id
+            )  # one quick question now, rather than a download's retries later
             if problem:
                 raise UsageError(f"cannot load {what}: {problem}")
         if settings.embeddings_file:
@@ -87,7 +94,9 @@ class DeepFloydSpec(BackendSpec):
                     "add its embedding, or set deepfloyd.embeddings_file=null to encode prompts with T5"
                 )
 
-    def load(self, settings: DeepFloydSettings, needs: dict, prompts: list[str], cache: Path, device: str):
+    def load(
+        self, settings: DeepFloydSettings, needs: dict, prompts: list[str], cache: Path, device: str
+    ):
         from .deepfloyd_model import DeepFloydBackend
 
         return DeepFloydBackend(self, settings, prompts, cache, device)
@@ -105,14 +114,22 @@ def read_embeddings(path: str) -> dict:
 
     file = Path(path).expanduser()
     if not file.is_file():
-        raise UsageError(f"deepfloyd.embeddings_file '{path}' not found; give a torch file {{prompt: tensor}} or null")
+        raise UsageError(
+            f"deepfloyd.embeddings_file '{path}' not found; give a torch file {{prompt: tensor}} or null"
+        )
     try:
         table = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise UsageError(f"deepfloyd.embeddings_file '{path}' is not a torch file of {{prompt: tensor}} ({type(e).__name__})") from None
-    if not isinstance(table, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in table.items()):
+        raise UsageError(
+            f"deepfloyd.embeddings_file '{path}' is not a torch file of {{prompt: tensor}} ({type(e).__name__})"
+        ) from None
+    if not isinstance(table, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in table.items()
+    ):
         what = "dict" if isinstance(table, dict) else type(table).__name__
-        raise UsageError(f"deepfloyd.embeddings_file '{path}' holds a {what}, not a {{prompt: tensor}} dict")
+        raise UsageError(
+            f"deepfloyd.embeddings_file '{path}' holds a {what}, not a {{prompt: tensor}} dict"
+        )
     return table
 
 
@@ -141,20 +158,30 @@ def weights_present(model_id: str) -> bool:
 
 def looks_like_path(model_id: str) -> bool:
     """A folder name rather than a hub id ("owner/name")."""
-    return model_id.startswith((".", "/", "~")) or model_id.count("/") != 1 or Path(model_id).exists()
+    return (
+        model_id.startswith((".", "/", "~")) or model_id.count("/") != 1 or Path(model_id).exists()
+    )
 
 
 def hub_advice(model_id: str, error: Exception) -> str:
     """What an error from the Hugging Face hub means for `model_id`, with the fix, in one line."""
     name, text = type(error).__name__, str(error)
     if name == "GatedRepoError" or "gated" in text.lower() or "401" in text or "403" in text:
-        return (f"{model_id} is a gated model: accept its licence on https://huggingface.co/{model_id} "
-                "and log in with `hf auth login`, then build again")
-    if name == "RepositoryNotFoundError":  # what the hub answers for a gated repo too, to a user who has no token
-        return (f"the Hugging Face hub shows no model '{model_id}' to this user: if it is gated, accept its licence on "
-                f"https://huggingface.co/{model_id} and log in with `hf auth login`; else check the id")
-    return (f"{model_id} is not in the Hugging Face cache ({hf_cache_dir()}) and the hub cannot be reached ({name}); "
-            "connect once to download it, or point deepfloyd.* at a local folder")
+        return (
+            f"{model_id} is a gated model: accept its licence on https://huggingface.co/{model_id} "
+            "and log in with `hf auth login`, then build again"
+        )
+    if (
+        name == "RepositoryNotFoundError"
+    ):  # what the hub answers for a gated repo too, to a user who has no token
+        return (
+            f"the Hugging Face hub shows no model '{model_id}' to this user: if it is gated, accept its licence on "
+            f"https://huggingface.co/{model_id} and log in with `hf auth login`; else check the id"
+        )
+    return (
+        f"{model_id} is not in the Hugging Face cache ({hf_cache_dir()}) and the hub cannot be reached ({name}); "
+        "connect once to download it, or point deepfloyd.* at a local folder"
+    )
 
 
 def hub_problem(model_id: str) -> str | None:

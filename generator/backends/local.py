@@ -39,7 +39,9 @@ class LocalSpec(BackendSpec):
                 "its prompts are the digits 0-9 and '' (unconditional). Use --backend deepfloyd for text"
             )
 
-    def load(self, settings: LocalSettings, needs: dict, prompts: list[str], cache: Path, device: str):
+    def load(
+        self, settings: LocalSettings, needs: dict, prompts: list[str], cache: Path, device: str
+    ):
         from .local_model import LocalBackend
 
         return LocalBackend(self, needs[MODEL], needs[SCORER], settings.timesteps(), device)

@@ -19,7 +19,9 @@ class LocalBackend(Backend):
         epoch = model_entry.data["checkpoints"][-1]
         schedule = linear_schedule(train["T"], train["beta_1"], train["beta_T"])
         self.spec = spec
-        self.denoiser = UNetDenoiser(load_kept(model_entry.private, epoch, device), schedule.alphas_cumprod, device)
+        self.denoiser = UNetDenoiser(
+            load_kept(model_entry.private, epoch, device), schedule.alphas_cumprod, device
+        )
         self.scorer = Scorer(scorer_entry.private, device)
         self.timesteps = timesteps
         self.device = device

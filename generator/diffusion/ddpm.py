@@ -19,8 +19,8 @@ x̂0 in place of x0.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -65,7 +65,9 @@ def linear_schedule(T: int = 300, beta_1: float = 1e-4, beta_T: float = 0.02) ->
 # ---------------------------------------------------------------- forward process
 
 
-def q_sample(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+def q_sample(
+    x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor
+) -> torch.Tensor:
     """x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε, the closed-form forward process (Ho et al. 2020, eq. 4)."""
     abar = _extract(alphas_cumprod, t, x0)  # (B, 1, 1, 1)
     return abar.sqrt() * x0 + (1.0 - abar).sqrt() * noise
@@ -79,7 +81,9 @@ def predict_start_from_noise(
     return (x_t - (1.0 - abar).sqrt() * eps) / abar.sqrt()
 
 
-def posterior_variance(abar_t: float | torch.Tensor, abar_prev: float | torch.Tensor) -> torch.Tensor:
+def posterior_variance(
+    abar_t: float | torch.Tensor, abar_prev: float | torch.Tensor
+) -> torch.Tensor:
     """β̃_t = (1−ᾱ_prev)/(1−ᾱ_t)·β_t, the variance of q(x_prev | x_t, x0) (Ho et al. 2020, eq. 7)."""
     abar_t, abar_prev = torch.as_tensor(abar_t), torch.as_tensor(abar_prev)
     beta_t = 1.0 - abar_t / abar_prev

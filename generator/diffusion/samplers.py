@@ -34,18 +34,28 @@ clipping of x̂0, as in the course (IFPipeline thresholds).
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Optional, Protocol, Sequence, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Literal, Protocol, runtime_checkable
 
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
-from .ddpm import StepInfo, ddpm_step, learned_range_variance, posterior_variance, predict_start_from_noise, q_sample
+from .ddpm import (
+    StepInfo,
+    ddpm_step,
+    learned_range_variance,
+    posterior_variance,
+    predict_start_from_noise,
+    q_sample,
+)
 from .timesteps import CLEAN, ddpm_timesteps, leading_timesteps, strided_timesteps  # noqa: F401  (the samplers' interface)
 from .views import View, get_view
 
 Tensor = torch.Tensor
-EpsFn = Callable[[Tensor, int], tuple[Tensor, Optional[Tensor]]]  # (x_t, t) -> (ε, v or None)
-VarianceType = Literal["fixed_small", "fixed_large"]  # σ² = β̃_t or β_t where the model predicts none
+EpsFn = Callable[[Tensor, int], tuple[Tensor, Tensor | None]]  # (x_t, t) -> (ε, v or None)
+VarianceType = Literal[
+    "fixed_small", "fixed_large"
+]  # σ² = β̃_t or β_t where the model predicts none
 
 
 @runtime_checkable
@@ -66,7 +76,9 @@ class Denoiser(Protocol):
 
 def _randn(shape: Sequence[int], generator: torch.Generator, like: Tensor) -> Tensor:
     """Standard normal noise from `generator`, drawn on the generator's device, then moved to `like`'s device."""
-    return torch.randn(tuple(shape), generator=generator, device=generator.device, dtype=torch.float32).to(like.device)
+    return torch.randn(
+        tuple(shape), generator=generator, device=generator.device, dtype=torch.float32
+    ).to(like.device)
 
 
 def _batch(cond: Tensor | None, B: int) -> Tensor | None:
@@ -75,7 +87,9 @@ def _batch(cond: Tensor | None, B: int) -> Tensor | None:
         return cond
     if cond.shape[0] == 1:
         return cond.expand(B, *cond.shape[1:])
-    raise ValueError(f"a condition of batch {cond.shape[0]} cannot serve {B} samples (give 1 or {B})")
+    raise ValueError(
+        f"a condition of batch {cond.shape[0]} cannot serve {B} samples (give 1 or {B})"
+    )
 
 
 def _check_timesteps(timesteps: Sequence[int], alphas_cumprod: Tensor) -> list[int]:
@@ -86,14 +100,18 @@ def _check_timesteps(timesteps: Sequence[int], alphas_cumprod: Tensor) -> list[i
     if any(b >= a for a, b in zip(ts, ts[1:])):
         raise ValueError(f"timesteps must be strictly decreasing, got {ts}")
     if ts[0] >= T or ts[-1] < CLEAN:
-        raise ValueError(f"timesteps must lie in 0..{T - 1} (the model's schedule) or end at CLEAN, got {ts[0]}..{ts[-1]}")
+        raise ValueError(
+            f"timesteps must lie in 0..{T - 1} (the model's schedule) or end at CLEAN, got {ts[0]}..{ts[-1]}"
+        )
     return ts
 
 
 def _check_i_start(i_start: int, timesteps: Sequence[int]) -> None:
     last = len(timesteps) - 2
     if not 0 <= i_start <= last:
-        raise ValueError(f"i_start must be in 0..{last} for {len(timesteps)} timesteps, got {i_start}")
+        raise ValueError(
+            f"i_start must be in 0..{last} for {len(timesteps)} timesteps, got {i_start}"
+        )
 
 
 def _resolve_views(views: Sequence[View | str]) -> list[View]:
@@ -103,7 +121,9 @@ def _resolve_views(views: Sequence[View | str]) -> list[View]:
 # ---------------------------------------------------------------- schedule and the forward process
 
 
-def forward(x0: Tensor, t: int, alphas_cumprod: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+def forward(
+    x0: Tensor, t: int, alphas_cumprod: Tensor, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
     """x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε with fresh ε, the forward process (Ho et al. 2020, eq. 4); returns (x_t, ε)."""
     eps = _randn(x0.shape, generator, x0).to(x0.dtype)  # (B, C, H, W)
     return q_sample(x0, int(t), eps, alphas_cumprod), eps
@@ -132,7 +152,9 @@ def classifier_free(denoiser: Denoiser, cond: Tensor, uncond: Tensor, scale: flo
 
     def eps_fn(x_t: Tensor, t: int) -> tuple[Tensor, Tensor | None]:
         B = x_t.shape[0]
-        eps, v = denoiser(torch.cat([x_t, x_t]), t, torch.cat([_batch(cond, B), _batch(uncond, B)]))  # (2B, …)
+        eps, v = denoiser(
+            torch.cat([x_t, x_t]), t, torch.cat([_batch(cond, B), _batch(uncond, B)])
+        )  # (2B, …)
         eps_c, eps_u = eps.float().chunk(2)  # (B, C, H, W) each
         return eps_u + scale * (eps_c - eps_u), None if v is None else v[:B]
 
@@ -140,7 +162,11 @@ def classifier_free(denoiser: Denoiser, cond: Tensor, uncond: Tensor, scale: flo
 
 
 def anagram(
-    denoiser: Denoiser, conds: Sequence[Tensor], views: Sequence[View | str], uncond: Tensor, scale: float
+    denoiser: Denoiser,
+    conds: Sequence[Tensor],
+    views: Sequence[View | str],
+    uncond: Tensor,
+    scale: float,
 ) -> EpsFn:
     """ε = mean_i view_i⁻¹(CFG-ε(view_i(x_t), p_i)), all views' passes in one call (Geng et al. 2024, Visual Anagrams).
 
@@ -151,7 +177,9 @@ def anagram(
     """
     views = _resolve_views(views)
     if len(conds) != len(views) or not views:
-        raise ValueError(f"anagram needs one condition per view, got {len(conds)} conditions for {len(views)} views")
+        raise ValueError(
+            f"anagram needs one condition per view, got {len(conds)} conditions for {len(views)} views"
+        )
     n = len(views)
 
     def eps_fn(x_t: Tensor, t: int) -> tuple[Tensor, Tensor | None]:
@@ -162,16 +190,22 @@ def anagram(
                 raise ValueError(
                     f"view {view.name!r} changes the image's shape {tuple(x_t.shape)}: it needs a square image"
                 )
-        inputs = torch.cat(seen + seen)  # (2nB, C, H, W): conditional passes, then unconditional ones
+        inputs = torch.cat(
+            seen + seen
+        )  # (2nB, C, H, W): conditional passes, then unconditional ones
         c = torch.cat([_batch(cond, B) for cond in conds] + [_batch(uncond, B)] * n)  # (2nB, …)
         eps, v = denoiser(inputs, t, c)
         eps_c, eps_u = eps.float().chunk(2)  # (nB, C, H, W) each
-        guided = (eps_u + scale * (eps_c - eps_u)).chunk(n)  # n × (B, C, H, W), each in its view's frame
+        guided = (eps_u + scale * (eps_c - eps_u)).chunk(
+            n
+        )  # n × (B, C, H, W), each in its view's frame
         eps_out = torch.stack([view.inverse(e) for view, e in zip(views, guided)]).mean(0)
         if v is None:
             return eps_out, None
         v_c = v[: n * B].float().chunk(n)
-        return eps_out, torch.stack([view.inverse_variance(vi) for view, vi in zip(views, v_c)]).mean(0)
+        return eps_out, torch.stack(
+            [view.inverse_variance(vi) for view, vi in zip(views, v_c)]
+        ).mean(0)
 
     return eps_fn
 
@@ -296,7 +330,14 @@ def ddpm_sample(
     """Every timestep from T − 1 down, then the clean image: Algorithm 2 of Ho et al. 2020, as Part B samples (σ² = β_t)."""
     timesteps = ddpm_timesteps(alphas_cumprod.shape[0])
     return iterative_denoise(
-        eps_fn, x, timesteps, alphas_cumprod, generator=generator, variance_type=variance_type, clip=clip, callback=callback
+        eps_fn,
+        x,
+        timesteps,
+        alphas_cumprod,
+        generator=generator,
+        variance_type=variance_type,
+        clip=clip,
+        callback=callback,
     )
 
 

@@ -15,8 +15,8 @@ Rotations by 90° and the transpose swap H and W, so they need square images.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -28,7 +28,9 @@ class View:
     name: str
     apply: Callable[[Tensor], Tensor]  # (B, C, H, W) -> (B, C, H, W) image as seen under the view
     inverse: Callable[[Tensor], Tensor]  # undoes `apply`: inverse(apply(x)) == x
-    negates: bool = False  # True where the view flips signs: a magnitude (a variance map) keeps its sign
+    negates: bool = (
+        False  # True where the view flips signs: a magnitude (a variance map) keeps its sign
+    )
 
     def inverse_variance(self, v: Tensor) -> Tensor:
         """Map a per-pixel variance output back through the view: its spatial part only, never its sign."""

@@ -33,7 +33,9 @@ class ClassifierConfig:
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, 1, 1), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2))
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, 1, 1), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2)
+    )
 
 
 class Classifier(nn.Module):
@@ -83,7 +85,9 @@ def train_classifier(
         torch.manual_seed(seed)
         model = Classifier(config).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch
+        )
         model.train()
         for epoch in range(1, epochs + 1):
             order = torch.randperm(n, generator=generator)
@@ -102,7 +106,12 @@ def train_classifier(
 def _batched(fn, model: Classifier, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     model.eval()
     device = next(model.parameters()).device
-    return torch.cat([fn(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, x.shape[0], batch_size)])
+    return torch.cat(
+        [
+            fn(x[i : i + batch_size].to(device)).float().cpu()
+            for i in range(0, x.shape[0], batch_size)
+        ]
+    )
 
 
 def features(model: Classifier, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
@@ -115,7 +124,9 @@ def predict(model: Classifier, x: torch.Tensor, batch_size: int = 1000) -> torch
     return _batched(model, model, x, batch_size).argmax(1)
 
 
-def frechet_distance(feats_a: torch.Tensor | np.ndarray, feats_b: torch.Tensor | np.ndarray) -> float:
+def frechet_distance(
+    feats_a: torch.Tensor | np.ndarray, feats_b: torch.Tensor | np.ndarray
+) -> float:
     """‖μ_a − μ_b‖² + Tr(Σ_a + Σ_b − 2(Σ_a Σ_b)^½) between Gaussians fitted to two (N, F) sets (Heusel et al. 2017).
 
     The matrix square root comes from scipy.linalg.sqrtm in float64. Σ_a Σ_b is
@@ -130,11 +141,15 @@ def frechet_distance(feats_a: torch.Tensor | np.ndarray, feats_b: torch.Tensor |
     b = np.asarray(feats_b, dtype=np.float64)
     mu_a, mu_b = a.mean(0), b.mean(0)  # (F,)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)  # (F, F)
-    with warnings.catch_warnings():  # dead ReLU features make Σ singular; sqrtm still returns a usable root
+    with (
+        warnings.catch_warnings()
+    ):  # dead ReLU features make Σ singular; sqrtm still returns a usable root
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
         root = linalg.sqrtm(cov_a @ cov_b)
     root = np.real(root)
-    distance = float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(root))
+    distance = float(
+        ((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(root)
+    )
     return max(distance, 0.0)
 
 
@@ -143,7 +158,9 @@ def save_classifier(model: Classifier, path: Path, **meta) -> None:
 
 
 def load_classifier(path: Path, device: str = "cpu") -> Classifier:
-    return load_weights(lambda config: Classifier(ClassifierConfig(**config)), path, "classifier", device)
+    return load_weights(
+        lambda config: Classifier(ClassifierConfig(**config)), path, "classifier", device
+    )
 
 
 # ---------------------------------------------------------------- the scorer: the classifier and the test set's features

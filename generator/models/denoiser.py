@@ -29,16 +29,22 @@ class UNetDenoiser:
         classes = {str(c) for c in range(self.num_classes)}
         unknown = [p for p in prompts if p != "" and p not in classes]
         if unknown:
-            raise ValueError(f"this model's prompts are digits 0-{self.num_classes - 1} or '' (unconditional), got {unknown[0]!r}")
+            raise ValueError(
+                f"this model's prompts are digits 0-{self.num_classes - 1} or '' (unconditional), got {unknown[0]!r}"
+            )
         labels = torch.tensor([int(p) if p else 0 for p in prompts])
         keep = torch.tensor([1.0 if p else 0.0 for p in prompts])
         return one_hot(labels, self.num_classes) * keep[:, None]  # (B, classes)
 
     @torch.no_grad()
-    def __call__(self, x_t: torch.Tensor, t: int, cond: torch.Tensor | None) -> tuple[torch.Tensor, None]:
+    def __call__(
+        self, x_t: torch.Tensor, t: int, cond: torch.Tensor | None
+    ) -> tuple[torch.Tensor, None]:
         B = x_t.shape[0]
         T = self.alphas_cumprod.shape[0]
         t_in = torch.full((B,), t / T, device=self.device)  # (B,) the model sees t/T
         x_t = x_t.to(self.device)
-        eps = self.model(x_t, t_in) if cond is None else self.model(x_t, t_in, cond.to(self.device))  # (B, 1, 28, 28)
+        eps = (
+            self.model(x_t, t_in) if cond is None else self.model(x_t, t_in, cond.to(self.device))
+        )  # (B, 1, 28, 28)
         return eps.float(), None

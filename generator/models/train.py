@@ -12,9 +12,9 @@ import contextlib
 import copy
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -33,7 +33,9 @@ class TrainConfig:
     lr: float
     lr_schedule: str = "constant"  # "exponential": × 0.1^(1/epochs) after each epoch; "onecycle": up and down per step
     precision: str = "fp32"  # or "bf16": autocast, weights stay fp32
-    ema_decay: float = 0.0  # > 0: the weights kept after each epoch are an exponential moving average
+    ema_decay: float = (
+        0.0  # > 0: the weights kept after each epoch are an exponential moving average
+    )
 
 
 class EMA:
@@ -64,7 +66,9 @@ def lr_scheduler(optimizer, config: TrainConfig, steps_per_epoch: int):
     if config.lr_schedule == "exponential":
         return torch.optim.lr_scheduler.ExponentialLR(optimizer, 0.1 ** (1.0 / config.epochs))
     if config.lr_schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.epochs * steps_per_epoch)
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, config.lr, total_steps=config.epochs * steps_per_epoch
+        )
     return None
 
 
@@ -102,10 +106,21 @@ def load_model(path: Path, device: str = "cpu") -> UNet:
     return load_weights(lambda config: UNet(UNetConfig(**config)), path, "unet", device)
 
 
-def _save_checkpoint(path: Path, model, optimizer, scheduler, generator, losses: list[float], epoch: int, ema: EMA | None) -> None:
+def _save_checkpoint(
+    path: Path,
+    model,
+    optimizer,
+    scheduler,
+    generator,
+    losses: list[float],
+    epoch: int,
+    ema: EMA | None,
+) -> None:
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     if ema is not None:
-        tensors |= {f"ema.{k}": v.detach().contiguous().cpu() for k, v in ema.model.state_dict().items()}
+        tensors |= {
+            f"ema.{k}": v.detach().contiguous().cpu() for k, v in ema.model.state_dict().items()
+        }
     opt = optimizer.state_dict()
     for index, state in opt["state"].items():
         for name, value in state.items():
@@ -130,17 +145,22 @@ def _read_checkpoint(path: Path, model, ema: EMA | None) -> tuple[dict, dict]:
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
     tensors = load_file(str(path))
-    complete = {"epoch", "param_groups", "scheduler", "ema_updates"} <= set(meta or {}) and {"generator", "losses"} <= set(tensors)
+    complete = {"epoch", "param_groups", "scheduler", "ema_updates"} <= set(meta or {}) and {
+        "generator",
+        "losses",
+    } <= set(tensors)
     if not complete:
         raise ValueError("part of the training state is missing")
     for prefix, module in (("model.", model), ("ema.", ema.model if ema is not None else None)):
-        found = {k[len(prefix):]: v.shape for k, v in tensors.items() if k.startswith(prefix)}
+        found = {k[len(prefix) :]: v.shape for k, v in tensors.items() if k.startswith(prefix)}
         if module is not None and found != {k: v.shape for k, v in module.state_dict().items()}:
             raise ValueError(f"its {prefix[:-1]} weights do not fit the model")
     return tensors, meta
 
 
-def _restore(tensors: dict, meta: dict, model, optimizer, scheduler, generator, ema: EMA | None) -> list[float]:
+def _restore(
+    tensors: dict, meta: dict, model, optimizer, scheduler, generator, ema: EMA | None
+) -> list[float]:
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     state: dict[int, dict] = {}
     for key, value in tensors.items():
@@ -174,7 +194,9 @@ def _loads(path: Path) -> bool:
         return False
 
 
-def _resume(work_dir: Path, label: str, model, optimizer, scheduler, generator, ema: EMA | None) -> tuple[int, list[float]]:
+def _resume(
+    work_dir: Path, label: str, model, optimizer, scheduler, generator, ema: EMA | None
+) -> tuple[int, list[float]]:
     """Restore the newest checkpoint of `work_dir` that loads whole: its training state, and the kept weights of
     every epoch up to it (they are replayed). Returns (its epoch, the losses so far); (0, []) for none.
 
@@ -195,13 +217,19 @@ def _resume(work_dir: Path, label: str, model, optimizer, scheduler, generator, 
             except Exception:
                 damaged.add(states[epoch])
     where = f"epoch {start}" if start else "scratch"
-    for epoch in sorted({e for e, p in [*snapshots.items(), *states.items()] if e > start or p in damaged}):
+    for epoch in sorted(
+        {e for e, p in [*snapshots.items(), *states.items()] if e > start or p in damaged}
+    ):
         files = [found[epoch] for found in (snapshots, states) if epoch in found]
         bad = [p for p in files if p in damaged]
-        if bad or (epoch not in states and not damaged):  # one line per epoch; what follows damage goes silently
+        if bad or (
+            epoch not in states and not damaged
+        ):  # one line per epoch; what follows damage goes silently
             why = "is damaged" if bad else "has no training state beside it"
-            print(f"{label}: checkpoint {(bad or files)[0].name} in the work folder {why}; resuming from {where}",
-                  file=sys.stderr)
+            print(
+                f"{label}: checkpoint {(bad or files)[0].name} in the work folder {why}; resuming from {where}",
+                file=sys.stderr,
+            )
         for path in files:
             if path in damaged or epoch > start:
                 path.unlink(missing_ok=True)
@@ -240,7 +268,9 @@ def train(
     scheduler = lr_scheduler(optimizer, config, steps_per_epoch)
     ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
     start, losses = _resume(work_dir, label, model, optimizer, scheduler, generator, ema)
-    for epoch in range(1, start + 1):  # replay what earlier epochs handed out, from their kept weights
+    for epoch in range(
+        1, start + 1
+    ):  # replay what earlier epochs handed out, from their kept weights
         on_epoch_end(epoch, load_model(work_dir / MODEL_FILE.format(epoch=epoch), device))
 
     for epoch in range(start + 1, config.epochs + 1):
@@ -268,7 +298,16 @@ def train(
         model.eval()
         kept = ema.model if ema is not None else model
         save_model(kept, work_dir / MODEL_FILE.format(epoch=epoch), epoch=epoch)
-        _save_checkpoint(work_dir / STATE_FILE.format(epoch=epoch), model, optimizer, scheduler, generator, losses, epoch, ema)
+        _save_checkpoint(
+            work_dir / STATE_FILE.format(epoch=epoch),
+            model,
+            optimizer,
+            scheduler,
+            generator,
+            losses,
+            epoch,
+            ema,
+        )
         # Two training states: the one before the last is where to resume if the last is damaged.
         (work_dir / STATE_FILE.format(epoch=epoch - 2)).unlink(missing_ok=True)
         on_epoch_end(epoch, kept)

@@ -88,7 +88,9 @@ class UNet(nn.Module):
             self.fc1_c = FCBlock(config.num_classes, 2 * D)
             self.fc2_c = FCBlock(config.num_classes, D)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, c: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor | None = None, c: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """x: (B, C, 28, 28); t: (B,) in [0, 1] (t/T); c: (B, classes) one-hot, or zeros for 'no class'."""
         cfg = self.config
         if cfg.time_conditioned != (t is not None):
@@ -133,7 +135,9 @@ def layer_table(model: nn.Module) -> list[dict]:
         rows.append(
             {
                 "name": name,
-                "layers": " → ".join(type(m).__name__ for m in module.modules() if not list(m.children())),
+                "layers": " → ".join(
+                    type(m).__name__ for m in module.modules() if not list(m.children())
+                ),
                 "params": sum(p.numel() for p in module.parameters()),
             }
         )

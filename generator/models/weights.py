@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from safetensors import safe_open
 from safetensors.torch import load_file, save
@@ -16,7 +16,10 @@ from ..store import write_atomic
 def save_weights(model: nn.Module, path: Path, kind: str, **meta) -> None:
     """The model's state under `path`, written whole or not at all; its `config` as JSON in the metadata key
     `kind`, with `meta` beside it. The same weights give the same bytes."""
-    metadata = {kind: json.dumps(model.config.to_dict()), **{k: json.dumps(v) for k, v in meta.items()}}
+    metadata = {
+        kind: json.dumps(model.config.to_dict()),
+        **{k: json.dumps(v) for k, v in meta.items()},
+    }
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     write_atomic(path, _sorted_metadata(save(state, metadata=metadata)))
 
@@ -31,7 +34,9 @@ def _sorted_metadata(raw: bytes) -> bytes:
     return len(text).to_bytes(8, "little") + text + raw[8 + size :]
 
 
-def load_weights(build: Callable[[dict], nn.Module], path: Path, kind: str, device: str = "cpu") -> nn.Module:
+def load_weights(
+    build: Callable[[dict], nn.Module], path: Path, kind: str, device: str = "cpu"
+) -> nn.Module:
     """`build(config)` with the weights of `path`, in eval mode on `device`."""
     with safe_open(str(path), framework="pt") as f:
         config = json.loads(f.metadata()[kind])

@@ -22,17 +22,30 @@ def test_digits(ctx, count: int) -> tuple[torch.Tensor, torch.Tensor]:
 def unet_architecture(p: UNetParams, ctx) -> Result:
     config = UNetConfig(hidden=p.hidden)
     rows, total = architecture(config)
-    return Result(metrics={"params": total}, data={"layers": rows, "total_params": total}, model=model_name(config))
+    return Result(
+        metrics={"params": total},
+        data={"layers": rows, "total_params": total},
+        model=model_name(config),
+    )
 
 
 def noising(p: NoisingParams, ctx) -> Result:
     clean, labels = test_digits(ctx, p.num_digits)
     gen = generator(p.seed)
     noisy = torch.stack([clean + s * torch.randn(clean.shape, generator=gen) for s in p.sigmas])
-    image_table(noisy.transpose(0, 1), ctx.out / "noising.png", row_labels=[f"digit {int(d)}" for d in labels],
-                col_labels=[f"σ = {s:g}" for s in p.sigmas])
+    image_table(
+        noisy.transpose(0, 1),
+        ctx.out / "noising.png",
+        row_labels=[f"digit {int(d)}" for d in labels],
+        col_labels=[f"σ = {s:g}" for s in p.sigmas],
+    )
     return Result(
-        figures=[Figure("noising.png", "\\(z = x + \\sigma\\epsilon\\) for each \\(\\sigma\\); pixels outside [0, 1] are shown clipped")],
+        figures=[
+            Figure(
+                "noising.png",
+                "\\(z = x + \\sigma\\epsilon\\) for each \\(\\sigma\\); pixels outside [0, 1] are shown clipped",
+            )
+        ],
         data={"digits": labels.tolist()},
     )
 
@@ -56,21 +69,47 @@ def train_denoiser(p: TrainDenoiserParams, ctx) -> Result:
     torch.manual_seed(p.seed)  # the UNet's initial weights
     model = UNet(UNetConfig(hidden=hidden))
     config = TrainConfig(p.epochs, p.batch_size, p.lr, precision=p.precision)
-    losses = train(model, images, labels, loss_fn, config, generator=generator(p.seed), work_dir=ctx.work,
-                   device=ctx.device, progress=ctx.progress, on_epoch_end=keep_denoised, label=ctx.section.id)
+    losses = train(
+        model,
+        images,
+        labels,
+        loss_fn,
+        config,
+        generator=generator(p.seed),
+        work_dir=ctx.work,
+        device=ctx.device,
+        progress=ctx.progress,
+        on_epoch_end=keep_denoised,
+        label=ctx.section.id,
+    )
     shown = sorted({1, p.epochs})
     steps_per_epoch = -(-images.shape[0] // p.batch_size)
-    loss_curve(losses, ctx.out / "loss.png", title=f"single-step denoiser, σ = {p.sigma:g}", per_epoch=steps_per_epoch)
-    image_table(torch.stack([clean, noisy] + [outputs[e] for e in shown]), ctx.out / "denoised.png",
-                row_labels=["clean", f"σ = {p.sigma:g}"] + [f"epoch {e}" for e in shown])
+    loss_curve(
+        losses,
+        ctx.out / "loss.png",
+        title=f"single-step denoiser, σ = {p.sigma:g}",
+        per_epoch=steps_per_epoch,
+    )
+    image_table(
+        torch.stack([clean, noisy] + [outputs[e] for e in shown]),
+        ctx.out / "denoised.png",
+        row_labels=["clean", f"σ = {p.sigma:g}"] + [f"epoch {e}" for e in shown],
+    )
     keep_models(ctx.work, ctx.private, [p.epochs])
     last_epoch = losses[-steps_per_epoch:]
     return Result(
-        metrics={"final_loss": sum(last_epoch) / len(last_epoch), "iterations": len(losses), "train_digits": images.shape[0]},
+        metrics={
+            "final_loss": sum(last_epoch) / len(last_epoch),
+            "iterations": len(losses),
+            "train_digits": images.shape[0],
+        },
         figures=[
             Figure("loss.png", "Training loss (MSE) per iteration; grey lines mark epochs"),
-            Figure("denoised.png", "Test digits, their noisy versions, and the denoiser's output after "
-                   + " and ".join(f"epoch {e}" for e in shown)),
+            Figure(
+                "denoised.png",
+                "Test digits, their noisy versions, and the denoiser's output after "
+                + " and ".join(f"epoch {e}" for e in shown),
+            ),
         ],
         data={"shown_epochs": shown, "steps_per_epoch": steps_per_epoch, "epoch": p.epochs},
         model=f"UNet(D={hidden})",
@@ -87,14 +126,25 @@ def out_of_distribution(p: OutOfDistributionParams, ctx) -> Result:
     for i, sigma in enumerate(ctx.progress(sigmas, desc="σ")):
         noisy = images + sigma * torch.randn(images.shape, generator=generator(p.seed + i))
         with torch.no_grad():
-            denoised = torch.cat([model(batch.to(ctx.device)).float().cpu() for batch in noisy.split(p.batch_size)])
-        rows.append({"sigma": sigma, "mse": float((denoised - images).pow(2).mean()), "psnr": finite(psnr(denoised, images)),
-                     "psnr_noisy": finite(psnr(noisy, images))})  # at σ = 0 the noisy input is the digit itself
+            denoised = torch.cat(
+                [model(batch.to(ctx.device)).float().cpu() for batch in noisy.split(p.batch_size)]
+            )
+        rows.append(
+            {
+                "sigma": sigma,
+                "mse": float((denoised - images).pow(2).mean()),
+                "psnr": finite(psnr(denoised, images)),
+                "psnr_noisy": finite(psnr(noisy, images)),
+            }
+        )  # at σ = 0 the noisy input is the digit itself
         grid.append(torch.stack([noisy[:shown], denoised[:shown]], dim=1))  # (shown, 2, 1, 28, 28)
     # Rows: a noisy and a denoised row per digit; columns: σ.
-    image_table(torch.stack(grid, dim=1).transpose(1, 2).reshape(2 * shown, len(sigmas), 1, 28, 28), ctx.out / "ood.png",
-                row_labels=[label for _ in range(shown) for label in ("noisy", "denoised")],
-                col_labels=[f"σ = {s:g}" for s in sigmas])
+    image_table(
+        torch.stack(grid, dim=1).transpose(1, 2).reshape(2 * shown, len(sigmas), 1, 28, 28),
+        ctx.out / "ood.png",
+        row_labels=[label for _ in range(shown) for label in ("noisy", "denoised")],
+        col_labels=[f"σ = {s:g}" for s in sigmas],
+    )
     metrics = {}
     for r in rows:
         for name in ("mse", "psnr", "psnr_noisy"):
@@ -103,7 +153,12 @@ def out_of_distribution(p: OutOfDistributionParams, ctx) -> Result:
     trained_sigma = ctx.params_of("b1.2.1").sigma
     return Result(
         metrics=metrics,
-        figures=[Figure("ood.png", f"The denoiser trained at \\(\\sigma = {trained_sigma:g}\\), applied at every \\(\\sigma\\)")],
+        figures=[
+            Figure(
+                "ood.png",
+                f"The denoiser trained at \\(\\sigma = {trained_sigma:g}\\), applied at every \\(\\sigma\\)",
+            )
+        ],
         data={"rows": rows, "trained_sigma": trained_sigma, "eval_digits": int(images.shape[0])},
         model=f"UNet(D={ctx.params_of('b1.1').hidden})",
     )

@@ -29,10 +29,17 @@ def _models(ctx, train_id: str):
     schedule = linear_schedule(train.T, train.beta_1, train.beta_T)
     entry = ctx.needs[train_id]
     for epoch in entry.data["checkpoints"]:
-        yield epoch, UNetDenoiser(load_kept(entry.private, epoch, ctx.device), schedule.alphas_cumprod, ctx.device)
+        yield (
+            epoch,
+            UNetDenoiser(
+                load_kept(entry.private, epoch, ctx.device), schedule.alphas_cumprod, ctx.device
+            ),
+        )
 
 
-def _draw(den, ctx, count: int, batch_size: int, seed: int, *, prompts=None, guidance=None, recorder=None) -> torch.Tensor:
+def _draw(
+    den, ctx, count: int, batch_size: int, seed: int, *, prompts=None, guidance=None, recorder=None
+) -> torch.Tensor:
     """`count` samples in batches, clamped to [0, 1]; guided towards `prompts` (one per sample) where given.
 
     `recorder` sees the steps of the first batch only.
@@ -44,9 +51,13 @@ def _draw(den, ctx, count: int, batch_size: int, seed: int, *, prompts=None, gui
         if prompts is None:
             eps_fn = conditional(den, den.encode([""]))
         else:
-            eps_fn = classifier_free(den, den.encode(prompts[start : start + size]), den.encode([""]), guidance)
+            eps_fn = classifier_free(
+                den, den.encode(prompts[start : start + size]), den.encode([""]), guidance
+            )
         x = torch.randn((size, 1, 28, 28), generator=gen).to(ctx.device)
-        x = ddpm_sample(eps_fn, x, den.alphas_cumprod, generator=gen, callback=recorder if start == 0 else None)
+        x = ddpm_sample(
+            eps_fn, x, den.alphas_cumprod, generator=gen, callback=recorder if start == 0 else None
+        )
         out.append(x.float().cpu().clamp(0, 1))
     return torch.cat(out)
 
@@ -58,23 +69,52 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
     recorder = FrameRecorder(ANIMATED)
     # What a perfect generator would score: real training digits, as many as the samples scored.
     real = subset(*mnist(ctx.data_root, train=True), p.eval_samples, p.seed)[0]
-    metrics = {"fid_real": scorer.frechet(real), "confident_real": float(scorer.confident(real).mean())}
+    metrics = {
+        "fid_real": scorer.frechet(real),
+        "confident_real": float(scorer.confident(real).mean()),
+    }
     for epoch, den in _models(ctx, "b2.2"):
         last = epoch == epochs[-1]
         recorder.keep = evenly_spread(den.alphas_cumprod.shape[0], p.gif_frames)
-        images = _draw(den, ctx, max(p.num_samples, p.eval_samples), p.batch_size, p.seed, recorder=recorder if last else None)
+        images = _draw(
+            den,
+            ctx,
+            max(p.num_samples, p.eval_samples),
+            p.batch_size,
+            p.seed,
+            recorder=recorder if last else None,
+        )
         metrics[f"fid_epoch_{epoch}"] = scorer.frechet(images[: p.eval_samples])
-        metrics[f"confident_epoch_{epoch}"] = float(scorer.confident(images[: p.eval_samples]).mean())
-        rows.append({"epoch": epoch, "fid": metrics[f"fid_epoch_{epoch}"], "confident": metrics[f"confident_epoch_{epoch}"]})
+        metrics[f"confident_epoch_{epoch}"] = float(
+            scorer.confident(images[: p.eval_samples]).mean()
+        )
+        rows.append(
+            {
+                "epoch": epoch,
+                "fid": metrics[f"fid_epoch_{epoch}"],
+                "confident": metrics[f"confident_epoch_{epoch}"],
+            }
+        )
         shown.append(images[: p.num_samples])
         steps += [epoch] * p.num_samples
         name = f"samples_epoch_{epoch}.png"
         save_png(tile(images[: p.num_samples], nrow=10), ctx.out / name)
-        figures.append(Figure(name, f"{p.num_samples} samples after epoch {epoch}", pixelated=True, enlarge=True))
+        figures.append(
+            Figure(
+                name, f"{p.num_samples} samples after epoch {epoch}", pixelated=True, enlarge=True
+            )
+        )
     animation(recorder.frames, ctx.out / "sampling.gif")
     T = ctx.params_of("b2.2").T
-    figures.append(Figure("sampling.gif", f"Sampling after epoch {epochs[-1]}: \\(x_t\\) (top) and the estimate \\(\\hat x_0\\) "
-                          f"(bottom), \\(t = {T - 1} \\to 0\\)", pixelated=True, enlarge=True))
+    figures.append(
+        Figure(
+            "sampling.gif",
+            f"Sampling after epoch {epochs[-1]}: \\(x_t\\) (top) and the estimate \\(\\hat x_0\\) "
+            f"(bottom), \\(t = {T - 1} \\to 0\\)",
+            pixelated=True,
+            enlarge=True,
+        )
+    )
     return Result(
         metrics=metrics,
         figures=figures,
@@ -98,35 +138,74 @@ def sample_class_ddpm(p: GuidedSampleParams, ctx) -> Result:
     for epoch, den in _models(ctx, "b2.4"):
         last = epoch == epochs[-1]
         recorder.keep = evenly_spread(den.alphas_cumprod.shape[0], p.gif_frames)
-        images = _draw(den, ctx, len(labels), p.batch_size, p.seed, prompts=prompts, guidance=p.guidance,
-                       recorder=recorder if last else None)
+        images = _draw(
+            den,
+            ctx,
+            len(labels),
+            p.batch_size,
+            p.seed,
+            prompts=prompts,
+            guidance=p.guidance,
+            recorder=recorder if last else None,
+        )
         correct = (scorer.predict(images[:scored]) == labels[:scored]).float()
         metrics[f"accuracy_epoch_{epoch}"] = float(correct.mean())
         for d in range(DIGITS):
-            metrics[f"accuracy_epoch_{epoch}_digit_{d}"] = float(correct[labels[:scored] == d].mean())
+            metrics[f"accuracy_epoch_{epoch}_digit_{d}"] = float(
+                correct[labels[:scored] == d].mean()
+            )
         metrics[f"fid_epoch_{epoch}"] = scorer.frechet(images[:scored])
-        rows.append({"epoch": epoch, "accuracy": metrics[f"accuracy_epoch_{epoch}"], "fid": metrics[f"fid_epoch_{epoch}"],
-                     "per_digit": [metrics[f"accuracy_epoch_{epoch}_digit_{d}"] for d in range(DIGITS)]})
+        rows.append(
+            {
+                "epoch": epoch,
+                "accuracy": metrics[f"accuracy_epoch_{epoch}"],
+                "fid": metrics[f"fid_epoch_{epoch}"],
+                "per_digit": [metrics[f"accuracy_epoch_{epoch}_digit_{d}"] for d in range(DIGITS)],
+            }
+        )
         first = images[: DIGITS * p.per_digit]
         shown.append(first)
         shown_labels.append(labels[: DIGITS * p.per_digit])
         steps += [epoch] * first.shape[0]
-        columns.append(first.reshape(p.per_digit, DIGITS, 1, 28, 28).transpose(0, 1))  # (10, per_digit, 1, 28, 28)
+        columns.append(
+            first.reshape(p.per_digit, DIGITS, 1, 28, 28).transpose(0, 1)
+        )  # (10, per_digit, 1, 28, 28)
     # The last epoch's, under names that do not depend on the profile's epochs (what the guidance sweep plots).
-    metrics["accuracy"], metrics["fid"] = metrics[f"accuracy_epoch_{epochs[-1]}"], metrics[f"fid_epoch_{epochs[-1]}"]
-    image_table(torch.cat(columns, dim=1), ctx.out / "samples.png", row_labels=[str(d) for d in range(DIGITS)],
-                col_labels=[f"epoch {e}" if k == 0 else "" for e in epochs for k in range(p.per_digit)], cell=0.7)
+    metrics["accuracy"], metrics["fid"] = (
+        metrics[f"accuracy_epoch_{epochs[-1]}"],
+        metrics[f"fid_epoch_{epochs[-1]}"],
+    )
+    image_table(
+        torch.cat(columns, dim=1),
+        ctx.out / "samples.png",
+        row_labels=[str(d) for d in range(DIGITS)],
+        col_labels=[f"epoch {e}" if k == 0 else "" for e in epochs for k in range(p.per_digit)],
+        cell=0.7,
+    )
     animation(recorder.frames, ctx.out / "sampling.gif")
     return Result(
         metrics=metrics,
         figures=[
-            Figure("samples.png", f"{p.per_digit} samples of each digit with \\(\\gamma = {p.guidance:g}\\), after epochs "
-                   + " and ".join(map(str, epochs))),
-            Figure("sampling.gif", f"Guided sampling after epoch {epochs[-1]}, one of each digit: \\(x_t\\) (top) and "
-                   "\\(\\hat x_0\\) (bottom)", pixelated=True, enlarge=True),
+            Figure(
+                "samples.png",
+                f"{p.per_digit} samples of each digit with \\(\\gamma = {p.guidance:g}\\), after epochs "
+                + " and ".join(map(str, epochs)),
+            ),
+            Figure(
+                "sampling.gif",
+                f"Guided sampling after epoch {epochs[-1]}, one of each digit: \\(x_t\\) (top) and "
+                "\\(\\hat x_0\\) (bottom)",
+                pixelated=True,
+                enlarge=True,
+            ),
         ],
         samples={"images": torch.cat(shown), "labels": torch.cat(shown_labels), "steps": steps},
-        data={"rows": rows, "epochs": epochs, "digits": list(range(DIGITS)), "scored": scored,
-              "reference_digits": len(scorer.reference)},
+        data={
+            "rows": rows,
+            "epochs": epochs,
+            "digits": list(range(DIGITS)),
+            "scored": scored,
+            "reference_digits": len(scorer.reference),
+        },
         model=ctx.needs["b2.4"].record["backend"]["model_id"],
     )

@@ -61,7 +61,9 @@ def table(backend, images: torch.Tensor, path, **labels) -> None:
     image_table(pixels, path, cell=cell(backend), **labels)
 
 
-def upsampled_table(backend, x: torch.Tensor, prompts: list[str], gen: torch.Generator, path, rows: int, **labels) -> bool:
+def upsampled_table(
+    backend, x: torch.Tensor, prompts: list[str], gen: torch.Generator, path, rows: int, **labels
+) -> bool:
     """Where the backend has a second stage: its larger versions of x (R·K images, row-major) as a table."""
     if backend.upsampler is None:
         return False
@@ -83,7 +85,14 @@ def animate(backend, frames: list[torch.Tensor], path) -> None:
 def from_noise(backend, eps_fn, count: int, gen: torch.Generator, callback=None) -> torch.Tensor:
     """`count` samples from pure noise over the backend's strided timesteps."""
     x = torch.randn((count, *backend.shape), generator=gen).to(backend.device)
-    return iterative_denoise(eps_fn, x, backend.timesteps, backend.denoiser.alphas_cumprod, generator=gen, callback=callback)
+    return iterative_denoise(
+        eps_fn,
+        x,
+        backend.timesteps,
+        backend.denoiser.alphas_cumprod,
+        generator=gen,
+        callback=callback,
+    )
 
 
 def score(backend, pixels: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
@@ -97,7 +106,13 @@ def score(backend, pixels: torch.Tensor, labels: torch.Tensor | None) -> torch.T
 
 
 def model_name(config: UNetConfig) -> str:
-    kind = "class-conditioned" if config.num_classes else "time-conditioned" if config.time_conditioned else ""
+    kind = (
+        "class-conditioned"
+        if config.num_classes
+        else "time-conditioned"
+        if config.time_conditioned
+        else ""
+    )
     return f"{kind} UNet(D={config.hidden})".strip()
 
 
@@ -107,7 +122,9 @@ def architecture(config: UNetConfig) -> tuple[list[dict], int]:
     conditioning = ("fc1_t", "fc2_t", "fc1_c", "fc2_c")
     shapes = {}
     hooks = [
-        child.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, list(o.shape[1:])))
+        child.register_forward_hook(
+            lambda m, i, o, name=name: shapes.__setitem__(name, list(o.shape[1:]))
+        )
         for name, child in model.named_children()
         if name not in conditioning
     ]
@@ -120,5 +137,7 @@ def architecture(config: UNetConfig) -> tuple[list[dict], int]:
     for name in conditioning:
         if hasattr(model, name):
             shapes[name] = [getattr(model, name)[-1].out_features]
-    rows = [{**row, "output": "×".join(map(str, shapes[row["name"]]))} for row in layer_table(model)]
+    rows = [
+        {**row, "output": "×".join(map(str, shapes[row["name"]]))} for row in layer_table(model)
+    ]
     return rows, count_params(model)

@@ -17,19 +17,35 @@ from ..section import Params
 
 Prompt = Annotated[str, Field(max_length=500)]
 Prompts = Annotated[list[Prompt], Field(min_length=1, max_length=16, description="prompts")]
-Guidance = Annotated[float, Field(ge=0.0, le=50.0, description="classifier-free guidance scale γ, from 0 to 50")]
+Guidance = Annotated[
+    float, Field(ge=0.0, le=50.0, description="classifier-free guidance scale γ, from 0 to 50")
+]
 Spec = Annotated[str, Field(min_length=1, max_length=4096)]
-Images = Annotated[list[Spec], Field(min_length=1, max_length=8, description="input images: paths or mnist:N")]
+Images = Annotated[
+    list[Spec], Field(min_length=1, max_length=8, description="input images: paths or mnist:N")
+]
 Samples = Annotated[int, Field(ge=1, le=1000, description="samples drawn, from 1 to 1000")]
 KernelSize = Annotated[int, Field(ge=1, le=99, description="Gaussian kernel size, odd")]
-Hidden = Annotated[int, Field(ge=1, le=1024, description="D, the UNet's channel width (an integer from 1 to 1024)")]
+Hidden = Annotated[
+    int, Field(ge=1, le=1024, description="D, the UNet's channel width (an integer from 1 to 1024)")
+]
 Epochs = Annotated[int, Field(ge=1, le=1000, description="training epochs, from 1 to 1000")]
 BatchSize = Annotated[int, Field(ge=1, le=60000, description="batch size, from 1 to 60000")]
-LearningRate = Annotated[float, Field(gt=0.0, le=1.0, description="Adam's learning rate, in (0, 1]")]
-TrainSubset = Annotated[int, Field(ge=0, le=60000, description="training digits used, 0 for all 60,000")]
-Precision = Annotated[Literal["auto", "fp32", "bf16"], Field(
-    description="fp32, bf16 autocast, or auto: bf16 where the device computes it natively, else fp32")]
-GifFrames = Annotated[int, Field(ge=2, le=300, description="frames of the animation, from 2 to 300")]
+LearningRate = Annotated[
+    float, Field(gt=0.0, le=1.0, description="Adam's learning rate, in (0, 1]")
+]
+TrainSubset = Annotated[
+    int, Field(ge=0, le=60000, description="training digits used, 0 for all 60,000")
+]
+Precision = Annotated[
+    Literal["auto", "fp32", "bf16"],
+    Field(
+        description="fp32, bf16 autocast, or auto: bf16 where the device computes it natively, else fp32"
+    ),
+]
+GifFrames = Annotated[
+    int, Field(ge=2, le=300, description="frames of the animation, from 2 to 300")
+]
 ViewName = Literal["flip", "rot180", "rot90cw", "rot90ccw", "negate", "transpose"]
 
 
@@ -59,13 +75,17 @@ class PromptsParams(Params):
 
 
 class TextToImageParams(PromptsParams):
-    steps: list[Annotated[int, Field(ge=2, le=1000)]] = Field(min_length=1, max_length=8, description="num_inference_steps, one row each")
+    steps: list[Annotated[int, Field(ge=2, le=1000)]] = Field(
+        min_length=1, max_length=8, description="num_inference_steps, one row each"
+    )
     guidance: Guidance
 
 
 class ForwardParams(Params):
     image: Spec = Field(description="the test image: a path or mnist:N")
-    timesteps: list[Annotated[int, Field(ge=0, le=100000)]] = Field(min_length=1, max_length=12, description="t of each noisy image")
+    timesteps: list[Annotated[int, Field(ge=0, le=100000)]] = Field(
+        min_length=1, max_length=12, description="t of each noisy image"
+    )
 
     def check(self, config, sid):
         check_image(self.image, config.root)
@@ -96,7 +116,11 @@ class OneStepParams(Params):
 class IterativeParams(OneStepParams):
     i_start: int = Field(ge=0, le=100000, description="index of the first strided timestep")
     show_every: int = Field(ge=1, le=100, description="show every n-th step")
-    runs: int = Field(ge=1, le=200, description="noisy copies of the test image, each with its own noise; figures show the first")
+    runs: int = Field(
+        ge=1,
+        le=200,
+        description="noisy copies of the test image, each with its own noise; figures show the first",
+    )
 
     def check(self, config, sid):
         super().check(config, sid)
@@ -114,7 +138,9 @@ class CFGParams(PromptsParams):
 
 class SDEditParams(OneStepParams):
     images: Images
-    i_starts: list[Annotated[int, Field(ge=0, le=100000)]] = Field(min_length=1, max_length=12, description="where denoising starts")
+    i_starts: list[Annotated[int, Field(ge=0, le=100000)]] = Field(
+        min_length=1, max_length=12, description="where denoising starts"
+    )
     guidance: Guidance
 
     def check(self, config, sid):
@@ -153,9 +179,13 @@ class InpaintParams(OneStepParams):
 
 class AnagramParams(Params):
     anagrams: list[Annotated[list[Prompt], Field(min_length=2, max_length=4)]] = Field(
-        min_length=1, max_length=8, description="prompt lists: the first as the image is, the others under `views`"
+        min_length=1,
+        max_length=8,
+        description="prompt lists: the first as the image is, the others under `views`",
     )
-    views: list[ViewName] = Field(min_length=1, max_length=3, description="the view of each further prompt")
+    views: list[ViewName] = Field(
+        min_length=1, max_length=3, description="the view of each further prompt"
+    )
     num_samples: Samples
     guidance: Guidance
 
@@ -180,13 +210,19 @@ class AnagramParams(Params):
 
 class HybridParams(Params):
     pairs: list[Annotated[list[Prompt], Field(min_length=2, max_length=2)]] = Field(
-        min_length=1, max_length=8, description="[low-frequency prompt, high-frequency prompt] pairs"
+        min_length=1,
+        max_length=8,
+        description="[low-frequency prompt, high-frequency prompt] pairs",
     )
     kernel_size: KernelSize
     sigmas: list[Annotated[float, Field(gt=0.0, le=50.0)]] = Field(
-        min_length=1, max_length=12, description="σ of the low-pass Gaussian in pixels; several: a sweep, shown at the best"
+        min_length=1,
+        max_length=12,
+        description="σ of the low-pass Gaussian in pixels; several: a sweep, shown at the best",
     )
-    far_scale: int = Field(ge=2, le=16, description="how many times smaller the image is seen from afar")
+    far_scale: int = Field(
+        ge=2, le=16, description="how many times smaller the image is seen from afar"
+    )
     num_samples: Samples
     guidance: Guidance
 
@@ -224,7 +260,9 @@ class TrainDenoiserParams(Params):
 
 
 class OutOfDistributionParams(Params):
-    eval_digits: int = Field(ge=1, le=10000, description="test digits scored per σ, from 1 to 10000")
+    eval_digits: int = Field(
+        ge=1, le=10000, description="test digits scored per σ, from 1 to 10000"
+    )
     batch_size: int = Field(ge=1, le=10000, description="batch size for scoring, from 1 to 10000")
 
 
@@ -240,7 +278,11 @@ class DDPMParams(Params):
     )
     train_subset: TrainSubset
     precision: Precision
-    ema_decay: float = Field(ge=0.0, lt=1.0, description="decay of the weights' moving average that samples, in [0, 1); 0: off")
+    ema_decay: float = Field(
+        ge=0.0,
+        lt=1.0,
+        description="decay of the weights' moving average that samples, in [0, 1); 0: off",
+    )
     sample_epochs: list[Annotated[int, Field(ge=1, le=1000)]] | None = Field(
         description="epochs whose weights are sampled, each from 1 to epochs; null: a quarter of the way and the last",
     )
@@ -263,26 +305,38 @@ class DDPMParams(Params):
 
 class ClassDDPMParams(DDPMParams):
     hidden: Hidden
-    p_uncond: float = Field(ge=0.0, le=1.0, description="probability of dropping the class, from 0 to 1")
+    p_uncond: float = Field(
+        ge=0.0, le=1.0, description="probability of dropping the class, from 0 to 1"
+    )
 
 
 class ClassifierParams(Params):
     epochs: int = Field(ge=1, le=100, description="training epochs, from 1 to 100")
     batch_size: BatchSize
-    lr: float = Field(gt=0.0, le=1.0, description="peak learning rate of Adam with OneCycle, in (0, 1]")
+    lr: float = Field(
+        gt=0.0, le=1.0, description="peak learning rate of Adam with OneCycle, in (0, 1]"
+    )
     train_subset: TrainSubset
 
 
 class DDPMSampleParams(Params):
-    num_samples: int = Field(ge=1, le=400, description="samples shown per checkpoint, from 1 to 400")
-    eval_samples: int = Field(ge=2, le=10000, description="samples scored per checkpoint, from 2 to 10000")
+    num_samples: int = Field(
+        ge=1, le=400, description="samples shown per checkpoint, from 1 to 400"
+    )
+    eval_samples: int = Field(
+        ge=2, le=10000, description="samples scored per checkpoint, from 2 to 10000"
+    )
     batch_size: int = Field(ge=1, le=10000, description="samples drawn at once, from 1 to 10000")
     gif_frames: GifFrames
 
 
 class GuidedSampleParams(Params):
-    per_digit: int = Field(ge=1, le=40, description="samples shown per digit and checkpoint, from 1 to 40")
+    per_digit: int = Field(
+        ge=1, le=40, description="samples shown per digit and checkpoint, from 1 to 40"
+    )
     guidance: Guidance
-    eval_per_digit: int = Field(ge=1, le=1000, description="samples scored per digit and checkpoint")
+    eval_per_digit: int = Field(
+        ge=1, le=1000, description="samples scored per digit and checkpoint"
+    )
     batch_size: int = Field(ge=1, le=10000, description="samples drawn at once, from 1 to 10000")
     gif_frames: GifFrames

@@ -1,4 +1,5 @@
-"""`gen bench`: how fast DeepFloyd IF's stage I runs through our samplers, and through diffusers' own IFPipeline.
+"""`gen bench`: how fast DeepFloyd IF's stage I runs through our samplers, and through diffusers'
+own IFPipeline.
 
 The case needs no weights and no network: the UNet has IF-I-XL's real
 architecture (`full`, from backends/if_unet_configs.json) or a tiny one of the
@@ -82,7 +83,8 @@ def log(message: str) -> None:
 
 
 def resolve(size: str | None, device: str) -> tuple[str, str]:
-    """(size, device) from the options: auto → CUDA where there is one; size defaults to full on CUDA, tiny on the CPU."""
+    """(size, device) from the options: auto → CUDA where there is one; size defaults to full on
+    CUDA, tiny on the CPU."""
     cuda = torch.cuda.is_available()
     if device == "auto":
         device = "cuda" if cuda else "cpu"
@@ -93,7 +95,8 @@ def resolve(size: str | None, device: str) -> tuple[str, str]:
     size = size or ("full" if device == "cuda" else "tiny")
     if size == "full" and device != "cuda":
         raise UsageError(
-            "--size full needs a CUDA GPU (IF-I-XL's UNet is about 9 GB of fp16 weights); on the CPU use --size tiny"
+            "--size full needs a CUDA GPU (IF-I-XL's UNet is about 9 GB of fp16 weights); on the "
+            "CPU use --size tiny"
         )
     return size, device
 
@@ -109,7 +112,8 @@ def unet_config(size: str) -> dict:
 
 @torch.no_grad()
 def init_weights(module: torch.nn.Module, seed: int = 0) -> None:
-    """N(0, 0.02²) weights, zero biases, norms at identity: deterministic, and finite through the UNet in fp16."""
+    """N(0, 0.02²) weights, zero biases, norms at identity: deterministic, and finite through the
+    UNet in fp16."""
     generator = torch.Generator(device=next(module.parameters()).device).manual_seed(seed)
     for m in module.modules():
         for name, p in m.named_parameters(recurse=False):
@@ -122,7 +126,8 @@ def init_weights(module: torch.nn.Module, seed: int = 0) -> None:
 
 
 def build_unet(size: str, device: str, dtype: torch.dtype):
-    """The UNet built on the meta device, then allocated in `dtype` on `device`: no fp32 copy of 4.3e9 weights first."""
+    """The UNet built on the meta device, then allocated in `dtype` on `device`: no fp32 copy of
+    4.3e9 weights first."""
     from diffusers import UNet2DConditionModel
 
     with torch.device("meta"):
@@ -134,7 +139,8 @@ def build_unet(size: str, device: str, dtype: torch.dtype):
 
 
 def if_scheduler(sample_max_value: float = 1.5):
-    """IF's DDPMScheduler as its model repositories configure it: cosine betas, learned variance range, dynamic
+    """IF's DDPMScheduler as its model repositories configure it: cosine betas, learned variance
+    range, dynamic
     thresholding (stage I: sample_max_value 1.5, stage II: 1.0)."""
     from diffusers import DDPMScheduler
 
@@ -162,7 +168,8 @@ def _sync(device: str) -> None:
 def timed(
     fn: Callable[[], object], repeats: int, device: str, warmup: int = 1
 ) -> tuple[list[float], object]:
-    """Seconds of each of `repeats` calls after `warmup` untimed ones (CUDA synchronised), and the last result."""
+    """Seconds of each of `repeats` calls after `warmup` untimed ones (CUDA synchronised), and
+    the last result."""
     out = None
     for _ in range(warmup):
         out = fn()
@@ -225,7 +232,8 @@ def build_case(size: str, device: str) -> Case:
     dtype = torch.float16 if device == "cuda" else torch.float32
     _reset_peak(device)
     log(
-        f"bench: building the {size} UNet with random weights, {str(dtype).removeprefix('torch.')} on {device}"
+        f"bench: building the {size} UNet with random weights, {str(dtype).removeprefix('torch.')} "
+        f"on {device}"
     )
     unet = build_unet(size, device, dtype)
     scheduler = if_scheduler()
@@ -273,23 +281,27 @@ def time_unet_call(case: Case, repeats: int) -> dict:
 
 
 def samplers(case: Case) -> dict[str, tuple[str, Callable[[], torch.Tensor]]]:
-    """A guided sample through our samplers over IFDenoiser, and through diffusers' IFPipeline, on the same UNet."""
+    """A guided sample through our samplers over IFDenoiser, and through diffusers' IFPipeline,
+    on the same UNet."""
     from diffusers import IFPipeline
 
     from .backends.deepfloyd_model import NO_CHECKER, IFDenoiser
     from .diffusion.samplers import classifier_free, iterative_denoise
 
-    eps_fn = classifier_free(
-        IFDenoiser(case.unet, case.alphas_cumprod, {}, case.device),
-        case.cond,
-        case.uncond,
-        GUIDANCE,
-    )
+    den = IFDenoiser(case.unet, case.alphas_cumprod, {}, case.device)
+    eps_fn = classifier_free(den, case.cond, case.uncond, GUIDANCE)
 
     def ours():
         gen = torch.Generator().manual_seed(0)
         x = torch.randn(1, *SHAPE, generator=gen).to(case.device)
-        return iterative_denoise(eps_fn, x, case.timesteps, case.alphas_cumprod, generator=gen)
+        return iterative_denoise(
+            eps_fn,
+            x,
+            case.timesteps,
+            case.alphas_cumprod,
+            generator=gen,
+            variance_type=den.variance_type,
+        )
 
     pipe = IFPipeline(
         tokenizer=None, text_encoder=None, unet=case.unet, scheduler=case.scheduler, **NO_CHECKER
@@ -313,7 +325,8 @@ def time_sample(
     case: Case, label: str, sample: Callable[[], torch.Tensor], repeats: int, warmup: int
 ) -> dict:
     log(
-        f"bench: {len(case.timesteps)}-step guided samples through {label} ({warmup} warm-up, {repeats} timed)"
+        f"bench: {len(case.timesteps)}-step guided samples through {label} ({warmup} warm-up, "
+        f"{repeats} timed)"
     )
     _reset_peak(case.device)
     case.counter.n = 0
@@ -344,7 +357,9 @@ def run(size: str | None = None, device: str = "auto", repeats: int = 5) -> dict
         results[key] = time_sample(case, label, sample, repeats, sample_warmup)
     ours, theirs = results["sample_ours"], results["sample_diffusers"]
     return {
-        "benchmark": "DeepFloyd IF stage I, random weights: UNet call, our samplers, diffusers' IFPipeline",
+        "benchmark": (
+            "DeepFloyd IF stage I, random weights: UNet call, our samplers, diffusers' IFPipeline"
+        ),
         "size": size,
         "unet": FULL if size == "full" else "tiny (IF's block types)",
         "parameters": sum(p.numel() for p in case.unet.parameters()),

@@ -1,13 +1,15 @@
-"""`gen bench`, Part B: training and sampling speed of the three UNets, ours against a plain baseline.
+"""`gen bench`, Part B: training and sampling speed of the three UNets, ours against a plain
+baseline.
 
 For each model (`single_step`: b1.2.1's denoiser; `time`: b2.2's DDPM; `class`:
 b2.4's DDPM with guidance) at the full profile's width D and batch size, in one
 run on the same weights and the same random draws:
 
 - training, images per second: ours is `models.train.train` (the loop every
-  section trains with, at the precision `train` is given) over one epoch of
-  MNIST-shaped batches; the baseline is a plain eager fp32 loop written out
-  here (Adam, the loss by hand, the same draws in the same order).
+  section trains with, at the precision `train` is given) with the sections'
+  own losses (chapters/common.py) over one epoch of MNIST-shaped batches; the
+  baseline is a plain eager fp32 loop written out here (Adam, the loss by
+  hand, the same draws in the same order).
 - sampling, images per second of a full T-step sample: ours is the samplers
   of diffusion/samplers.py (guidance as one batched call of cond and uncond);
   the baseline is a plain loop of the DDPM update with guidance as two
@@ -28,12 +30,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .diffusion.ddpm import ddpm_loss, linear_schedule
+from .chapters.common import ddpm_training_loss, denoiser_loss
+from .diffusion.ddpm import linear_schedule
 from .diffusion.samplers import CLEAN, classifier_free, conditional, iterative_denoise
 from .hardware import choose_precision
 from .models.denoiser import UNetDenoiser
 from .models.train import TrainConfig, train
-from .models.unet import UNet, UNetConfig, one_hot
+from .models.unet import UNet, UNetConfig
 
 MODELS = ("single_step", "time", "class")
 SIGMA = 0.5  # b1.2.1's training noise
@@ -44,7 +47,8 @@ LR = 1e-3
 
 @dataclass(frozen=True)
 class Sizes:
-    """What one run measures: the full profile's D and batch per model, how many batches, how many steps."""
+    """What one run measures: the full profile's D and batch per model, how many batches, how
+    many steps."""
 
     hidden: dict[str, int]
     batch: dict[str, int]
@@ -64,7 +68,8 @@ def sizes(config, quick: bool) -> Sizes:
         "class": p["b2.4"].batch_size,
     }
     if quick:
-        # b1.2.1's UNet at D = 128 takes seconds a batch on a small CPU: one timed batch keeps this under 3 minutes.
+        # b1.2.1's UNet at D = 128 takes seconds a batch on a small CPU: one timed batch keeps this
+        # under 3 minutes.
         return Sizes(hidden, batch, p["b2.2"].T, train_batches=1, sample_count=50, sample_steps=10)
     return Sizes(
         hidden,
@@ -99,20 +104,11 @@ def batches(count: int, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.
 
 
 def our_loss(kind: str, T: int):
-    """The loss function the sections train with (b_denoiser.train_denoiser, b_training._train_ddpm)."""
-    schedule = linear_schedule(T)
+    """The loss the sections train with (b1.2.1: `denoiser_loss`; b2.2, b2.4:
+    `ddpm_training_loss`), itself, not a copy."""
     if kind == "single_step":
-
-        def loss_fn(model, x, _labels, g):
-            z = x + SIGMA * torch.randn(x.shape, generator=g).to(x.device)
-            return F.mse_loss(model(z), x)
-    else:
-
-        def loss_fn(model, x, y, g):
-            cond = one_hot(y, 10) if kind == "class" else None
-            return ddpm_loss(model, x, cond, g, schedule, p_uncond=P_UNCOND)
-
-    return loss_fn
+        return denoiser_loss(SIGMA)
+    return ddpm_training_loss(linear_schedule(T), 10 if kind == "class" else 0, P_UNCOND)
 
 
 def train_ours(
@@ -134,7 +130,8 @@ def train_ours(
 def train_baseline(
     model: UNet, images, labels, kind: str, batch: int, T: int, device: str
 ) -> list[float]:
-    """A plain eager fp32 loop: the same draws as ours, in the same order, written out step by step."""
+    """A plain eager fp32 loop: the same draws as ours, in the same order, written out step by
+    step."""
     g = torch.Generator().manual_seed(0)
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
@@ -202,7 +199,7 @@ def sample_ours(
         [*timesteps, CLEAN],
         den.alphas_cumprod,
         generator=torch.Generator().manual_seed(seed),
-        variance_type="fixed_large",
+        variance_type=den.variance_type,
     )
 
 
@@ -216,7 +213,8 @@ def sample_baseline(
     device: str,
     seed: int = 1,
 ):
-    """A plain loop of the DDPM update (σ² = β of the step), guidance as two separate model calls."""
+    """A plain loop of the DDPM update (σ² = β of the step), guidance as two separate model
+    calls."""
     model.eval()
     x = x.to(device)
     if kind == "single_step":
@@ -278,7 +276,10 @@ def time_training(kind: str, s: Sizes, device: str, precision: str) -> dict:
         )  # first calls allocate and tune
         _sync(device)
         seconds[name] = _timed(
-            lambda: (loop(model, images, labels, kind, batch, s.T, device, **extra), _sync(device))
+            lambda loop=loop, model=model, extra=extra: (
+                loop(model, images, labels, kind, batch, s.T, device, **extra),
+                _sync(device),
+            )
         )
         result[f"{name}_img_s"] = _rate(images.shape[0], seconds[name])
     result["ratio"] = round(seconds["baseline"] / seconds["ours"], 3)
@@ -296,7 +297,7 @@ def time_sampling(kind: str, s: Sizes, device: str) -> dict:
         sample(model, kind, x[:2], timesteps[:2], s.T, device)  # warm-up
         _sync(device)
         seconds[name] = _timed(
-            lambda: (sample(model, kind, x, timesteps, s.T, device), _sync(device))
+            lambda sample=sample: (sample(model, kind, x, timesteps, s.T, device), _sync(device))
         )
         result[f"{name}_img_s"] = _rate(s.sample_count, seconds[name] * full)
     result["ratio"] = round(seconds["baseline"] / seconds["ours"], 3)
@@ -313,7 +314,8 @@ def time_sampling(kind: str, s: Sizes, device: str) -> dict:
 
 
 def measure(config, device: str, quick: bool, log=print) -> dict:
-    """{"train": {MODEL: …}, "sample": {MODEL: …}} at the full profile's sizes (`config`: profile full)."""
+    """{"train": {MODEL: …}, "sample": {MODEL: …}} at the full profile's sizes (`config`: profile
+    full)."""
     s = sizes(config, quick)
     out = {"train": {}, "sample": {}}
     precision, _ = choose_precision(device)  # ours trains as `precision: auto` would here
@@ -326,7 +328,8 @@ def measure(config, device: str, quick: bool, log=print) -> dict:
 
 
 def time_command(root: Path, *args: str) -> float:
-    """Seconds a `gen` command takes in a fresh process, in the project at `root`, as a user types it."""
+    """Seconds a `gen` command takes in a fresh process, in the project at `root`, as a user
+    types it."""
     import subprocess
     import sys
 

@@ -1,4 +1,5 @@
-"""MNIST as tensors in memory (60,000 digits are 47 MB as bytes: no DataLoader needed), and its files checked."""
+"""MNIST as tensors in memory (60,000 digits are 47 MB as bytes: no DataLoader needed), and its
+files checked."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 from .errors import UsageError
 from .store import file_hash
 
-# The four unpacked files torchvision reads, with their sizes and md5 sums (those of the canonical MNIST). Only
+# The four unpacked files torchvision reads, with their sizes and md5 sums (those of the canonical
+# MNIST). Only
 # these are accepted, so MNIST's content is fixed and needs no place in a section's cache key.
 MNIST_FILES = {
     "train-images-idx3-ubyte": (47040016, "6bbc9ace898e44ae57da46a324031adb"),
@@ -20,8 +22,9 @@ MNIST_FILES = {
 
 
 def check_mnist(root: Path, cache: Path) -> None:
-    """Refuse MNIST files that are present but not MNIST's (one line, before anything runs); missing ones are
-    downloaded when first needed. A file's verdict is kept in `cache` by size and modification time."""
+    """Refuse MNIST files that are present but not MNIST's (one line, before anything runs);
+    missing ones are downloaded when first needed. A file's verdict is kept in `cache` by size
+    and modification time."""
     raw = Path(root) / "MNIST" / "raw"
     seen_file = Path(cache) / "mnist-checked.json"
     try:
@@ -45,7 +48,8 @@ def check_mnist(root: Path, cache: Path) -> None:
             )
             if problem:
                 raise UsageError(
-                    f"MNIST file {path} is corrupt ({problem}); delete {raw} to download MNIST again, "
+                    f"MNIST file {path} is corrupt ({problem}); delete {raw} to download MNIST "
+                    "again, "
                     "or set GEN_DATA_DIR to a folder holding a good copy"
                 )
         checked[name] = stamp
@@ -68,7 +72,8 @@ def mnist(root: Path, train: bool):
     except Exception as e:  # no network, a read-only folder
         raise UsageError(
             f"MNIST is not under {root}/MNIST/raw and could not be downloaded ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}); set GEN_DATA_DIR to a folder holding MNIST/raw"
+            f"{str(e).splitlines()[0] if str(e) else ''}); set GEN_DATA_DIR to a folder holding "
+            "MNIST/raw"
         ) from None
     images = dataset.data.unsqueeze(1).float().div_(255.0)
     return images, dataset.targets.clone()

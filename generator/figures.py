@@ -1,4 +1,5 @@
-"""Figures: labelled image tables, loss curves, sample grids and sampling animations, as reproducible files.
+"""Figures: labelled image tables, loss curves, sample grids and sampling animations, as
+reproducible files.
 
 matplotlib runs on the Agg backend with fixed dpi and no date or version in the
 metadata, so the same images give the same bytes.
@@ -125,7 +126,8 @@ def metric_plot(
 
 
 def actual_size(rows: Sequence[Sequence[torch.Tensor]], path: Path, *, gap: int = 6) -> None:
-    """Images (C, h, w) in [0, 1] at one screen pixel per pixel, rows of differently sized images, on grey."""
+    """Images (C, h, w) in [0, 1] at one screen pixel per pixel, rows of differently sized
+    images, on grey."""
     height = sum(max(im.shape[-2] for im in row) for row in rows) + gap * (len(rows) + 1)
     width = max(sum(im.shape[-1] for im in row) + gap * (len(row) + 1) for row in rows)
     canvas = np.full((height, width), 128, dtype=np.uint8)
@@ -174,7 +176,8 @@ def save_png(array: np.ndarray, path: Path) -> None:
 
 
 class FrameRecorder:
-    """A sampler callback that keeps x_t stacked over x̂0 of the first `count` samples, at the steps in `keep` (all: None)."""
+    """A sampler callback that keeps x_t stacked over x̂0 of the first `count` samples, at the
+    steps in `keep` (all: None)."""
 
     def __init__(self, count: int, keep: Container[int] | None = None):
         self.count = count
@@ -199,6 +202,7 @@ def animation(
     *,
     to_pixels: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
 ) -> None:
-    """A GIF of recorded frames, pixel for pixel (the page enlarges it): x_t in the top row, the estimate x̂0
+    """A GIF of recorded frames, pixel for pixel (the page enlarges it): x_t in the top row, the
+    estimate x̂0
     below, one frame per recorded step."""
     save_gif([tile(to_pixels(f), nrow=f.shape[0] // 2) for f in frames], path)

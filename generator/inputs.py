@@ -1,4 +1,5 @@
-"""Part A's input images and masks: files (the project's own under site_assets/inputs, or a user's) or MNIST digits.
+"""Part A's input images and masks: files (the project's own under site_assets/inputs, or a user's)
+or MNIST digits.
 
 An image is named by a string: a path (relative to the project folder, or
 absolute) to any picture Pillow reads, or `mnist:N`, the N-th MNIST test digit.
@@ -71,7 +72,8 @@ def image_size(spec: str, root: Path, *, what: str = "image") -> tuple[int, int]
 
 
 def file_digest(spec: str, root: Path) -> str | None:
-    """sha256 of the file a spec names (None for mnist:N and rect:), so that a changed file changes the cache key."""
+    """sha256 of the file a spec names (None for mnist:N and rect:), so that a changed file
+    changes the cache key."""
     if spec.startswith(("mnist:", "rect:")):
         return None
     from .store import file_hash
@@ -92,7 +94,8 @@ def _rect(spec: str) -> tuple[float, float, float, float] | None:
         top = bottom = left = right = -1.0
     if not (0 <= top < bottom <= 1 and 0 <= left < right <= 1):
         raise UsageError(
-            f"bad mask '{spec}': rect:TOP,BOTTOM,LEFT,RIGHT needs fractions with 0 <= top < bottom <= 1 "
+            f"bad mask '{spec}': rect:TOP,BOTTOM,LEFT,RIGHT needs fractions with 0 <= top < bottom "
+            "<= 1 "
             "and 0 <= left < right <= 1"
         )
     return top, bottom, left, right
@@ -106,13 +109,15 @@ def check_mask(spec: str, image: str, root: Path) -> None:
     expected = image_size(image, root)
     if size != expected:
         raise UsageError(
-            f"mask '{spec}' is {size[0]}×{size[1]} but its image '{image}' is {expected[0]}×{expected[1]}; "
+            f"mask '{spec}' is {size[0]}×{size[1]} but its image '{image}' is "
+            f"{expected[0]}×{expected[1]}; "
             "give a mask of the image's size, or rect:TOP,BOTTOM,LEFT,RIGHT"
         )
 
 
 def load_image(spec: str, root: Path, data_root: Path, shape: tuple[int, int, int]):
-    """The image as a (1, C, H, W) tensor in [0, 1] at `shape`: centre-cropped to square, then resized."""
+    """The image as a (1, C, H, W) tensor in [0, 1] at `shape`: centre-cropped to square, then
+    resized."""
     import torch
     from torchvision.transforms import v2
 

@@ -27,8 +27,10 @@ def report(tmp_path_factory) -> dict:
     return full["if"]
 
 
+@pytest.mark.slow
 def test_bench_times_the_readmes_no_op_build_and_list_as_fresh_processes(built):
-    """The built project is fresh for smoke, not for the README's --profile auto: the no-op build is not
+    """The built project is fresh for smoke, not for the README's --profile auto: the no-op build is
+    not
     timed then, and the report says why rather than timing a build that runs."""
     full = json.loads(gen(built, "bench", "--part", "cli").stdout)
     assert 0 < full["list_s"] < 60
@@ -37,6 +39,7 @@ def test_bench_times_the_readmes_no_op_build_and_list_as_fresh_processes(built):
     assert not (built / ".gen" / "bench.json").exists()  # only a full report goes to the Speed page
 
 
+@pytest.mark.slow
 def test_bench_reports_the_case(report):
     assert report["size"] == "tiny"
     assert report["device"] == "cpu"
@@ -49,6 +52,7 @@ def test_bench_reports_the_case(report):
     assert report["peak_gpu_memory_gib"] is None  # on the CPU
 
 
+@pytest.mark.slow
 def test_bench_times_are_finite_and_outputs_finite(report):
     call = report["unet_call"]
     assert call["batch"] == 2 and call["shape"] == [3, 64, 64]
@@ -64,6 +68,7 @@ def test_bench_times_are_finite_and_outputs_finite(report):
     assert all(math.isfinite(x) and x > 0 for x in numbers)
 
 
+@pytest.mark.slow
 def test_bench_counts_model_calls(report):
     """Our loop steps 990 → … → 0 (33 calls); IFPipeline also calls the model at t = 0 (34)."""
     assert report["sample_ours"]["model_calls"] == 33

@@ -1,4 +1,5 @@
-"""`gen bench`'s Part B: ours and the plain baseline compute the same thing, so their speeds compare."""
+"""`gen bench`'s Part B: ours and the plain baseline compute the same thing, so their speeds
+compare."""
 
 from __future__ import annotations
 
@@ -12,11 +13,23 @@ T = 50
 
 @pytest.mark.parametrize("kind", b.MODELS)
 def test_our_training_loop_gives_the_plain_loops_losses(kind, one_thread):
+    """Ours trains with the sections' own losses: a drift there from the plain loss fails here."""
     images, labels = b.batches(3, 16)
     ours = b.train_ours(b.build_model(kind, 8), images, labels, kind, 16, T, "cpu")
     plain = b.train_baseline(b.build_model(kind, 8), images, labels, kind, 16, T, "cpu")
     assert len(ours) == len(plain) == 3
     assert ours == pytest.approx(plain, rel=1e-4)
+
+
+def test_ours_is_the_loss_the_sections_train_with():
+    import inspect
+
+    from generator.chapters import b_denoiser, b_training, common
+
+    assert b.our_loss("single_step", T).__qualname__.startswith(common.denoiser_loss.__name__)
+    assert b.our_loss("class", T).__qualname__.startswith(common.ddpm_training_loss.__name__)
+    assert "denoiser_loss(p.sigma)" in inspect.getsource(b_denoiser.train_denoiser)
+    assert "ddpm_training_loss(" in inspect.getsource(b_training._train_ddpm)
 
 
 @pytest.mark.parametrize("kind", b.MODELS)

@@ -56,7 +56,8 @@ def test_frechet_distance_grows_with_a_shift_and_is_symmetric():
     shifted = _gaussian_feats(1, shift=0.5)
     near, far = frechet_distance(a, b), frechet_distance(a, shifted)
     assert far > near > 0
-    # a shift of the mean by 0.5 in each of 16 features adds ‖Δμ‖² = 4 (the covariances are the same)
+    # a shift of the mean by 0.5 in each of 16 features adds ‖Δμ‖² = 4 (the covariances are the
+    # same)
     assert far - near == pytest.approx(16 * 0.25, rel=0.1)
     assert frechet_distance(b, a) == pytest.approx(near, rel=1e-6)
     assert frechet_distance(shifted, a) == pytest.approx(far, rel=1e-6)
@@ -100,6 +101,7 @@ def test_training_is_reproducible_and_leaves_the_global_rng_alone():
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
 
 
+@pytest.mark.slow
 def test_tiny_training_beats_chance(mnist_or_skip):
     (train_x, train_y), (test_x, test_y) = mnist_or_skip
     g = torch.Generator().manual_seed(0)

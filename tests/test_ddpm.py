@@ -1,4 +1,5 @@
-"""DDPM math: the step by hand, against diffusers, and sampling on Gaussian data where the optimal model is known."""
+"""DDPM math: the step by hand, against diffusers, and sampling on Gaussian data where the
+optimal model is known."""
 
 from __future__ import annotations
 
@@ -152,7 +153,8 @@ def test_ddpm_step_matches_diffusers(schedule, t):
 
 
 def test_strided_step_with_learned_variance_matches_diffusers():
-    """Part A's case: 1000 cosine steps run with stride 30, variance learned between β̃_t and β_t."""
+    """Part A's case: 1000 cosine steps run with stride 30, variance learned between β̃_t and
+    β_t."""
     diffusers = pytest.importorskip("diffusers")
     betas = diffusers.DDPMScheduler(
         num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2"
@@ -193,7 +195,8 @@ def test_posterior_variance_matches_diffusers(schedule):
 
 
 def test_ddpm_loss_is_zero_for_the_true_noise(schedule):
-    """A model that knows x0 can recover ε exactly from (x_t, t/T): the loss is 0 only if both are consistent."""
+    """A model that knows x0 can recover ε exactly from (x_t, t/T): the loss is 0 only if both
+    are consistent."""
     x0 = torch.rand(1, 1, 6, 6, generator=torch.Generator().manual_seed(0)).expand(64, 1, 6, 6)
     seen = {}
 
@@ -248,7 +251,8 @@ class Toy:
 
 
 def sample(model, shape, schedule, *, seed, labels=None, guidance_scale=None, callback=None):
-    """Part B's sampling as b2.3 and b2.5 compose it: `ddpm_sample` over a `UNetDenoiser`, with or without CFG."""
+    """Part B's sampling as b2.3 and b2.5 compose it: `ddpm_sample` over a `UNetDenoiser`, with
+    or without CFG."""
     den = UNetDenoiser(Toy(model, 10 if labels is not None else 0), schedule.alphas_cumprod, "cpu")
     if labels is None:
         eps_fn = conditional(den, den.encode([""]))
@@ -265,12 +269,14 @@ def sample(model, shape, schedule, *, seed, labels=None, guidance_scale=None, ca
         torch.randn(shape, generator=g),
         schedule.alphas_cumprod,
         generator=g,
+        variance_type=den.variance_type,
         callback=callback,
     )
 
 
 def _chain_moments(schedule: Schedule, mu: float, s: float) -> tuple[float, float]:
-    """The exact mean and std of `sample`'s output for N(mu, s²) data with the optimal ε (float64 recursion)."""
+    """The exact mean and std of `sample`'s output for N(mu, s²) data with the optimal ε (float64
+    recursion)."""
     abar = schedule.alphas_cumprod.double().numpy()
     m, v = 0.0, 1.0  # x_{T−1} ~ N(0, 1)
     for t in range(len(abar) - 1, -1, -1):
@@ -315,7 +321,8 @@ def test_sample_visits_every_timestep_once(schedule):
 
 
 def test_sample_ends_on_the_last_x0_hat(schedule):
-    """The step from t = 0 goes to the clean image: ᾱ_prev = 1 and no noise, so it returns x̂0 exactly."""
+    """The step from t = 0 goes to the clean image: ᾱ_prev = 1 and no noise, so it returns x̂0
+    exactly."""
     steps = []
     x = sample(lambda x, t: 0.5 * x, (2, 1, 3, 3), schedule, seed=0, callback=steps.append)
     assert steps[-1].t == 0 and not torch.allclose(steps[-1].x_t, steps[-1].x0_hat, atol=1e-4)
@@ -377,3 +384,22 @@ def test_cfg_first_step_by_hand(schedule):
     eps = 0.1 * x + gamma * w  # ε_u = 0.1·x, ε_c − ε_u = w_c
     abar = schedule.alphas_cumprod[T - 1]
     assert torch.allclose(steps[0].x0_hat, (x - (1 - abar).sqrt() * eps) / abar.sqrt(), atol=1e-5)
+
+
+def test_a_trained_ddpm_loads_with_the_schedule_and_variance_its_weights_declare(tmp_path):
+    """b2.2 and b2.4 save T, β and the variance beside the weights; `load_ddpm` needs nothing
+    else."""
+    from generator.backends.local_model import ddpm_metadata, load_ddpm
+    from generator.models.train import save_model
+    from generator.models.unet import UNet, UNetConfig
+
+    model = UNet(UNetConfig(hidden=4, time_conditioned=True, num_classes=10))
+    save_model(model, tmp_path / "ddpm.safetensors", **ddpm_metadata(50, 2e-4, 0.03, "fixed_large"))
+    den = load_ddpm(tmp_path / "ddpm.safetensors", "cpu")
+    assert torch.equal(den.alphas_cumprod, linear_schedule(50, 2e-4, 0.03).alphas_cumprod)
+    assert den.variance_type == "fixed_large" and den.num_classes == 10
+    x, c = torch.randn(2, 1, 28, 28), den.encode(["3", ""])
+    assert torch.equal(den(x, 7, c)[0], model.eval()(x, torch.full((2,), 7 / 50), c))
+    save_model(model, tmp_path / "plain.safetensors")  # weights without a schedule
+    with pytest.raises(ValueError, match="no DDPM schedule"):
+        load_ddpm(tmp_path / "plain.safetensors", "cpu")

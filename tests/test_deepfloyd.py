@@ -1,4 +1,5 @@
-"""The DeepFloyd IF backend end to end, on a tiny IF with random weights loaded through the users' code path."""
+"""The DeepFloyd IF backend end to end, on a tiny IF with random weights loaded through the
+users' code path."""
 
 import json
 import shutil
@@ -10,21 +11,9 @@ from conftest import copy_project, gen, ran, tree_digest
 from safetensors import safe_open
 from tiny_if import build_tiny_if
 
-PART_A = [
-    "a0",
-    "a1.1",
-    "a1.2",
-    "a1.3",
-    "a1.4",
-    "a1.5",
-    "a1.6",
-    "a1.7",
-    "a1.7.1",
-    "a1.7.2",
-    "a1.7.3",
-    "a1.8",
-    "a1.9",
-]
+from generator.chapters import all_sections
+
+PART_A = [sid for sid in all_sections() if sid.startswith("a")]
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +32,8 @@ def _sets(tiny):
 
 @pytest.fixture(scope="session")
 def if_project(tmp_path_factory, tiny):
-    """`gen build a --backend deepfloyd --device cpu --profile smoke` with the tiny IF, as the issue's check runs it."""
+    """`gen build a --backend deepfloyd --device cpu --profile smoke` with the tiny IF, as the
+    issue's check runs it."""
     project = copy_project(tmp_path_factory.mktemp("if") / "project")
     gen(
         project,
@@ -64,6 +54,7 @@ def _record(project, sid):
     return json.loads((project / f"docs/assets/{sid}/record.json").read_text())
 
 
+@pytest.mark.slow
 def test_every_part_a_section_builds_and_renders_on_deepfloyd(if_project, tiny):
     page = (if_project / "docs/part-a.md").read_text()
     assert "Not built yet" not in page
@@ -84,12 +75,14 @@ def test_every_part_a_section_builds_and_renders_on_deepfloyd(if_project, tiny):
     assert list(anagrams["prompts_view2"])[0] == "an oil painting of people around a campfire"
 
 
+@pytest.mark.slow
 def test_inpainting_on_deepfloyd_keeps_the_original_outside_the_mask(if_project):
     samples = np.load(if_project / "docs/assets/a1.7.2/samples.npz")
     outside = np.broadcast_to(samples["masks"] == 0, samples["images"].shape)
     assert np.abs(samples["images"][outside] - samples["originals"][outside]).max() < 1e-6
 
 
+@pytest.mark.slow
 def test_a0_is_diffusers_ifpipeline_for_the_same_seed(if_project, tiny):
     from diffusers import DiffusionPipeline
 
@@ -116,6 +109,7 @@ def test_a0_is_diffusers_ifpipeline_for_the_same_seed(if_project, tiny):
     np.testing.assert_allclose(ours, ((expected + 1) / 2).clamp(0, 1).numpy(), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_our_learned_variance_step_is_ddpmscheduler_step_on_the_tiny_unet(tiny):
     from diffusers import DDPMScheduler, IFPipeline
 
@@ -147,10 +141,11 @@ def test_our_learned_variance_step_is_ddpmscheduler_step_on_the_tiny_unet(tiny):
             output, t, x, generator=torch.Generator().manual_seed(t)
         ).prev_sample
         noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(t))
-        ours, _ = denoise_step(x, eps, v, abar[t], abar[t_prev], noise)
+        ours, _ = denoise_step(x, eps, v, abar[t], abar[t_prev], noise, denoiser.variance_type)
         torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_prompt_embeddings_are_computed_once_and_kept_in_the_store(if_project, tiny):
     folders = list((if_project / ".gen/embeddings").iterdir())
     assert len(folders) == 1  # one encoder
@@ -182,6 +177,7 @@ def test_prompt_embeddings_are_computed_once_and_kept_in_the_store(if_project, t
     assert tree_digest(if_project / ".gen/embeddings") == before
 
 
+@pytest.mark.slow
 def test_an_embeddings_file_replaces_t5_and_a_missing_prompt_is_one_line(
     if_project, tiny, tmp_path
 ):
@@ -215,6 +211,7 @@ def test_an_embeddings_file_replaces_t5_and_a_missing_prompt_is_one_line(
     assert tree_digest(if_project / "docs", if_project / ".gen") == before
 
 
+@pytest.mark.slow
 def test_a_stage_1_saved_without_t5_takes_t5_from_deepfloyd_text_encoder(
     if_project, tiny, tmp_path
 ):
@@ -264,17 +261,20 @@ def test_a_gated_model_tells_the_user_to_accept_the_licence_and_log_in():
 
     from generator.backends.deepfloyd_model import load_error
 
-    # What the hub raises for a user without a token (built without an HTTP response, which needs a network).
+    # What the hub raises for a user without a token (built without an HTTP response, which needs a
+    # network).
     error = GatedRepoError.__new__(GatedRepoError)
     Exception.__init__(
         error,
-        "401 Client Error. Cannot access gated repo for url https://huggingface.co/DeepFloyd/IF-I-XL-v1.0",
+        "401 Client Error. Cannot access gated repo for url "
+        "https://huggingface.co/DeepFloyd/IF-I-XL-v1.0",
     )
     message = str(load_error("DeepFloyd/IF-I-XL-v1.0", "stage I", error))
     assert "accept its licence on https://huggingface.co/DeepFloyd/IF-I-XL-v1.0" in message
     assert "hf auth login" in message
 
 
+@pytest.mark.slow
 def test_for_cuda_the_fp16_variant_is_loaded_where_a_folder_has_one_else_its_own_weights(
     tiny, tmp_path
 ):
@@ -341,7 +341,8 @@ def test_the_offload_mode_follows_the_free_gpu_memory_or_the_setting(
 
 
 def _hub_error(name: str, message: str) -> Exception:
-    """An error of huggingface_hub's class `name`, as auth_check raises it (built without an HTTP response)."""
+    """An error of huggingface_hub's class `name`, as auth_check raises it (built without an HTTP
+    response)."""
     import huggingface_hub.errors
 
     cls = getattr(huggingface_hub.errors, name, None) or type(name, (Exception,), {})

@@ -1,26 +1,15 @@
-"""Part A on the local backend: the output contract, the store's keys, the pages and every bad input."""
+"""Part A on the local backend: the output contract, the store's keys, the pages and every bad
+input."""
 
 import json
 
 import numpy as np
 import pytest
-from conftest import gen, ran, tree_digest
+from conftest import copy_project, gen, ran, tree_digest
 
-PART_A = [
-    "a0",
-    "a1.1",
-    "a1.2",
-    "a1.3",
-    "a1.4",
-    "a1.5",
-    "a1.6",
-    "a1.7",
-    "a1.7.1",
-    "a1.7.2",
-    "a1.7.3",
-    "a1.8",
-    "a1.9",
-]
+from generator.chapters import all_sections
+
+PART_A = [sid for sid in all_sections() if sid.startswith("a")]
 SMOKE_LOCAL = ("--profile", "smoke", "--backend", "local")
 
 
@@ -28,6 +17,7 @@ def _record(project, sid):
     return json.loads((project / f"docs/assets/{sid}/record.json").read_text())
 
 
+@pytest.mark.slow
 def test_every_section_says_which_backend_and_model_made_it(built):
     b24 = _record(built, "b2.4")
     for sid in PART_A:
@@ -43,6 +33,7 @@ def test_every_section_says_which_backend_and_model_made_it(built):
     assert page.count("Made on the **local** backend") == len(PART_A)
 
 
+@pytest.mark.slow
 def test_anagram_samples_name_their_view_and_labels(built):
     samples = np.load(built / "docs/assets/a1.8/samples.npz")
     params = _record(built, "a1.8")["params"]
@@ -56,6 +47,7 @@ def test_anagram_samples_name_their_view_and_labels(built):
     )
 
 
+@pytest.mark.slow
 def test_inpainting_keeps_every_pixel_outside_the_mask(built):
     samples = np.load(built / "docs/assets/a1.7.2/samples.npz")
     images, masks, originals = samples["images"], samples["masks"], samples["originals"]
@@ -67,6 +59,7 @@ def test_inpainting_keeps_every_pixel_outside_the_mask(built):
     assert _record(built, "a1.7.2")["metrics"]["max_change_outside_mask"] == 0.0
 
 
+@pytest.mark.slow
 def test_hybrids_sweep_sigma_and_keep_the_far_view(built):
     record = _record(built, "a1.9")
     samples = np.load(built / "docs/assets/a1.9/samples.npz")
@@ -90,6 +83,7 @@ def test_hybrids_sweep_sigma_and_keep_the_far_view(built):
         assert im.height == len(params["pairs"]) * (28 + 6) + 6
 
 
+@pytest.mark.slow
 def test_generated_images_follow_the_contract(built):
     for sid in ("a0", "a1.5", "a1.6", "a1.7", "a1.7.1", "a1.7.3", "a1.9"):
         images = np.load(built / f"docs/assets/{sid}/samples.npz")["images"]
@@ -103,6 +97,7 @@ def test_generated_images_follow_the_contract(built):
     ]
 
 
+@pytest.mark.slow
 def test_changing_the_model_reruns_part_a_on_local(project):
     result = gen(project, "build", "a1.5", *SMOKE_LOCAL, "--set", "b2.4.epochs=1")
     assert ran(result) == ["b2.4", "a1.5"]
@@ -113,6 +108,7 @@ def test_changing_the_model_reruns_part_a_on_local(project):
     assert ran(gen(project, "build", "a1.5", *SMOKE_LOCAL)) == []
 
 
+@pytest.mark.slow
 def test_list_names_the_backend(built):
     out = gen(built, "list", *SMOKE_LOCAL).stdout
     assert "backend: local (chosen with --backend)" in out
@@ -153,6 +149,7 @@ BAD_PART_A = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, named", BAD_PART_A, ids=[" ".join(a) for a, _ in BAD_PART_A])
 def test_bad_part_a_input_exits_2_with_one_line_and_changes_nothing(built, args, named):
     before = tree_digest(built / "docs", built / ".gen")
@@ -166,6 +163,7 @@ def test_bad_part_a_input_exits_2_with_one_line_and_changes_nothing(built, args,
     assert tree_digest(built / "docs", built / ".gen") == before
 
 
+@pytest.mark.slow
 def test_a_mask_of_another_size_than_its_image_is_refused(built, tmp_path):
     from PIL import Image
 
@@ -186,6 +184,7 @@ def test_a_mask_of_another_size_than_its_image_is_refused(built, tmp_path):
     assert result.returncode == 2 and "32×32" in result.stderr and "40×30" in result.stderr
 
 
+@pytest.mark.slow
 def test_user_images_and_masks_replace_the_defaults(project, tmp_path):
     from PIL import Image, ImageDraw
 
@@ -211,3 +210,20 @@ def test_user_images_and_masks_replace_the_defaults(project, tmp_path):
     assert (
         samples["masks"][0, 0, :10].all() and not samples["masks"][0, 0, 11:].any()
     )  # rows 0–20 of 56 → 0–10 of 28
+
+
+BAD_STEPS = [
+    (["--set", "a0.steps=[1000]"], "at most 300"),  # T = 300: the sampler has no more steps
+    (["--set", "a0.steps=[20, 8]"], "do not divide"),  # evenly spaced steps would start low
+    (["--set", "b2.4.T=100", "--set", "a0.steps=[4, 200]"], "T = 100"),  # T is b2.4's
+]
+
+
+@pytest.mark.parametrize("args, named", BAD_STEPS, ids=[" ".join(a) for a, _ in BAD_STEPS])
+def test_a_step_count_the_model_cannot_take_is_one_line_before_anything_runs(tmp_path, args, named):
+    project = copy_project(tmp_path / "p")
+    result = gen(project, "build", "a0", *SMOKE_LOCAL, *args, check=False)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "a0.steps" in lines[0] and named in lines[0]
+    assert ran(result) == [] and not (project / "docs").exists()

@@ -1,4 +1,5 @@
-"""Part A's samplers: the step against diffusers, Gaussian data where the optimal model is known, and the estimate builders."""
+"""Part A's samplers: the step against diffusers, Gaussian data where the optimal model is known,
+and the estimate builders."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from generator.diffusion.samplers import (
     hybrid,
     inpaint,
     iterative_denoise,
+    leading_timesteps,
     one_step_estimate,
     sdedit,
     strided_timesteps,
@@ -56,6 +58,7 @@ class Toy:
         self.alphas_cumprod = alphas_cumprod
         self.shape = shape
         self.learned = learned
+        self.variance_type = "learned_range" if learned else "fixed_small"
         self.calls = 0
         g = torch.Generator().manual_seed(7)
         self.pos = torch.randn(shape, generator=g)  # (C, H, W) position-dependent weights
@@ -101,6 +104,31 @@ def test_strided_timesteps():
         strided_timesteps(10, 0)
 
 
+def test_leading_timesteps_are_ddpmschedulers_and_refuse_a_count_that_does_not_divide_t():
+    sched = DDPMScheduler(num_train_timesteps=300, timestep_spacing="leading")
+    for n in (4, 10, 20, 50, 300):
+        sched.set_timesteps(n)
+        assert leading_timesteps(300, n) == sched.timesteps.tolist()
+    assert leading_timesteps(300, 10)[:2] == [270, 240] and leading_timesteps(300, 300)[0] == 299
+    for n in (7, 8, 301, 0):
+        with pytest.raises(ValueError, match="divides T = 300"):
+            leading_timesteps(300, n)
+
+
+def test_the_step_takes_the_variance_the_model_declares():
+    x, eps, noise = torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2)
+    abar_t, abar_prev = torch.tensor(0.5), torch.tensor(0.8)
+    beta = 1 - abar_t / abar_prev
+    large, _ = denoise_step(x, eps, None, abar_t, abar_prev, noise, "fixed_large")
+    small, _ = denoise_step(x, eps, None, abar_t, abar_prev, noise, "fixed_small")
+    assert torch.allclose(large, beta.sqrt().expand_as(x))  # x_t = 0 and ε = 0: the noise alone
+    assert torch.allclose(small, ((1 - abar_prev) / (1 - abar_t) * beta).sqrt().expand_as(x))
+    with pytest.raises(ValueError, match="learned-range model returns v"):
+        denoise_step(x, eps, None, abar_t, abar_prev, noise, "learned_range")
+    with pytest.raises(ValueError, match="learned-range model returns v"):
+        denoise_step(x, eps, torch.zeros_like(x), abar_t, abar_prev, noise, "fixed_large")
+
+
 def test_forward_is_the_closed_form(abar):
     x0 = torch.rand(2, 3, 8, 8) * 2 - 1
     x_t, eps = forward(x0, 500, abar, torch.Generator().manual_seed(3))
@@ -142,7 +170,13 @@ def test_step_matches_diffusers_with_the_same_noise(variance_type):
         )  # what step() draws
         v_ours = v if variance_type == "learned_range" else None
         x_prev, x0_hat = denoise_step(
-            x, eps, v_ours, sched.alphas_cumprod[t], sched.alphas_cumprod[t_prev], noise
+            x,
+            eps,
+            v_ours,
+            sched.alphas_cumprod[t],
+            sched.alphas_cumprod[t_prev],
+            noise,
+            variance_type,
         )
         assert torch.allclose(x_prev, theirs.prev_sample, atol=1e-5), (variance_type, t)
         assert torch.allclose(x0_hat, theirs.pred_original_sample, atol=1e-5)
@@ -150,7 +184,8 @@ def test_step_matches_diffusers_with_the_same_noise(variance_type):
 
 @pytest.mark.parametrize("variance_type", ["fixed_small", "learned_range"])
 def test_loop_matches_diffusers_over_the_strided_schedule(variance_type):
-    """The whole course loop (33 steps, 990 → 0) is DDPMScheduler.step over the same list with the same generator."""
+    """The whole course loop (33 steps, 990 → 0) is DDPMScheduler.step over the same list with
+    the same generator."""
     sched = if_scheduler(variance_type)
     sched.set_timesteps(timesteps=TIMESTEPS)
     learned = variance_type == "learned_range"
@@ -174,13 +209,15 @@ def test_loop_matches_diffusers_over_the_strided_schedule(variance_type):
         TIMESTEPS,
         sched.alphas_cumprod,
         generator=torch.Generator().manual_seed(2),
+        variance_type=variance_type,
         callback=steps.append,
     )
     assert [s.t for s in steps] == TIMESTEPS[:-1]
     assert torch.allclose(ours, x, atol=1e-5)
 
 
-# ---------------------------------------------------------------- Gaussian data: the optimal model is known
+# ---------------------------------------------------------------- Gaussian data: the optimal model
+# is known
 
 MU, S = 0.3, 0.5
 
@@ -192,7 +229,8 @@ def gaussian_eps(abar: torch.Tensor, t: int, x_t: torch.Tensor) -> torch.Tensor:
 
 
 def sampler_moments(abar: torch.Tensor, timesteps: list[int]) -> tuple[float, float]:
-    """Mean and variance of the strided sampler's output with variance β̃, by the exact linear recursion."""
+    """Mean and variance of the strided sampler's output with variance β̃, by the exact linear
+    recursion."""
     m, var = 0.0, 1.0
     for t, tp in zip(timesteps, timesteps[1:]):
         a_t, a_p = abar[t].item(), abar[tp].item()
@@ -207,9 +245,11 @@ def sampler_moments(abar: torch.Tensor, timesteps: list[int]) -> tuple[float, fl
 
 
 def test_gaussian_data_with_the_optimal_learned_variance(abar):
-    """With the optimal ε and the optimal v (the exact reverse variance, inside [β̃, β]), samples have the data's moments.
+    """With the optimal ε and the optimal v (the exact reverse variance, inside [β̃, β]), samples
+    have the data's moments.
 
-    4096 samples of 1×4×4: Monte Carlo standard errors 0.002 (mean) and 0.0014 (variance); tolerance 0.01.
+    4096 samples of 1×4×4: Monte Carlo standard errors 0.002 (mean) and 0.0014 (variance); tolerance
+    0.01.
     """
     nxt = dict(zip(TIMESTEPS, TIMESTEPS[1:]))
 
@@ -228,16 +268,24 @@ def test_gaussian_data_with_the_optimal_learned_variance(abar):
     last = []
     x = torch.randn(4096, 1, 4, 4, generator=torch.Generator().manual_seed(0))
     out = iterative_denoise(
-        eps_fn, x, TIMESTEPS, abar, generator=torch.Generator().manual_seed(1), callback=last.append
+        eps_fn,
+        x,
+        TIMESTEPS,
+        abar,
+        generator=torch.Generator().manual_seed(1),
+        variance_type="learned_range",
+        callback=last.append,
     )
     assert abs(out.mean().item() - MU) < 0.01
     assert abs(out.var().item() - S * S) < 0.01
-    # what comes back at t′ = 0 is the clean estimate: the last x̂0 plus that step's small noise (√β ≈ 0.06)
+    # what comes back at t′ = 0 is the clean estimate: the last x̂0 plus that step's small noise (√β
+    # ≈ 0.06)
     assert (out - last[-1].x0_hat).std().item() < math.sqrt(1 - abar[30] / abar[0])
 
 
 def test_gaussian_data_with_the_fixed_posterior_variance(abar):
-    """With β̃ the mean is right and the variance is the recursion's 0.207 (< 0.25: β̃ is too small for strided steps)."""
+    """With β̃ the mean is right and the variance is the recursion's 0.207 (< 0.25: β̃ is too
+    small for strided steps)."""
     m_exact, var_exact = sampler_moments(abar, TIMESTEPS)
     assert abs(m_exact - MU) < 1e-3 and var_exact < S * S - 0.03
 
@@ -248,6 +296,7 @@ def test_gaussian_data_with_the_fixed_posterior_variance(abar):
         TIMESTEPS,
         abar,
         generator=torch.Generator().manual_seed(1),
+        variance_type="fixed_small",
     )
     assert abs(out.mean().item() - MU) < 0.01
     assert abs(out.var().item() - var_exact) < 0.01
@@ -267,6 +316,7 @@ def test_sdedit_starts_at_i_start_and_checks_it(abar):
         20,
         abar,
         generator=torch.Generator(),
+        variance_type=toy.variance_type,
         callback=steps.append,
     )
     assert out.shape == x0.shape and [s.t for s in steps] == TIMESTEPS[20:-1]
@@ -279,6 +329,7 @@ def test_sdedit_starts_at_i_start_and_checks_it(abar):
                 bad,
                 abar,
                 generator=torch.Generator(),
+                variance_type=toy.variance_type,
             )
 
 
@@ -288,7 +339,15 @@ def test_inpainting_keeps_the_original_outside_the_mask(abar):
     mask = torch.zeros(8, 8)
     mask[:3, 2:6] = 1  # new content at the top
     eps_fn = classifier_free(toy, toy.encode(["a"]), toy.encode([""]), 7.0)
-    out = inpaint(eps_fn, x_orig, mask, TIMESTEPS, abar, generator=torch.Generator().manual_seed(5))
+    out = inpaint(
+        eps_fn,
+        x_orig,
+        mask,
+        TIMESTEPS,
+        abar,
+        generator=torch.Generator().manual_seed(5),
+        variance_type=toy.variance_type,
+    )
     keep = (mask == 0).expand_as(x_orig)
     assert torch.equal(out[keep], x_orig[keep])
     assert not torch.allclose(out[~keep], x_orig[~keep], atol=1e-2)  # and something new inside it
@@ -304,6 +363,7 @@ def test_inpainting_rejects_a_mask_of_the_wrong_size(abar):
             TIMESTEPS,
             abar,
             generator=torch.Generator(),
+            variance_type=toy.variance_type,
         )
 
 
@@ -364,6 +424,7 @@ def test_cfg_scale_one_is_the_conditional_estimate_in_one_call(abar):
         abar,
         i_start=10,
         generator=torch.Generator(),
+        variance_type=toy.variance_type,
     )
     assert toy.calls == len(TIMESTEPS) - 1 - 10  # one batched call per step
 
@@ -401,7 +462,13 @@ def test_three_view_anagram_samples_in_one_call_per_step(abar):
     conds = toy.encode(["a", "b", "c"]).chunk(3)
     eps_fn = anagram(toy, conds, ["identity", "rot90cw", "negate"], toy.encode([""]), 7.0)
     out = iterative_denoise(
-        eps_fn, torch.randn(2, 3, 8, 8), TIMESTEPS, abar, i_start=28, generator=torch.Generator()
+        eps_fn,
+        torch.randn(2, 3, 8, 8),
+        TIMESTEPS,
+        abar,
+        i_start=28,
+        generator=torch.Generator(),
+        variance_type=toy.variance_type,
     )
     assert out.shape == (2, 3, 8, 8) and torch.isfinite(out).all()
     assert toy.calls == len(TIMESTEPS) - 1 - 28

@@ -38,9 +38,8 @@ def offline(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
-pytestmark = pytest.mark.usefixtures(
-    "one_thread"
-)  # models this small gain nothing from a second thread
+# models this small gain nothing from a second thread; every test builds the tiny IF and runs it
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
 
 
 def load_stage_1(tiny_if) -> IFPipeline:

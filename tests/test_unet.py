@@ -84,7 +84,8 @@ def test_conditioning_is_checked_and_no_class_is_the_zero_vector():
     with torch.no_grad():
         assert torch.equal(model(x, t), model(x, t, torch.zeros(3, 10)))
         one_hot = torch.nn.functional.one_hot(torch.tensor([1, 2, 3]), 10).float()
-        # an untrained UNet in eval mode passes the class on only faintly (about 1e-6 here), but it does
+        # an untrained UNet in eval mode passes the class on only faintly (about 1e-6 here), but it
+        # does
         assert (model(x, t) - model(x, t, one_hot)).abs().max() > 1e-7
     with pytest.raises(ValueError):
         model(x)  # t is required

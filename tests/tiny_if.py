@@ -62,7 +62,8 @@ T5_DIM = TINY_T5_DIM  # d_model of the tiny T5: the UNets' encoder_hid_dim
 
 
 def make_tokenizer() -> PreTrainedTokenizerFast:
-    """A word-level tokenizer that acts like IF's T5 tokenizer: lower-cases, appends </s>, pads with <pad>."""
+    """A word-level tokenizer that acts like IF's T5 tokenizer: lower-cases, appends </s>, pads
+    with <pad>."""
     words = sorted({word for prompt in PROMPTS for word in prompt.split()} | set(COMMON_WORDS))
     vocab = {token: i for i, token in enumerate((*SPECIALS, *words))}
     tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
@@ -99,10 +100,13 @@ def make_text_encoder(vocab_size: int) -> T5EncoderModel:
 
 
 def make_unet(resnet_levels: int, **stage) -> UNet2DConditionModel:
-    """`gen bench`'s tiny UNet of IF's design, with `resnet_levels` plain levels of 16 channels and one
-    cross-attention level of 32 last, so that attention runs on 32x32 (stage I: 64 / 2, stage II: 256 / 8)
+    """`gen bench`'s tiny UNet of IF's design, with `resnet_levels` plain levels of 16 channels and
+    one
+    cross-attention level of 32 last, so that attention runs on 32x32 (stage I: 64 / 2, stage II:
+    256 / 8)
     and stays cheap on a CPU.
-    No sample_size, as in a pipeline put together by hand: the backend must state the image sizes itself.
+    No sample_size, as in a pipeline put together by hand: the backend must state the image sizes
+    itself.
     """
     config = {
         k: v for k, v in unet_config("tiny").items() if k not in ("sample_size", "in_channels")
@@ -128,7 +132,8 @@ def build_tiny_if(folder: pathlib.Path, seed: int = 0) -> dict[str, pathlib.Path
 def _build(folder: pathlib.Path) -> dict[str, pathlib.Path]:
     tokenizer = make_tokenizer()
     text_encoder = make_text_encoder(len(tokenizer))
-    # The hub repos also hold a safety checker and a watermarker; the tests do without (as users may).
+    # The hub repos also hold a safety checker and a watermarker; the tests do without (as users
+    # may).
     unsafe = {
         "safety_checker": None,
         "feature_extractor": None,

@@ -1,4 +1,5 @@
-"""Part A's models behind one interface (base.py): `deepfloyd` (DeepFloyd IF) and `local` (our MNIST model).
+"""Part A's models behind one interface (base.py): `deepfloyd` (DeepFloyd IF) and `local` (our MNIST
+model).
 
 This package is the only place that knows the backends by name. `BACKENDS`
 lists their specs in the order `--backend auto` tries them; `open_backend`
@@ -33,7 +34,8 @@ __all__ = [
 def resolve_backend(
     choice: str, settings: dict[str, BackendSettings], cuda: bool
 ) -> tuple[str, str]:
-    """The backend `--backend` names, with why; auto takes the first that can load, and says why the others cannot."""
+    """The backend `--backend` names, with why; auto takes the first that can load, and says why the
+    others cannot."""
     if choice in BACKENDS:
         return choice, "chosen with --backend"
     if choice != "auto":

@@ -1,20 +1,23 @@
-"""What every backend is: a torch-free spec, known before anything loads, and the loaded model that sections use.
+"""What every backend is: a torch-free spec, known before anything loads, and the loaded model that
+sections use.
 
 `BackendSpec` answers what the parameters need to know before a build runs:
 the backend's settings (a group of gen.yaml, set like a section's), the
 sections whose results it loads, its images' shape and value range, how many
 timesteps its schedule has, which prompts it can encode, and whether it can
 load at all. `spec.load(...)` gives a `Backend`, the model itself: a denoiser
-for the samplers, the strided timesteps, pixel conversion, and optionally an
-upsampler and a scorer. Sections see nothing else, so nothing outside
-backends/ needs a backend's name.
+for the samplers (which declares the variance it samples with), the strided
+timesteps, pixel conversion, optionally an upsampler with the words captions
+use for it, and, where a classifier can read its images, the `Scoring`
+protocol. Sections see nothing else, so nothing outside backends/ needs a
+backend's name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import Field
 
@@ -57,7 +60,8 @@ class BackendSpec:
         return True, "always available"
 
     def preflight(self, config, section_ids: list[str], prompts: list[str]) -> None:
-        """Checks that need the file system or the network, just before sections run; raise UsageError."""
+        """Checks that need the file system or the network, just before sections run; raise
+        UsageError."""
 
     def load(
         self, settings: BackendSettings, needs: dict, prompts: list[str], cache: Path, device: str
@@ -65,15 +69,27 @@ class BackendSpec:
         """The model, ready to run; `needs` are the store entries of `self.needs`."""
         raise NotImplementedError
 
+    def check_steps(self, config, key: str, steps: int) -> None:
+        """A step count of the model's own text-to-image sampler fits its schedule of T
+        timesteps."""
+        T = self.num_timesteps(config)
+        if steps > T:
+            raise UsageError(
+                f"bad value {key}: {steps} steps, but the {self.name} model's schedule has "
+                f"T = {T} timesteps; use at most {T}"
+            )
+
     def check_schedule(
         self, config, key: str, *, i_start: int | None = None, timesteps: list[int] = ()
     ) -> None:
-        """The strided schedule lies inside the model's, every timestep too, and i_start leaves a step to take."""
+        """The strided schedule lies inside the model's, every timestep too, and i_start leaves a
+        step to take."""
         settings = config.params[self.name]
         T = self.num_timesteps(config)
         if settings.t_start >= T:
             raise UsageError(
-                f"bad value {self.name}.t_start={settings.t_start}: the model's schedule has t from 0 to {T - 1}"
+                f"bad value {self.name}.t_start={settings.t_start}: the model's schedule has t "
+                f"from 0 to {T - 1}"
             )
         for t in timesteps:
             if not 0 <= t < T:
@@ -84,8 +100,10 @@ class BackendSpec:
             last = len(settings.timesteps()) - 2
             if not 0 <= i_start <= last:
                 raise UsageError(
-                    f"bad value {key}={i_start}: i_start must be from 0 to {last} for the {last + 2} strided timesteps "
-                    f"{settings.t_start}, {settings.t_start - settings.stride}, …, 0 of the {self.name} backend"
+                    f"bad value {key}={i_start}: i_start must be from 0 to {last} for the "
+                    f"{last + 2} strided timesteps "
+                    f"{settings.t_start}, {settings.t_start - settings.stride}, …, 0 of the "
+                    f"{self.name} backend"
                 )
 
 
@@ -96,11 +114,12 @@ class Backend:
     denoiser: Any  # diffusion.samplers.Denoiser
     timesteps: list[int]  # the strided schedule of the samplers
     device: str
-    describe: dict  # for the record: name, model_id, and what else says how it ran
-    upsampler: Callable | None = (
-        None  # (x, prompts, generator) -> larger pixels in [0, 1], where there is a second stage
-    )
-    scorer: Any = None  # models.classifier.Scorer, where the model's images can be read as classes
+    # for the record: name, model_id, variance_type (what the samplers use), and how it ran
+    describe: dict
+    # (x, prompts, generator) -> larger pixels in [0, 1], where there is a second stage
+    upsampler: Callable | None = None
+    # what the upsampler did, as a caption says it after its subject ("upsampled to …")
+    upsampled_by: str = ""
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -116,12 +135,34 @@ class Backend:
         lo, hi = self.spec.value_range
         return ((x.float() - lo) / (hi - lo)).clamp(0, 1).cpu()
 
-    def labels_of(self, prompts: list[str]):
-        """The class each prompt asks for, as a tensor the scorer's predictions compare with; None where prompts are not classes."""
-        return None
-
     def text_to_image(
         self, prompts: list[str], num_inference_steps: int, guidance: float, generator
     ):
-        """One guided sample per prompt, in the model's space, with the model's own text-to-image sampler."""
+        """One guided sample per prompt, in the model's space, with the model's own text-to-image
+        sampler."""
         raise NotImplementedError
+
+
+@runtime_checkable
+class Scoring(Protocol):
+    """A backend whose images a classifier reads as classes (the local model, by b2.0's classifier).
+
+    A backend implements it or not; sections ask which in one place
+    (chapters/common.py, `scoring`).
+    """
+
+    def labels_of(self, prompts: list[str]) -> Any:
+        """(N,) the class each prompt asks for; None where the prompts are not all classes."""
+        ...
+
+    def classify(self, pixels) -> Any:
+        """(N,) the class the classifier reads in each image (pixels in [0, 1])."""
+        ...
+
+    def confident(self, pixels) -> Any:
+        """(N,) 1.0 where the classifier reads some class with high probability, else 0.0."""
+        ...
+
+    def frechet(self, pixels) -> float:
+        """The Fréchet distance of the images' features to those of the reference set."""
+        ...

@@ -1,4 +1,5 @@
-"""The DeepFloyd IF backend as the parameters see it: its settings, and whether its weights can load (no torch).
+"""The DeepFloyd IF backend as the parameters see it: its settings, and whether its weights can load
+(no torch).
 
 The model loads in deepfloyd_model.py. Here: the model ids (hub ids or local
 folders) and memory settings of gen.yaml, the choice `--backend auto` makes,
@@ -22,7 +23,8 @@ IF_TIMESTEPS = 1000  # stage I's DDPMScheduler (num_train_timesteps)
 
 
 class DeepFloydSettings(BackendSettings):
-    """DeepFloyd IF through diffusers: model ids (or local folders) and how to fit them in memory."""
+    """DeepFloyd IF through diffusers: model ids (or local folders) and how to fit them in
+    memory."""
 
     stage_1: str = Field(min_length=1, description="stage I model id or folder")
     stage_2: str = Field(min_length=1, description="stage II model id or folder")
@@ -32,7 +34,8 @@ class DeepFloydSettings(BackendSettings):
     upsample_steps: int = Field(ge=1, le=1000, description="stage II's num_inference_steps")
 
     def identity(self) -> dict:
-        """What determines the model's outputs (not how it is fitted into memory), the embeddings file's content too."""
+        """What determines the model's outputs (not how it is fitted into memory), the embeddings
+        file's content too."""
         found = self.model_dump(mode="json", exclude={"offload"})
         file = Path(self.embeddings_file).expanduser() if self.embeddings_file else None
         if file is not None and file.is_file():
@@ -58,7 +61,8 @@ class DeepFloydSpec(BackendSpec):
         if os.environ.get("HF_HUB_OFFLINE"):
             return (
                 False,
-                f"{missing[0]} is not in the Hugging Face cache ({hf_cache_dir()}) and HF_HUB_OFFLINE is set",
+                f"{missing[0]} is not in the Hugging Face cache ({hf_cache_dir()}) and "
+                "HF_HUB_OFFLINE is set",
             )
         problem = hub_problem(missing[0])
         if problem:
@@ -66,20 +70,24 @@ class DeepFloydSpec(BackendSpec):
         return True, f"CUDA is present; {missing[0]} will be downloaded from the Hugging Face hub"
 
     def preflight(self, config, section_ids: list[str], prompts: list[str]) -> None:
-        """No weights offline, a missing folder, a prompt missing from the embeddings file: one line, before anything runs."""
+        """No weights offline, a missing folder, a prompt missing from the embeddings file: one
+        line, before anything runs."""
         settings = config.params[self.name]
         for what, model_id in (("stage I", settings.stage_1), ("stage II", settings.stage_2)):
             folder = Path(model_id).expanduser()
             if looks_like_path(model_id) and not folder.is_dir():
                 raise UsageError(
-                    f"deepfloyd: {what} '{model_id}' is not a folder; fix deepfloyd.stage_1/stage_2 (a hub id or a saved pipeline's folder)"
+                    f"deepfloyd: {what} '{model_id}' is not a folder; fix "
+                    "deepfloyd.stage_1/stage_2 (a hub id or a saved pipeline's folder)"
                 )
             if folder.is_dir() or weights_present(model_id):
                 continue
             if os.environ.get("HF_HUB_OFFLINE"):
                 raise UsageError(
-                    f"cannot load {what} '{model_id}': HF_HUB_OFFLINE is set and it is not in the Hugging Face cache "
-                    f"({hf_cache_dir()}); download it once online, or point deepfloyd.* at a local folder"
+                    f"cannot load {what} '{model_id}': HF_HUB_OFFLINE is set and it is not in the "
+                    "Hugging Face cache "
+                    f"({hf_cache_dir()}); download it once online, or point deepfloyd.* at a local "
+                    "folder"
                 )
             problem = hub_problem(
                 model_id
@@ -90,8 +98,10 @@ class DeepFloydSpec(BackendSpec):
             missing = [p for p in prompts if p not in read_embeddings(settings.embeddings_file)]
             if missing:
                 raise UsageError(
-                    f"prompt {missing[0]!r} is not in deepfloyd.embeddings_file ({settings.embeddings_file}); "
-                    "add its embedding, or set deepfloyd.embeddings_file=null to encode prompts with T5"
+                    f"prompt {missing[0]!r} is not in deepfloyd.embeddings_file "
+                    f"({settings.embeddings_file}); "
+                    "add its embedding, or set deepfloyd.embeddings_file=null to encode prompts "
+                    "with T5"
                 )
 
     def load(
@@ -109,19 +119,22 @@ DEEPFLOYD = DeepFloydSpec()
 
 
 def read_embeddings(path: str) -> dict:
-    """{prompt: tensor} from a torch file, read without unpickling code; one line when it is not that."""
+    """{prompt: tensor} from a torch file, read without unpickling code; one line when it is not
+    that."""
     import torch
 
     file = Path(path).expanduser()
     if not file.is_file():
         raise UsageError(
-            f"deepfloyd.embeddings_file '{path}' not found; give a torch file {{prompt: tensor}} or null"
+            f"deepfloyd.embeddings_file '{path}' not found; give a torch file {{prompt: tensor}} "
+            "or null"
         )
     try:
         table = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:
         raise UsageError(
-            f"deepfloyd.embeddings_file '{path}' is not a torch file of {{prompt: tensor}} ({type(e).__name__})"
+            f"deepfloyd.embeddings_file '{path}' is not a torch file of {{prompt: tensor}} "
+            f"({type(e).__name__})"
         ) from None
     if not isinstance(table, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in table.items()
@@ -175,17 +188,20 @@ def hub_advice(model_id: str, error: Exception) -> str:
         name == "RepositoryNotFoundError"
     ):  # what the hub answers for a gated repo too, to a user who has no token
         return (
-            f"the Hugging Face hub shows no model '{model_id}' to this user: if it is gated, accept its licence on "
+            f"the Hugging Face hub shows no model '{model_id}' to this user: if it is gated, "
+            "accept its licence on "
             f"https://huggingface.co/{model_id} and log in with `hf auth login`; else check the id"
         )
     return (
-        f"{model_id} is not in the Hugging Face cache ({hf_cache_dir()}) and the hub cannot be reached ({name}); "
+        f"{model_id} is not in the Hugging Face cache ({hf_cache_dir()}) and the hub cannot be "
+        f"reached ({name}); "
         "connect once to download it, or point deepfloyd.* at a local folder"
     )
 
 
 def hub_problem(model_id: str) -> str | None:
-    """Why the hub will not give us `model_id` (gated without a token, unknown, unreachable), or None when it will."""
+    """Why the hub will not give us `model_id` (gated without a token, unknown, unreachable), or
+    None when it will."""
     from huggingface_hub import auth_check
 
     try:

@@ -1,4 +1,5 @@
-"""The DeepFloyd IF backend loaded: stage I (64×64) and stage II (×4) through diffusers, prompts through T5.
+"""The DeepFloyd IF backend loaded: stage I (64×64) and stage II (×4) through diffusers, prompts
+through T5.
 
 Loading follows ARCHITECTURE.md: `from_pretrained` on the model ids of
 gen.yaml (hub ids or local folders), fp16 on CUDA and fp32 on the CPU. T5-XXL
@@ -37,7 +38,8 @@ UPSAMPLE_GUIDANCE = 4.0  # IFSuperResolutionPipeline's default guidance scale
 UPSAMPLE_FACTOR = 4  # stage II: 64×64 → 256×256
 
 
-# ---------------------------------------------------------------- loading, with one clear line when it fails
+# ---------------------------------------------------------------- loading, with one clear line when
+# it fails
 
 
 def load_error(
@@ -55,18 +57,21 @@ def load_error(
         )
     if folder.is_dir():
         return UsageError(
-            f"cannot load {what} from the folder '{model_id}' ({name}: {text.splitlines()[0] if text else ''}); "
+            f"cannot load {what} from the folder '{model_id}' ({name}: "
+            f"{text.splitlines()[0] if text else ''}); "
             "it must hold a pipeline saved with save_pretrained"
         )
     if looks_like_path(model_id):
         return UsageError(
-            f"{what} '{model_id}' is neither a folder nor a Hugging Face model id; fix deepfloyd.* in gen.yaml or --set"
+            f"{what} '{model_id}' is neither a folder nor a Hugging Face model id; fix deepfloyd.* "
+            "in gen.yaml or --set"
         )
     return UsageError(f"cannot load {what}: {hub_advice(model_id, error)}")
 
 
 def _from_pretrained(cls, model_id: str, what: str, device: str, **kwargs):
-    """cls.from_pretrained in the device's dtype: on CUDA the fp16 variant (or, where a folder has none, its own weights)."""
+    """cls.from_pretrained in the device's dtype: on CUDA the fp16 variant (or, where a folder
+    has none, its own weights)."""
     weights = hasattr(
         cls, "dtype"
     )  # models and pipelines; a tokenizer has no dtype and no fp16 files
@@ -94,7 +99,8 @@ def _encoder_id(params: DeepFloydSettings) -> str:
 def encode_prompts(
     prompts: list[str], params: DeepFloydSettings, store_root: Path, device: str
 ) -> dict[str, torch.Tensor]:
-    """{prompt: (1, 77, D) embedding} for every prompt, from the store, the embeddings file, or T5 (loaded, used, freed)."""
+    """{prompt: (1, 77, D) embedding} for every prompt, from the store, the embeddings file, or
+    T5 (loaded, used, freed)."""
     if params.embeddings_file:
         table = read_embeddings(
             params.embeddings_file
@@ -191,12 +197,14 @@ class IFDenoiser:
     ):
         self.unet = unet
         self.alphas_cumprod = alphas_cumprod  # (1000,) float32: the loaded scheduler's own
+        self.variance_type = "learned_range"  # IF predicts its own: v, between β̃ and β
         self.embeddings = embeddings
         self.device = device
         self.dtype = unet.dtype
 
     def encode(self, prompts: list[str]) -> torch.Tensor:
-        """(B, 77, D) T5 embeddings, computed when the backend opened (every prompt of the build)."""
+        """(B, 77, D) T5 embeddings, computed when the backend opened (every prompt of the
+        build)."""
         missing = [p for p in prompts if p not in self.embeddings]
         if missing:
             raise ValueError(f"prompt {missing[0]!r} was not encoded when the backend opened")
@@ -254,6 +262,10 @@ class DeepFloydBackend(Backend):
         self.device = device
         self.upsample_steps = params.upsample_steps
         self.upsampler = self.upsample
+        _, height, width = spec.shape
+        self.upsampled_by = (
+            f"upsampled to {height * UPSAMPLE_FACTOR}×{width * UPSAMPLE_FACTOR} by stage II"
+        )
         dtype = str(self.denoiser.dtype).removeprefix("torch.")
         self.describe = {
             "name": spec.name,
@@ -265,6 +277,7 @@ class DeepFloydBackend(Backend):
             "offload_reason": offload_reason,
             "notes": [f"CPU offload: {self.offload} ({offload_reason})"],
             "text_to_image": "diffusers' `IFPipeline`, then stage II",
+            "variance_type": self.denoiser.variance_type,
         }
 
     def _embeds(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -280,7 +293,8 @@ class DeepFloydBackend(Backend):
         guidance: float,
         generator: torch.Generator,
     ) -> torch.Tensor:
-        """diffusers' own IFPipeline (its scheduler, thresholding and all): the reference our samplers are checked against."""
+        """diffusers' own IFPipeline (its scheduler, thresholding and all): the reference our
+        samplers are checked against."""
         cond, uncond = self._embeds(prompts)
         _, height, width = self.shape  # explicit: a saved UNet need not state its sample_size
         out = self.stage_1(

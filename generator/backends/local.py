@@ -17,7 +17,8 @@ DIGITS = tuple(str(d) for d in range(10))
 
 
 class LocalSettings(BackendSettings):
-    """Part A on the class-conditioned MNIST model of b2.4: a prompt is a digit, "" unconditional."""
+    """Part A on the class-conditioned MNIST model of b2.4: a prompt is a digit, ""
+    unconditional."""
 
 
 class LocalSpec(BackendSpec):
@@ -32,11 +33,25 @@ class LocalSpec(BackendSpec):
     def num_timesteps(self, config) -> int:
         return config.params[MODEL].T
 
+    def check_steps(self, config, key: str, steps: int) -> None:
+        """Its text-to-image sampler spaces steps as DDPMScheduler's "leading" does, which
+        starts from T − T/n only where n divides T (diffusion/timesteps.py)."""
+        super().check_steps(config, key, steps)
+        T = self.num_timesteps(config)
+        if T % steps:
+            counts = [n for n in range(2, T + 1) if T % n == 0]
+            raise UsageError(
+                f"bad value {key}: {steps} steps do not divide the {self.name} model's "
+                f"T = {T} timesteps, which evenly spaced steps need; use one of "
+                f"{', '.join(map(str, counts))}"
+            )
+
     def check_prompt(self, key: str, prompt: str) -> None:
         if prompt != "" and prompt not in DIGITS:
             raise UsageError(
                 f"bad value {key}: the local backend cannot encode the prompt {prompt!r}; "
-                "its prompts are the digits 0-9 and '' (unconditional). Use --backend deepfloyd for text"
+                "its prompts are the digits 0-9 and '' (unconditional). Use --backend deepfloyd "
+                "for text"
             )
 
     def load(

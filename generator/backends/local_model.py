@@ -1,6 +1,10 @@
-"""The local backend loaded: b2.4's UNet (its last kept checkpoint) behind the samplers' interface, b2.0 as its scorer."""
+"""The local backend loaded: b2.4's UNet (its last kept checkpoint) behind the samplers'
+interface, read by b2.0's classifier (the `Scoring` protocol). `load_ddpm` loads any DDPM that
+Part B trained."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 
@@ -8,40 +12,89 @@ from ..diffusion.ddpm import linear_schedule
 from ..diffusion.samplers import classifier_free, iterative_denoise, leading_timesteps
 from ..models.classifier import Scorer
 from ..models.denoiser import UNetDenoiser
-from ..models.train import load_kept
+from ..models.train import MODEL_FILE, load_model
+from ..models.weights import read_metadata
+from ..outputs import model_of
 from .base import Backend
 from .local import DIGITS
+
+DDPM_META = "ddpm"  # the metadata key of a DDPM's schedule and variance, beside its weights
+
+
+def ddpm_metadata(T: int, beta_1: float, beta_T: float, variance_type: str) -> dict:
+    """What a DDPM's weights carry (`train(meta=…)`), so that they load with nothing else."""
+    return {
+        DDPM_META: {
+            "schedule": "linear",
+            "T": T,
+            "beta_1": beta_1,
+            "beta_T": beta_T,
+            "variance_type": variance_type,
+        }
+    }
+
+
+def load_ddpm(path: Path, device: str) -> UNetDenoiser:
+    """A DDPM's weights as a denoiser, with the schedule and the variance its metadata declare."""
+    found = read_metadata(path).get(DDPM_META)
+    if found is None or found.get("schedule") != "linear":
+        raise ValueError(f"{path.name} holds no DDPM schedule in its metadata; train it again")
+    schedule = linear_schedule(found["T"], found["beta_1"], found["beta_T"])
+    return UNetDenoiser(
+        load_model(path, device), schedule.alphas_cumprod, device, found["variance_type"]
+    )
+
+
+def load_kept_ddpm(entry, epoch: int, device: str) -> UNetDenoiser:
+    """The DDPM a training section's store entry kept after `epoch`."""
+    return load_ddpm(entry.private / MODEL_FILE.format(epoch=epoch), device)
 
 
 class LocalBackend(Backend):
     def __init__(self, spec, model_entry, scorer_entry, timesteps: list[int], device: str):
-        train = model_entry.record["params"]
         epoch = model_entry.data["checkpoints"][-1]
-        schedule = linear_schedule(train["T"], train["beta_1"], train["beta_T"])
         self.spec = spec
-        self.denoiser = UNetDenoiser(
-            load_kept(model_entry.private, epoch, device), schedule.alphas_cumprod, device
-        )
-        self.scorer = Scorer(scorer_entry.private, device)
+        self.denoiser = load_kept_ddpm(model_entry, epoch, device)
+        self._scorer = Scorer(scorer_entry.private, device)
         self.timesteps = timesteps
         self.device = device
-        model_id = f"{model_entry.record['backend']['model_id']} of {model_entry.record['id']}, epoch {epoch}"
+        model_id = f"{model_of(model_entry.record)} of {model_entry.record['id']}, epoch {epoch}"
         self.describe = {
             "name": spec.name,
             "model_id": model_id,
             model_entry.record["id"]: model_entry.key,
             "text_to_image": "our strided sampler with classifier-free guidance",
+            "variance_type": self.denoiser.variance_type,
         }
+
+    # Scoring: b2.0's classifier reads the digits
 
     def labels_of(self, prompts: list[str]) -> torch.Tensor | None:
         if all(p in DIGITS for p in prompts):
             return torch.tensor([int(p) for p in prompts])
         return None
 
+    def classify(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self._scorer.predict(pixels)
+
+    def confident(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self._scorer.confident(pixels)
+
+    def frechet(self, pixels: torch.Tensor) -> float:
+        return self._scorer.frechet(pixels)
+
     def text_to_image(self, prompts, num_inference_steps, guidance, generator) -> torch.Tensor:
-        """One guided sample per prompt over `num_inference_steps` evenly spaced ("leading") timesteps."""
+        """One guided sample per prompt over `num_inference_steps` evenly spaced ("leading")
+        timesteps."""
         den = self.denoiser
         timesteps = leading_timesteps(den.alphas_cumprod.shape[0], num_inference_steps)
         eps_fn = classifier_free(den, den.encode(prompts), den.encode([""]), guidance)
         noise = torch.randn((len(prompts), *self.shape), generator=generator).to(self.device)
-        return iterative_denoise(eps_fn, noise, timesteps, den.alphas_cumprod, generator=generator)
+        return iterative_denoise(
+            eps_fn,
+            noise,
+            timesteps,
+            den.alphas_cumprod,
+            generator=generator,
+            variance_type=den.variance_type,
+        )

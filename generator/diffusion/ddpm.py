@@ -1,4 +1,5 @@
-"""DDPM: the schedule, the forward process, one ancestral step and the ε-prediction loss (Ho et al. 2020).
+"""DDPM: the schedule, the forward process, one ancestral step and the ε-prediction loss (Ho et al.
+2020).
 
 Indexing. A schedule has T entries, indexed t = 0, …, T−1: `betas[t]` is the
 noise added by the step that makes x_t, and ᾱ_t = `alphas_cumprod[t]` =
@@ -84,7 +85,8 @@ def predict_start_from_noise(
 def posterior_variance(
     abar_t: float | torch.Tensor, abar_prev: float | torch.Tensor
 ) -> torch.Tensor:
-    """β̃_t = (1−ᾱ_prev)/(1−ᾱ_t)·β_t, the variance of q(x_prev | x_t, x0) (Ho et al. 2020, eq. 7)."""
+    """β̃_t = (1−ᾱ_prev)/(1−ᾱ_t)·β_t, the variance of q(x_prev | x_t, x0) (Ho et al. 2020, eq.
+    7)."""
     abar_t, abar_prev = torch.as_tensor(abar_t), torch.as_tensor(abar_prev)
     beta_t = 1.0 - abar_t / abar_prev
     return (1.0 - abar_prev) / (1.0 - abar_t) * beta_t
@@ -93,7 +95,8 @@ def posterior_variance(
 def learned_range_variance(
     v: torch.Tensor, abar_t: float | torch.Tensor, abar_prev: float | torch.Tensor
 ) -> torch.Tensor:
-    """exp(f·log β_t + (1−f)·log β̃_t), f = (v+1)/2, from a model's v in [−1, 1] (Nichol & Dhariwal 2021, eq. 15)."""
+    """exp(f·log β_t + (1−f)·log β̃_t), f = (v+1)/2, from a model's v in [−1, 1] (Nichol &
+    Dhariwal 2021, eq. 15)."""
     abar_t = torch.as_tensor(abar_t, dtype=v.dtype, device=v.device)
     abar_prev = torch.as_tensor(abar_prev, dtype=v.dtype, device=v.device)
     beta_t = 1.0 - abar_t / abar_prev
@@ -113,14 +116,12 @@ def ddpm_step(
     abar_prev: float | torch.Tensor,
     noise: torch.Tensor,
     variance: float | torch.Tensor | None = None,
-    clip: tuple[float, float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One ancestral step x_t → x_prev from a noise estimate (Ho et al. 2020, eqs. 6, 7, 15); returns (x_prev, x̂0).
+    """One ancestral step x_t → x_prev from a noise estimate (Ho et al. 2020, eqs. 6, 7, 15);
+    returns (x_prev, x̂0).
 
     `variance` defaults to β_t (σ_t² = β_t, one of the paper's two choices);
-    pass `noise` = zeros on the last step. `clip` = (low, high) clamps x̂0 to
-    the data's range before the mean is formed, as the paper's code does
-    (`clip_denoised`; diffusers' `clip_sample`).
+    pass `noise` = zeros on the last step. x̂0 is not clipped, as in the course.
     """
     abar_t, abar_prev = _scalar(abar_t, x_t), _scalar(abar_prev, x_t)
     # 1. α_t and β_t of this step (t → prev may skip timesteps)
@@ -128,8 +129,6 @@ def ddpm_step(
     beta_t = 1.0 - alpha_t
     # 2. x̂0 from ε (eq. 15)
     x0_hat = (x_t - (1.0 - abar_t).sqrt() * eps) / abar_t.sqrt()  # (B, C, H, W)
-    if clip is not None:
-        x0_hat = x0_hat.clamp(*clip)
     # 3. the posterior mean μ̃(x_t, x̂0) (eq. 7)
     coef_x0 = abar_prev.sqrt() * beta_t / (1.0 - abar_t)
     coef_xt = alpha_t.sqrt() * (1.0 - abar_prev) / (1.0 - abar_t)
@@ -153,7 +152,8 @@ def ddpm_loss(
     *,
     p_uncond: float = 0.1,
 ) -> torch.Tensor:
-    """‖ε − ε_θ(x_t, t/T[, c])‖², t uniform (Ho et al. 2020, Algorithm 1); c zeroed with p_uncond (Ho & Salimans 2022).
+    """‖ε − ε_θ(x_t, t/T[, c])‖², t uniform (Ho et al. 2020, Algorithm 1); c zeroed with p_uncond
+    (Ho & Salimans 2022).
 
     `cond` is a (B, classes) one-hot batch for a class-conditioned model, else None.
     """

@@ -1,4 +1,5 @@
-"""Every sampler of the project as plain functions over a `Denoiser`: DDPM, CFG, SDEdit, inpainting, anagrams, hybrids.
+"""Every sampler of the project as plain functions over a `Denoiser`: DDPM, CFG, SDEdit, inpainting,
+anagrams, hybrids.
 
 Nothing here knows which model runs underneath: a `Denoiser` has the
 `alphas_cumprod` of its training schedule, an `encode(prompts)` and a call
@@ -20,9 +21,11 @@ t = 0: x there already is the clean estimate, since ᾱ_0 ≈ 1 (√(1 − ᾱ_0
 Part B's full schedule (`ddpm_timesteps(T)`), make one more step, from t = 0
 to `CLEAN` (ᾱ = 1), which adds no noise and returns x̂0.
 
-The variance of a step is the model's learned range where it predicts one
-(v), else β̃_t (`fixed_small`, the posterior's) or β_t (`fixed_large`, the
-write-up's choice for Part B), diffusers' names for Ho et al.'s two choices.
+The variance of a step is what the model declares (`Denoiser.variance_type`,
+diffusers' names): its learned range from v (`learned_range`, DeepFloyd IF),
+else β̃_t (`fixed_small`, the posterior's) or β_t (`fixed_large`, the
+write-up's sampler, which adds √β_t·z; Part B's DDPMs), Ho et al.'s two
+choices. Every sampler takes it as `variance_type`, read off the denoiser.
 
 The loop carries x in float32 whatever the denoiser's dtype (fp16 makes
 1 − ᾱ_0 round to zero); a denoiser casts its inputs to its own dtype. Every
@@ -53,21 +56,23 @@ from .views import View, get_view
 
 Tensor = torch.Tensor
 EpsFn = Callable[[Tensor, int], tuple[Tensor, Tensor | None]]  # (x_t, t) -> (ε, v or None)
-VarianceType = Literal[
-    "fixed_small", "fixed_large"
-]  # σ² = β̃_t or β_t where the model predicts none
+# σ² of a step: from the model's v, β̃_t, or β_t
+VarianceType = Literal["learned_range", "fixed_small", "fixed_large"]
 
 
 @runtime_checkable
 class Denoiser(Protocol):
     alphas_cumprod: Tensor  # (T,) ᾱ of the model's training schedule
+    variance_type: VarianceType  # the variance the model samples with
 
     def encode(self, prompts: list[str]) -> Tensor | None:
-        """A batch of conditions, one per prompt; "" is the unconditional one (None: a model that takes none)."""
+        """A batch of conditions, one per prompt; "" is the unconditional one (None: a model that
+        takes none)."""
         ...
 
     def __call__(self, x_t: Tensor, t: int, cond: Tensor) -> tuple[Tensor, Tensor | None]:
-        """ε̂ (B, C, H, W) and, for a model with a learned-range variance, its raw output v in [−1, 1], else None."""
+        """ε̂ (B, C, H, W) and, for a model with a learned-range variance, its raw output v in
+        [−1, 1], else None."""
         ...
 
 
@@ -75,14 +80,16 @@ class Denoiser(Protocol):
 
 
 def _randn(shape: Sequence[int], generator: torch.Generator, like: Tensor) -> Tensor:
-    """Standard normal noise from `generator`, drawn on the generator's device, then moved to `like`'s device."""
+    """Standard normal noise from `generator`, drawn on the generator's device, then moved to
+    `like`'s device."""
     return torch.randn(
         tuple(shape), generator=generator, device=generator.device, dtype=torch.float32
     ).to(like.device)
 
 
 def _batch(cond: Tensor | None, B: int) -> Tensor | None:
-    """A condition for B samples: a batch of one is repeated, a batch of B is kept (None stays None)."""
+    """A condition for B samples: a batch of one is repeated, a batch of B is kept (None stays
+    None)."""
     if cond is None or cond.shape[0] == B:
         return cond
     if cond.shape[0] == 1:
@@ -101,7 +108,8 @@ def _check_timesteps(timesteps: Sequence[int], alphas_cumprod: Tensor) -> list[i
         raise ValueError(f"timesteps must be strictly decreasing, got {ts}")
     if ts[0] >= T or ts[-1] < CLEAN:
         raise ValueError(
-            f"timesteps must lie in 0..{T - 1} (the model's schedule) or end at CLEAN, got {ts[0]}..{ts[-1]}"
+            f"timesteps must lie in 0..{T - 1} (the model's schedule) or end at CLEAN, got "
+            f"{ts[0]}..{ts[-1]}"
         )
     return ts
 
@@ -124,7 +132,8 @@ def _resolve_views(views: Sequence[View | str]) -> list[View]:
 def forward(
     x0: Tensor, t: int, alphas_cumprod: Tensor, generator: torch.Generator
 ) -> tuple[Tensor, Tensor]:
-    """x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε with fresh ε, the forward process (Ho et al. 2020, eq. 4); returns (x_t, ε)."""
+    """x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε with fresh ε, the forward process (Ho et al. 2020, eq. 4);
+    returns (x_t, ε)."""
     eps = _randn(x0.shape, generator, x0).to(x0.dtype)  # (B, C, H, W)
     return q_sample(x0, int(t), eps, alphas_cumprod), eps
 
@@ -148,7 +157,8 @@ def conditional(denoiser: Denoiser, cond: Tensor) -> EpsFn:
 
 
 def classifier_free(denoiser: Denoiser, cond: Tensor, uncond: Tensor, scale: float) -> EpsFn:
-    """ε = ε_u + γ(ε_c − ε_u), both passes in one batched call; variance from the conditional pass (Ho & Salimans 2022)."""
+    """ε = ε_u + γ(ε_c − ε_u), both passes in one batched call; variance from the conditional
+    pass (Ho & Salimans 2022)."""
 
     def eps_fn(x_t: Tensor, t: int) -> tuple[Tensor, Tensor | None]:
         B = x_t.shape[0]
@@ -168,7 +178,8 @@ def anagram(
     uncond: Tensor,
     scale: float,
 ) -> EpsFn:
-    """ε = mean_i view_i⁻¹(CFG-ε(view_i(x_t), p_i)), all views' passes in one call (Geng et al. 2024, Visual Anagrams).
+    """ε = mean_i view_i⁻¹(CFG-ε(view_i(x_t), p_i)), all views' passes in one call (Geng et al.
+    2024, Visual Anagrams).
 
     The first view is conventionally `identity` (prompt 1 is what the image
     shows as it is); any number of views works, two or three in practice.
@@ -178,7 +189,8 @@ def anagram(
     views = _resolve_views(views)
     if len(conds) != len(views) or not views:
         raise ValueError(
-            f"anagram needs one condition per view, got {len(conds)} conditions for {len(views)} views"
+            f"anagram needs one condition per view, got {len(conds)} conditions for {len(views)} "
+            "views"
         )
     n = len(views)
 
@@ -188,7 +200,8 @@ def anagram(
         for view, x in zip(views, seen):
             if x.shape != x_t.shape:
                 raise ValueError(
-                    f"view {view.name!r} changes the image's shape {tuple(x_t.shape)}: it needs a square image"
+                    f"view {view.name!r} changes the image's shape {tuple(x_t.shape)}: it needs a "
+                    "square image"
                 )
         inputs = torch.cat(
             seen + seen
@@ -219,7 +232,8 @@ def hybrid(
     kernel_size: int = 33,
     sigma: float = 2.0,
 ) -> EpsFn:
-    """ε = lowpass(ε1) + highpass(ε2), CFG-ε of two prompts, one call (the course; Geng et al. 2024, Factorized Diffusion).
+    """ε = lowpass(ε1) + highpass(ε2), CFG-ε of two prompts, one call (the course; Geng et al. 2024,
+    Factorized Diffusion).
 
     lowpass is torchvision's Gaussian blur and highpass(ε) = ε − lowpass(ε); the
     unconditional pass is shared by both prompts. The variance output is the
@@ -257,23 +271,29 @@ def denoise_step(
     abar_t: Tensor,
     abar_prev: Tensor | float,
     noise: Tensor,
-    variance_type: VarianceType = "fixed_small",
-    clip: tuple[float, float] | None = None,
+    variance_type: VarianceType,
 ) -> tuple[Tensor, Tensor]:
-    """One strided step t → t′ with the learned-range variance from v, else β̃ or β (Ho et al. 2020, eqs. 6–7; Nichol & Dhariwal 2021, eq. 15).
+    """One strided step t → t′ with the variance the model declares (Ho et al. 2020, eqs. 6–7;
+    Nichol & Dhariwal 2021, eq. 15).
 
     `noise` is the standard normal draw of this step; returns (x_t′, x̂0). The
-    same update as `DDPMScheduler.step` (thresholding off) for that noise.
+    same update as `DDPMScheduler.step` (thresholding off) for that noise and
+    `variance_type`.
     """
-    # 1. σ² of the step: learned range between β̃ and β, else β̃ ("fixed_small") or β ("fixed_large")
-    if v is not None:
+    # 1. σ² of the step: learned range between β̃ and β from v, else β̃ or β
+    if (v is not None) != (variance_type == "learned_range"):
+        raise ValueError(
+            f"variance_type {variance_type!r} with v {'given' if v is not None else 'None'}: "
+            "a learned-range model returns v, a fixed-variance one None"
+        )
+    if variance_type == "learned_range":
         variance = learned_range_variance(v.float(), abar_t, abar_prev)  # (B, C, H, W)
     elif variance_type == "fixed_small":
         variance = posterior_variance(abar_t, abar_prev)  # 0-d
     else:
         variance = None  # ddpm_step's default, β_t
     # 2. x̂0 (eq. 15), the posterior mean (eq. 7) and the noise (eq. 6)
-    return ddpm_step(x_t.float(), eps.float(), abar_t, abar_prev, noise, variance, clip)
+    return ddpm_step(x_t.float(), eps.float(), abar_t, abar_prev, noise, variance)
 
 
 @torch.no_grad()
@@ -285,12 +305,12 @@ def iterative_denoise(
     *,
     i_start: int = 0,
     generator: torch.Generator,
-    variance_type: VarianceType = "fixed_small",
-    clip: tuple[float, float] | None = None,
+    variance_type: VarianceType,
     callback: Callable[[StepInfo], None] | None = None,
     after_step: Callable[[Tensor, int], Tensor] | None = None,
 ) -> Tensor:
-    """Ancestral sampling over strided timesteps from x at timesteps[i_start] (Ho et al. 2020, Algorithm 2; the course's iterative_denoise).
+    """Ancestral sampling over strided timesteps from x at timesteps[i_start] (Ho et al. 2020,
+    Algorithm 2; the course's iterative_denoise).
 
     Steps t = timesteps[i] → t′ = timesteps[i + 1] for i in i_start..len − 2,
     and returns x at t′ = timesteps[-1] (see the module's docstring).
@@ -308,7 +328,7 @@ def iterative_denoise(
         # one draw per step, as DDPMScheduler.step, which adds none on the step from t = 0
         noise = _randn(x.shape, generator, x) if t > 0 else torch.zeros_like(x)
         abar_prev = 1.0 if t_prev == CLEAN else abar[t_prev]
-        x_prev, x0_hat = denoise_step(x, eps, v, abar[t], abar_prev, noise, variance_type, clip)
+        x_prev, x0_hat = denoise_step(x, eps, v, abar[t], abar_prev, noise, variance_type)
         if callback is not None:
             callback(StepInfo(i=i, t=t, x_t=x, x0_hat=x0_hat))
         if after_step is not None:
@@ -323,11 +343,11 @@ def ddpm_sample(
     alphas_cumprod: Tensor,
     *,
     generator: torch.Generator,
-    variance_type: VarianceType = "fixed_large",
-    clip: tuple[float, float] | None = None,
+    variance_type: VarianceType,
     callback: Callable[[StepInfo], None] | None = None,
 ) -> Tensor:
-    """Every timestep from T − 1 down, then the clean image: Algorithm 2 of Ho et al. 2020, as Part B samples (σ² = β_t)."""
+    """Every timestep from T − 1 down, then the clean image: Algorithm 2 of Ho et al. 2020, as
+    Part B samples."""
     timesteps = ddpm_timesteps(alphas_cumprod.shape[0])
     return iterative_denoise(
         eps_fn,
@@ -336,7 +356,6 @@ def ddpm_sample(
         alphas_cumprod,
         generator=generator,
         variance_type=variance_type,
-        clip=clip,
         callback=callback,
     )
 
@@ -350,6 +369,7 @@ def sdedit(
     alphas_cumprod: Tensor,
     *,
     generator: torch.Generator,
+    variance_type: VarianceType,
     callback: Callable[[StepInfo], None] | None = None,
 ) -> Tensor:
     """Noise x_orig to timesteps[i_start] and denoise from there (Meng et al. 2022, SDEdit)."""
@@ -357,7 +377,14 @@ def sdedit(
     _check_i_start(i_start, ts)
     x_t, _ = forward(x_orig.float(), ts[i_start], alphas_cumprod.float(), generator)
     return iterative_denoise(
-        eps_fn, x_t, ts, alphas_cumprod, i_start=i_start, generator=generator, callback=callback
+        eps_fn,
+        x_t,
+        ts,
+        alphas_cumprod,
+        i_start=i_start,
+        generator=generator,
+        variance_type=variance_type,
+        callback=callback,
     )
 
 
@@ -370,9 +397,11 @@ def inpaint(
     alphas_cumprod: Tensor,
     *,
     generator: torch.Generator,
+    variance_type: VarianceType,
     callback: Callable[[StepInfo], None] | None = None,
 ) -> Tensor:
-    """From pure noise, after every step x_t′ ← m·x_t′ + (1−m)·forward(x_orig, t′) (Lugmayr et al. 2022, RePaint, without resampling).
+    """From pure noise, after every step x_t′ ← m·x_t′ + (1−m)·forward(x_orig, t′) (Lugmayr et al.
+    2022, RePaint, without resampling).
 
     m = 1 where new content goes; `mask` is (H, W) or anything that broadcasts
     against x_orig with the same H and W. At the last step (t′ =
@@ -383,7 +412,8 @@ def inpaint(
     ts = _check_timesteps(timesteps, alphas_cumprod)
     if mask.shape[-2:] != x_orig.shape[-2:]:
         raise ValueError(
-            f"the mask is {tuple(mask.shape[-2:])} (H, W) but the image is {tuple(x_orig.shape[-2:])}: they must match"
+            f"the mask is {tuple(mask.shape[-2:])} (H, W) but the image is "
+            f"{tuple(x_orig.shape[-2:])}: they must match"
         )
     x_orig = x_orig.float()
     m = mask.to(device=x_orig.device, dtype=torch.float32)
@@ -395,5 +425,12 @@ def inpaint(
 
     x = _randn(x_orig.shape, generator, x_orig)  # (B, C, H, W), pure noise at timesteps[0]
     return iterative_denoise(
-        eps_fn, x, ts, alphas_cumprod, generator=generator, callback=callback, after_step=keep_known
+        eps_fn,
+        x,
+        ts,
+        alphas_cumprod,
+        generator=generator,
+        variance_type=variance_type,
+        callback=callback,
+        after_step=keep_known,
     )

@@ -11,10 +11,12 @@ CLEAN = -1  # the clean image one step below t = 0, where ᾱ = 1; the step ther
 
 
 def strided_timesteps(start: int, stride: int, stop: int = 0) -> list[int]:
-    """start, start − stride, …, down to stop (appended when stride does not divide start − stop), as in the course."""
+    """start, start − stride, …, down to stop (appended when stride does not divide start −
+    stop), as in the course."""
     if stride <= 0 or not 0 <= stop < start:
         raise ValueError(
-            f"need stride > 0 and 0 <= stop < start, got start={start}, stride={stride}, stop={stop}"
+            f"need stride > 0 and 0 <= stop < start, got start={start}, stride={stride}, "
+            f"stop={stop}"
         )
     ts = list(range(start, stop - 1, -stride))
     if ts[-1] != stop:
@@ -23,11 +25,23 @@ def strided_timesteps(start: int, stride: int, stop: int = 0) -> list[int]:
 
 
 def ddpm_timesteps(T: int) -> list[int]:
-    """T − 1, T − 2, …, 0, then the clean image: Algorithm 2 of Ho et al. 2020, a strided schedule with stride 1."""
+    """T − 1, T − 2, …, 0, then the clean image: Algorithm 2 of Ho et al. 2020, a strided
+    schedule with stride 1."""
     return strided_timesteps(T - 1, 1) + [CLEAN]
 
 
 def leading_timesteps(T: int, num_inference_steps: int) -> list[int]:
-    """`num_inference_steps` evenly spaced timesteps from 0 up, largest first: DDPMScheduler's "leading" spacing."""
+    """`num_inference_steps` evenly spaced timesteps from 0 up, largest first: DDPMScheduler's
+    "leading" spacing, T − T/n, …, T/n, 0 for n steps.
+
+    n must divide T. For one that does not, DDPMScheduler takes the stride T // n and starts
+    further below T − 1 than one stride, from an x_t noisier than its t says; rather than
+    move the steps of the counts that divide T (which would change every result made with
+    them), such counts are refused (`BackendSpec.check_steps` says so before a build).
+    """
+    if not 1 <= num_inference_steps <= T or T % num_inference_steps:
+        raise ValueError(
+            f"leading spacing needs a step count that divides T = {T}, got {num_inference_steps}"
+        )
     ratio = T // num_inference_steps
     return [i * ratio for i in range(num_inference_steps)][::-1]

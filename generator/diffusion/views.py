@@ -1,4 +1,5 @@
-"""Views for visual anagrams: orthogonal transforms of an image and their inverses (Geng et al. 2024).
+"""Views for visual anagrams: orthogonal transforms of an image and their inverses (Geng et al.
+2024).
 
 A view acts on the model's own space, a (B, C, H, W) tensor exactly as the
 denoiser sees it, not on the picture a person looks at. For the spatial views
@@ -33,7 +34,8 @@ class View:
     )
 
     def inverse_variance(self, v: Tensor) -> Tensor:
-        """Map a per-pixel variance output back through the view: its spatial part only, never its sign."""
+        """Map a per-pixel variance output back through the view: its spatial part only, never
+        its sign."""
         out = self.inverse(v)
         return -out if self.negates else out
 
@@ -81,7 +83,8 @@ VIEWS: dict[str, View] = {
 
 
 def get_view(name: str) -> View:
-    """The registered view called `name`; an unknown name raises ValueError listing the valid ones."""
+    """The registered view called `name`; an unknown name raises ValueError listing the valid
+    ones."""
     try:
         return VIEWS[name]
     except KeyError:

@@ -127,7 +127,8 @@ def predict(model: Classifier, x: torch.Tensor, batch_size: int = 1000) -> torch
 def frechet_distance(
     feats_a: torch.Tensor | np.ndarray, feats_b: torch.Tensor | np.ndarray
 ) -> float:
-    """‖μ_a − μ_b‖² + Tr(Σ_a + Σ_b − 2(Σ_a Σ_b)^½) between Gaussians fitted to two (N, F) sets (Heusel et al. 2017).
+    """‖μ_a − μ_b‖² + Tr(Σ_a + Σ_b − 2(Σ_a Σ_b)^½) between Gaussians fitted to two (N, F) sets
+    (Heusel et al. 2017).
 
     The matrix square root comes from scipy.linalg.sqrtm in float64. Σ_a Σ_b is
     not symmetric, and rounding gives its root a tiny imaginary part (and
@@ -163,7 +164,8 @@ def load_classifier(path: Path, device: str = "cpu") -> Classifier:
     )
 
 
-# ---------------------------------------------------------------- the scorer: the classifier and the test set's features
+# ---------------------------------------------------------------- the scorer: the classifier and
+# the test set's features
 
 CONFIDENT = 0.9  # a sample "reads as some digit" when one digit gets this probability
 SCORER_WEIGHTS = "classifier.safetensors"
@@ -171,13 +173,15 @@ SCORER_REFERENCE = "test_features.npz"
 
 
 def save_scorer(folder: Path, model: Classifier, reference: np.ndarray, labels: np.ndarray) -> None:
-    """The classifier and the features of the reference set (the MNIST test digits) that Fréchet distances compare with."""
+    """The classifier and the features of the reference set (the MNIST test digits) that Fréchet
+    distances compare with."""
     save_classifier(model, folder / SCORER_WEIGHTS)
     np.savez(folder / SCORER_REFERENCE, features=reference, labels=labels)
 
 
 class Scorer:
-    """A saved classifier that reads generated digits and measures their Fréchet distance to the reference set."""
+    """A saved classifier that reads generated digits and measures their Fréchet distance to the
+    reference set."""
 
     def __init__(self, folder: Path, device: str):
         self.model = load_classifier(folder / SCORER_WEIGHTS, device)
@@ -190,6 +194,7 @@ class Scorer:
         return predict(self.model, images)
 
     def confident(self, images: torch.Tensor, threshold: float = CONFIDENT) -> torch.Tensor:
-        """1.0 where the classifier gives some digit a probability of at least `threshold`, else 0.0."""
+        """1.0 where the classifier gives some digit a probability of at least `threshold`, else
+        0.0."""
         probabilities = _batched(self.model, self.model, images, 1000).softmax(1)  # (N, classes)
         return (probabilities.max(1).values >= threshold).float()

@@ -14,12 +14,20 @@ from .unet import UNet, one_hot
 
 
 class UNetDenoiser:
-    """ε_θ(x_t, t/T[, c]) of a Part B UNet; it predicts no variance (the samplers then use β̃ or β)."""
+    """ε_θ(x_t, t/T[, c]) of a Part B UNet. It predicts no variance: it samples with the fixed one
+    it declares, β_t unless told otherwise (the write-up's sampler adds √β_t·z)."""
 
-    def __init__(self, model: UNet, alphas_cumprod: torch.Tensor, device: str):
+    def __init__(
+        self,
+        model: UNet,
+        alphas_cumprod: torch.Tensor,
+        device: str,
+        variance_type: str = "fixed_large",
+    ):
         self.model = model
         self.alphas_cumprod = alphas_cumprod  # (T,) of the schedule the model was trained with
         self.device = device
+        self.variance_type = variance_type  # "fixed_large" (β_t) or "fixed_small" (β̃_t)
         self.num_classes = model.config.num_classes
 
     def encode(self, prompts: list[str]) -> torch.Tensor | None:
@@ -30,7 +38,8 @@ class UNetDenoiser:
         unknown = [p for p in prompts if p != "" and p not in classes]
         if unknown:
             raise ValueError(
-                f"this model's prompts are digits 0-{self.num_classes - 1} or '' (unconditional), got {unknown[0]!r}"
+                f"this model's prompts are digits 0-{self.num_classes - 1} or '' (unconditional), "
+                f"got {unknown[0]!r}"
             )
         labels = torch.tensor([int(p) if p else 0 for p in prompts])
         keep = torch.tensor([1.0 if p else 0.0 for p in prompts])

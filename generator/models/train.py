@@ -31,7 +31,8 @@ class TrainConfig:
     epochs: int
     batch_size: int
     lr: float
-    lr_schedule: str = "constant"  # "exponential": × 0.1^(1/epochs) after each epoch; "onecycle": up and down per step
+    # "exponential": × 0.1^(1/epochs) after each epoch; "onecycle": up and down per step
+    lr_schedule: str = "constant"
     precision: str = "fp32"  # or "bf16": autocast, weights stay fp32
     ema_decay: float = (
         0.0  # > 0: the weights kept after each epoch are an exponential moving average
@@ -39,7 +40,8 @@ class TrainConfig:
 
 
 class EMA:
-    """An exponential moving average of a model's weights, the weights that sample (Ho et al. 2020 used 0.9999).
+    """An exponential moving average of a model's weights, the weights that sample (Ho et al. 2020
+    used 0.9999).
 
     The decay warms up as min(decay, (1 + n)/(10 + n)) after n updates, so that
     the random initial weights fade fast in a short run. BatchNorm's running
@@ -62,7 +64,8 @@ class EMA:
 
 
 def lr_scheduler(optimizer, config: TrainConfig, steps_per_epoch: int):
-    """The write-up's ExponentialLR (a tenth of the rate after the last epoch), OneCycle (Smith & Topin 2019), or none."""
+    """The write-up's ExponentialLR (a tenth of the rate after the last epoch), OneCycle (Smith &
+    Topin 2019), or none."""
     if config.lr_schedule == "exponential":
         return torch.optim.lr_scheduler.ExponentialLR(optimizer, 0.1 ** (1.0 / config.epochs))
     if config.lr_schedule == "onecycle":
@@ -87,7 +90,8 @@ STATE_FILE = "epoch_{epoch}.safetensors"  # the rest of the training state after
 
 
 def keep_models(work_dir: Path, folder: Path, epochs: list[int]) -> dict[int, str]:
-    """Copy the weights of `epochs` from a training run's work folder into `folder`; returns {epoch: file name}."""
+    """Copy the weights of `epochs` from a training run's work folder into `folder`; returns
+    {epoch: file name}."""
     import shutil
 
     kept = {}
@@ -139,7 +143,8 @@ def _save_checkpoint(
 
 
 def _read_checkpoint(path: Path, model, ema: EMA | None) -> tuple[dict, dict]:
-    """A training state's tensors and metadata, checked whole before anything is restored from them."""
+    """A training state's tensors and metadata, checked whole before anything is restored from
+    them."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
@@ -197,10 +202,13 @@ def _loads(path: Path) -> bool:
 def _resume(
     work_dir: Path, label: str, model, optimizer, scheduler, generator, ema: EMA | None
 ) -> tuple[int, list[float]]:
-    """Restore the newest checkpoint of `work_dir` that loads whole: its training state, and the kept weights of
-    every epoch up to it (they are replayed). Returns (its epoch, the losses so far); (0, []) for none.
+    """Restore the newest checkpoint of `work_dir` that loads whole: its training state, and the
+    kept weights of
+    every epoch up to it (they are replayed). Returns (its epoch, the losses so far); (0, []) for
+    none.
 
-    A file that fails to load (truncated, not safetensors, incomplete) is deleted with one line on stderr, and
+    A file that fails to load (truncated, not safetensors, incomplete) is deleted with one line on
+    stderr, and
     so is any file after the epoch resumed from (training writes it again).
     """
     snapshots, states = _by_epoch(work_dir, MODEL_FILE), _by_epoch(work_dir, STATE_FILE)
@@ -227,7 +235,8 @@ def _resume(
         ):  # one line per epoch; what follows damage goes silently
             why = "is damaged" if bad else "has no training state beside it"
             print(
-                f"{label}: checkpoint {(bad or files)[0].name} in the work folder {why}; resuming from {where}",
+                f"{label}: checkpoint {(bad or files)[0].name} in the work folder {why}; resuming "
+                f"from {where}",
                 file=sys.stderr,
             )
         for path in files:
@@ -251,6 +260,7 @@ def train(
     progress=lambda it, **kw: it,
     on_epoch_end: Callable[[int, UNet], None] = lambda epoch, model: None,
     label: str = "training",
+    meta: dict | None = None,
 ) -> list[float]:
     """Train in place; returns the loss of every iteration.
 
@@ -259,7 +269,8 @@ def train(
     `work_dir`; a later call with the same `work_dir` resumes after the last one.
     `on_epoch_end(epoch, model)` is called after every epoch, resumed ones included,
     with the weights that are kept (the moving average where `ema_decay` > 0).
-    `label` (the section) starts the line that reports a damaged checkpoint.
+    `label` (the section) starts the line that reports a damaged checkpoint. `meta` is
+    stored beside the kept weights (a DDPM's schedule and variance: see `load_ddpm`).
     """
     model.to(device)
     n = images.shape[0]
@@ -297,7 +308,7 @@ def train(
             scheduler.step()
         model.eval()
         kept = ema.model if ema is not None else model
-        save_model(kept, work_dir / MODEL_FILE.format(epoch=epoch), epoch=epoch)
+        save_model(kept, work_dir / MODEL_FILE.format(epoch=epoch), epoch=epoch, **(meta or {}))
         _save_checkpoint(
             work_dir / STATE_FILE.format(epoch=epoch),
             model,

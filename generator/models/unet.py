@@ -91,7 +91,8 @@ class UNet(nn.Module):
     def forward(
         self, x: torch.Tensor, t: torch.Tensor | None = None, c: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """x: (B, C, 28, 28); t: (B,) in [0, 1] (t/T); c: (B, classes) one-hot, or zeros for 'no class'."""
+        """x: (B, C, 28, 28); t: (B,) in [0, 1] (t/T); c: (B, classes) one-hot, or zeros for 'no
+        class'."""
         cfg = self.config
         if cfg.time_conditioned != (t is not None):
             raise ValueError("pass t exactly when the UNet is time-conditioned")
@@ -124,7 +125,8 @@ class UNet(nn.Module):
 
 
 def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """The class input c: (B,) labels → (B, classes) one-hot rows; the all-zero row is "no class"."""
+    """The class input c: (B,) labels → (B, classes) one-hot rows; the all-zero row is "no
+    class"."""
     return F.one_hot(labels.long(), num_classes).float()
 
 

@@ -1,4 +1,5 @@
-"""Weights on disk: safetensors, with the model's config beside them in the metadata (nanoGPT's habit)."""
+"""Weights on disk: safetensors, with the model's config beside them in the metadata (nanoGPT's
+habit)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from ..store import write_atomic
 
 
 def save_weights(model: nn.Module, path: Path, kind: str, **meta) -> None:
-    """The model's state under `path`, written whole or not at all; its `config` as JSON in the metadata key
+    """The model's state under `path`, written whole or not at all; its `config` as JSON in the
+    metadata key
     `kind`, with `meta` beside it. The same weights give the same bytes."""
     metadata = {
         kind: json.dumps(model.config.to_dict()),
@@ -25,13 +27,20 @@ def save_weights(model: nn.Module, path: Path, kind: str, **meta) -> None:
 
 
 def _sorted_metadata(raw: bytes) -> bytes:
-    """safetensors writes the metadata in hash order, which changes from one save to the next: sort it."""
+    """safetensors writes the metadata in hash order, which changes from one save to the next:
+    sort it."""
     size = int.from_bytes(raw[:8], "little")
     header = json.loads(raw[8 : 8 + size])
     header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
     text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
     text += b" " * (-len(text) % 8)  # the tensors stay 8-byte aligned, as the library pads them
     return len(text).to_bytes(8, "little") + text + raw[8 + size :]
+
+
+def read_metadata(path: Path) -> dict:
+    """Everything `save_weights` wrote beside the weights, decoded from JSON."""
+    with safe_open(str(path), framework="pt") as f:
+        return {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
 
 
 def load_weights(

@@ -4,6 +4,11 @@ This is the one way through the data: parameters → experiments → store →
 renderer. A section's run sees its parameters, the entries of the sections it
 needs, the backend where it runs on one, and folders to write into; it never
 writes into docs/. What it returns is written out here (outputs.py).
+
+`run_jobs` is the one job runner of `gen build` and `gen sweep`: the lock,
+staging cleaned, the jobs planned and checked, run (in this process or on Ray),
+and docs/ rendered. A build and a sweep differ only in which jobs they plan and
+what they do with them when they are done.
 """
 
 from __future__ import annotations
@@ -16,14 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .backends import Backend, open_backend, prompts_of
-from .config import Config, cache_dir, check_cache_dir, data_dir, load
+from .chapters import needed, select
+from .config import Config, cache_dir, check_cache_dir, data_dir
 from .data import check_mnist
 from .errors import SectionFailed, UsageError
+from .hardware import device_name, device_problem, resolve_device
 from .inputs import file_digest
 from .outputs import check_metrics, machine, versions, write_record, write_samples
 from .render import refuse_links, render
 from .section import Params, Result, Section
-from .sections import needed, select
 from .store import Entry, Store, canonical_json, entry_key
 
 
@@ -39,9 +45,8 @@ class Context:
     device: str
     needs: dict[str, Entry]
     data_root: Path
-    runs: tuple[
-        str, ...
-    ] = ()  # every section this build runs (a backend loads what all of them need)
+    # every section this build runs (a backend loads what all of them need)
+    runs: tuple[str, ...] = ()
     opened: Backend | None = field(default=None, repr=False)
 
     def params_of(self, section_id: str) -> Params:
@@ -73,7 +78,7 @@ def backend_identity(config: Config, section: Section) -> dict | None:
 
 
 def key_parts(config: Config, section: Section, needs: dict[str, str]) -> dict:
-    """What a section's key is made of (store.entry_key), given the keys of the sections it needs."""
+    """What a section's key is made of (store.entry_key), given the keys of what it needs."""
     params = config.params[section.id]
     inputs = {spec: file_digest(spec, config.root) for spec in params.input_files()}
     return {
@@ -93,8 +98,8 @@ def _key(section: Section, parts: dict) -> str:
 
 
 def plan(config: Config, sections: list[Section]) -> list[tuple[Section, str, dict]]:
-    """Each section with its key and what the key is made of; `sections` must hold everything they need, in
-    dependency order."""
+    """Each section with its key and what the key is made of; `sections` must hold everything they
+    need, in dependency order."""
     keys: dict[str, str] = {}
     planned = []
     for s in sections:
@@ -108,37 +113,21 @@ ABSENT = object()
 
 
 def shown(value, limit: int = 60) -> str:
-    """A value as gen.yaml and --set write it, compactly: a long list keeps its ends, long text is cut."""
+    """A value as gen.yaml and --set write it, compactly: a long list keeps its ends, long text is
+    cut."""
     if value is ABSENT:
         return "(not set)"
     if isinstance(value, list) and len(value) > 6:
-        text = f"[{', '.join(shown(v, 20) for v in value[:3])}, …, {shown(value[-1], 20)}] ({len(value)} items)"
+        head = ", ".join(shown(v, 20) for v in value[:3])
+        text = f"[{head}, …, {shown(value[-1], 20)}] ({len(value)} items)"
     else:
         text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda, but torch sees no CUDA GPU here; use --device cpu or auto")
-    return device
-
-
-def _device_name(device: str) -> str:
-    if device == "cuda":
-        import torch
-
-        return f"cuda ({torch.cuda.get_device_name()})"
-    return device
-
-
-def departures(config: Config, full: Config, section: Section) -> list[dict]:
-    """What differs from the write-up's numbers (the seed aside): the section's parameters, and its backend's
-    settings against that backend's full profile."""
+def departures(config: Config, section: Section) -> list[dict]:
+    """What differs from the write-up's numbers (the seed aside): the section's parameters, and its
+    backend's settings against that backend's full profile."""
 
     def differ(used: dict, reference: dict, where: str, prefix: str = "") -> list[dict]:
         return [
@@ -154,14 +143,14 @@ def departures(config: Config, full: Config, section: Section) -> list[dict]:
         name = config.backend
         found += differ(
             config.params[name].model_dump(mode="json"),
-            full.params[name].model_dump(mode="json"),
+            config.full_backend,
             config.spec.reference,
             f"{name}.",
         )
     return found
 
 
-def _run_one(
+def run_job(
     job: Job,
     store: Store,
     needs: dict[str, Entry],
@@ -169,7 +158,9 @@ def _run_one(
     runs: tuple[str, ...],
     data_root: Path | None = None,
 ) -> None:
-    """Run one section into the store (its entry is committed only if it succeeds)."""
+    """Run one job into `store` (its entry is committed only if it succeeds); `needs`: the entries
+    of the sections it needs, `device`: resolved (cpu or cuda). Ray tasks call it too
+    (distributed.py)."""
     import torch
 
     section, key, parts, config = job.section, job.key, job.parts, job.config
@@ -198,27 +189,26 @@ def _run_one(
             raise
         except Exception as e:  # the message names the section; the store keeps earlier results
             raise SectionFailed(job.label, e) from e
-        if (
-            section.uses_backend
-        ):  # the backend's settings (its schedule, its model ids) made this result too
+        # The backend's settings (its schedule, its model ids) made this result too.
+        if section.uses_backend:
             backend = {
                 **ctx.backend().describe,
                 "settings": config.params[config.backend].model_dump(mode="json"),
                 "identity": parts["backend"],
             }
         else:
-            backend = {"name": "none", **({"model_id": result.model} if result.model else {})}
+            backend = None  # it runs on no backend; `model` names the model it made or used
         record = {
             "id": section.id,
             "title": section.title,
             "params": params.model_dump(mode="json"),
             "version": section.version,
-            "inputs": parts[
-                "inputs"
-            ],  # with the version: what `gen status` compares, beyond params and needs
+            # with the version: what `gen status` compares, beyond params and needs
+            "inputs": parts["inputs"],
             "profile": config.profile,
             "backend": backend,
-            "device": _device_name(device),
+            "model": result.model,
+            "device": device_name(device),
             "machine": machine(device),
             "seed": params.seed,
             "duration_s": round(duration, 3),
@@ -226,10 +216,9 @@ def _run_one(
             "needs": {sid: e.key for sid, e in needs.items()},
             "metrics": result.metrics,
             "figures": [vars(f) for f in result.figures],
-            "departures": departures(config, job.full, section),
-            "choices": config.choices.get(
-                section.id, {}
-            ),  # what `auto` settings became on this device, and why
+            "departures": departures(config, section),
+            # what `auto` settings became on this device, and why
+            "choices": config.choices.get(section.id, {}),
             "command": config.command(
                 section.id,
                 [section.id, *needed([section.id], config.spec.needs)],
@@ -248,10 +237,8 @@ class Job:
     key: str
     parts: dict
     config: Config
-    full: Config  # the full profile on the same backend: what the record's departures compare with
-    label: (
-        str  # how progress lines and errors name it: "b2.4", or a sweep's point "a1.6 [guidance=3]"
-    )
+    # how progress lines and errors name it: "b2.4", or a sweep's point "a1.6 [guidance=3]"
+    label: str
 
     @property
     def needs(self) -> dict[str, str]:
@@ -259,10 +246,10 @@ class Job:
         return self.parts["needs"]
 
 
-# A runner runs jobs (in dependency order: a job's needs are in the store or earlier jobs) into the store and
-# calls `done(job)` as each one's entry is committed. With `keep_going` a failed job stops only the jobs that
-# need it, and the failures are returned; without, the first failure is raised. `run_local` is the default;
-# distributed.py has one on Ray.
+# A runner runs jobs (in dependency order: a job's needs are in the store or earlier jobs) into the
+# store and calls `done(job)` as each one's entry is committed. With `keep_going` a failed job stops
+# only the jobs that need it, and the failures are returned; without, the first failure is raised.
+# `run_local` is the default; distributed.py has one on Ray.
 Runner = Callable[..., dict[str, SectionFailed]]
 
 
@@ -277,12 +264,11 @@ def run_local(
         if blocked:
             failed[job.key] = blocked
             continue
-        device = resolve_device(device)  # imports torch: only when something runs
+        device = resolved_device(device)  # imports torch: only when something runs
         log(f"{job.label}: running ({job.section.title})")
         try:
-            _run_one(
-                job, store, {sid: store.entry(key) for sid, key in job.needs.items()}, device, runs
-            )
+            needs = {sid: store.entry(key) for sid, key in job.needs.items()}
+            run_job(job, store, needs, device, runs)
         except SectionFailed as e:
             if not keep_going:
                 raise
@@ -291,6 +277,14 @@ def run_local(
         log(f"{job.label}: done in {store.entry(job.key).record['duration_s']:.1f} s")
         done(job)
     return failed
+
+
+def resolved_device(device: str) -> str:
+    """--device as the run uses it (cpu or cuda); one line where torch sees no GPU for cuda."""
+    try:
+        return resolve_device(device)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def blocked_by(job: Job, failed: dict[str, SectionFailed]) -> SectionFailed | None:
@@ -302,14 +296,61 @@ def blocked_by(job: Job, failed: dict[str, SectionFailed]) -> SectionFailed | No
 
 
 def keep_failure(job: Job, error: SectionFailed, failed: dict[str, SectionFailed], log) -> None:
-    """With keep_going: say that the job failed and keep its failure, so that the jobs that need it stop."""
+    """With keep_going: say that the job failed and keep its failure, so that the jobs that need it
+    stop."""
     log(f"{job.label}: failed: {error.cause.__class__.__name__}: {error.cause}")
     failed[job.key] = error
 
 
-def full_profile(config: Config) -> Config:
-    """The full profile on the same backend, checked before anything runs."""
-    return load(config.root, "full", backend=config.backend)
+def check_device(device: str) -> None:
+    """--device, checked before anything runs (the driver is asked, not torch)."""
+    problem = device_problem(device)
+    if problem:
+        raise UsageError(problem)
+
+
+def run_jobs(
+    config: Config,
+    plan_jobs: Callable[[Store], list[Job]],
+    *,
+    device: str,
+    runner: Runner,
+    log,
+    done: Callable[[Store, Job], None] = lambda store, job: None,
+    keep_going: bool = False,
+    finish: Callable[[Store, dict[str, SectionFailed]], bool] | None = None,
+) -> dict[str, SectionFailed]:
+    """The job runner of `gen build` and `gen sweep`: under the store's lock, with what killed
+    builds left in staging removed, plan the jobs (`plan_jobs`, which sees the store), check them,
+    run them with `runner`, call `finish` with the failures (a sweep writes its outcome; it returns
+    whether docs/ needs rendering) and render docs/. Without `finish`, docs/ is rendered even when a
+    job fails, so that what did finish is published."""
+    refuse_links(config.root)  # render would refuse at the end: say so before a long build
+    check_device(device)
+    store = Store(check_cache_dir(config.root))
+    with store.lock():
+        store.clean_staging()  # what a killed build left
+        jobs = plan_jobs(store)
+        check_jobs(store, jobs)
+        publish = finish is None
+        try:
+            failed = runner(
+                jobs,
+                store,
+                device=device,
+                log=log,
+                done=lambda job: done(store, job),
+                keep_going=keep_going,
+            )
+            if finish is not None:
+                publish = finish(store, failed)
+        finally:
+            if publish:
+                rendered = render(config.root, store)
+                if rendered or rendered.removed or rendered.skipped:
+                    for line in rendered.report(config.root):
+                        log(line)
+    return failed
 
 
 def build(
@@ -322,43 +363,31 @@ def build(
     runner: Runner = run_local,
 ) -> list[str]:
     """Build the selected sections (and what they need); returns the ids that ran."""
-    refuse_links(config.root)  # render would refuse at the end: say so before a long build
-    spec = config.spec
-    sections = select(selectors, backend_needs=spec.needs)
+    sections = select(selectors, backend_needs=config.spec.needs)
     forced = {s.id for s in select(selectors, include_needs=False)} if force else set()
-    if device not in ("auto", "cpu", "cuda"):
-        raise UsageError(f"unknown device '{device}'; valid: auto, cpu, cuda")
-    full = full_profile(config)
-    store = Store(check_cache_dir(config.root))
     ran: list[str] = []
-    if any(s.uses_backend for s in sections):
-        log(f"backend: {config.backend} ({config.backend_reason})")
-    with store.lock():
-        store.clean_staging()  # what a killed build left
+
+    def plan_jobs(store: Store) -> list[Job]:
+        if any(s.uses_backend for s in sections):
+            log(f"backend: {config.backend} ({config.backend_reason})")
         planned = plan(config, sections)
         jobs = [
-            Job(s, key, parts, config, full, s.id)
+            Job(s, key, parts, config, s.id)
             for s, key, parts in planned
             if s.id in forced or store.entry(key) is None
         ]
-        check_jobs(store, jobs)
         to_run = {job.section.id for job in jobs}
         for section, key, _ in planned:
             if section.id not in to_run:
                 log(f"{section.id}: up to date, reused")
                 store.set_ref(section.id, key)
+        return jobs
 
-        def done(job: Job) -> None:
-            ran.append(job.section.id)
-            store.set_ref(job.section.id, job.key)
+    def done(store: Store, job: Job) -> None:
+        ran.append(job.section.id)
+        store.set_ref(job.section.id, job.key)
 
-        try:
-            runner(jobs, store, device=device, log=log, done=done)
-        finally:
-            rendered = render(config.root, store)
-            if rendered or rendered.removed or rendered.skipped:
-                for line in rendered.report(config.root):
-                    log(line)
+    run_jobs(config, plan_jobs, device=device, runner=runner, log=log, done=done)
     reused = len(sections) - len(ran)
     log(f"{len(ran)} section(s) ran, {reused} reused" + (" (nothing to do)" if not ran else ""))
     sys.stdout.flush()
@@ -366,7 +395,8 @@ def build(
 
 
 def check_jobs(store: Store, jobs: list[Job]) -> None:
-    """Before anything runs: MNIST is there (or can be fetched), and the backend can serve the prompts."""
+    """Before anything runs: MNIST is there (or can be fetched), and the backend can serve the
+    prompts."""
     if jobs:
         check_mnist(data_dir(jobs[0].config.root), store.root)
     for config in {id(job.config): job.config for job in jobs}.values():

@@ -11,6 +11,7 @@ import click
 
 from .backends import BACKENDS
 from .errors import SectionFailed, SweepFailed, UsageError
+from .hardware import cuda_available, nvidia_driver_present
 
 
 def _fail(err: Exception) -> None:
@@ -32,60 +33,80 @@ def _handles_errors(command):
                 raise
             _fail(
                 OSError(
-                    f"the disk is full (writing {e.filename or 'a file'}); free some space and run it again: "
-                    "the store keeps every section that finished"
+                    f"the disk is full (writing {e.filename or 'a file'}); free some space and run "
+                    "it again: the store keeps every section that finished"
                 )
             )
 
     return wrapper
 
 
-def _parameter_options(command):
-    command = click.option(
-        "--set",
-        "sets",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="Override one parameter, e.g. --set b1.2.1.epochs=2 (repeatable).",
-    )(command)
-    command = click.option(
-        "--backend",
-        default="auto",
-        show_default=True,
-        type=click.Choice(["auto", *BACKENDS]),
-        help="Part A's model: DeepFloyd IF, or local (the MNIST model of b2.4). "
-        "auto = the first that can be loaded, in this order (DeepFloyd needs a CUDA GPU and its weights).",
-    )(command)
-    return click.option(
+def _options(*options):
+    """One decorator of several click options, each defined once and shared by the commands."""
+
+    def apply(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+_parameter_options = _options(
+    click.option(
         "--profile",
         default="auto",
         show_default=True,
         type=click.Choice(["auto", "full", "quick", "smoke"]),
         help="Parameter set: full = the write-up's numbers, quick = a laptop CPU, smoke = seconds. "
         "auto = full with a CUDA GPU, quick without.",
-    )(command)
+    ),
+    click.option(
+        "--backend",
+        default="auto",
+        show_default=True,
+        type=click.Choice(["auto", *BACKENDS]),
+        help="Part A's model: DeepFloyd IF, or local (the MNIST model of b2.4). auto = the first "
+        "that can be loaded, in this order (DeepFloyd needs a CUDA GPU and its weights).",
+    ),
+    click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override one parameter, e.g. --set b1.2.1.epochs=2 (repeatable).",
+    ),
+)
+_device_option = click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    help="Where models run.",
+)
 
-
-EXECUTORS = (
-    "local",
-    "ray",
-)  # --executor: in this process (no relation to the local backend), or Ray tasks
-
-
-def _executor_options(command):
-    command = click.option(
-        "--address",
-        metavar="ray://HOST:10001",
-        help="The Ray cluster for --executor ray (default: RAY_ADDRESS; neither: a Ray started here).",
-    )(command)
-    return click.option(
+# --executor: in this process (no relation to the local backend), or Ray tasks
+EXECUTORS = ("local", "ray")
+_executor_options = _options(
+    click.option(
         "--executor",
         default=EXECUTORS[0],
         show_default=True,
         type=click.Choice(EXECUTORS),
-        help="Where sections run: local = in this process, one after another; ray = as Ray tasks, independent "
-        "ones side by side (pip install -e '.[ray]').",
-    )(command)
+        help="Where sections run: local = in this process, one after another; ray = as Ray tasks, "
+        "independent ones side by side (pip install -e '.[ray]').",
+    ),
+    click.option(
+        "--address",
+        metavar="ray://HOST:10001",
+        help="The Ray cluster for --executor ray (default: RAY_ADDRESS; neither: a Ray started "
+        "here).",
+    ),
+)
+
+
+def _every_option(help: str):
+    return click.option("--all", "every", is_flag=True, help=help)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,130 +118,76 @@ def cli():
     """
 
 
-@cli.command("list")
-@_parameter_options
-@click.option(
-    "-v",
-    "--verbose",
-    is_flag=True,
-    help="Under each stale section, what changed since its last build.",
-)
-@_handles_errors
-def list_sections(profile, sets, backend, verbose):
+def _states_command(name: str, help: str, *, always_verbose: bool):
+    """`gen list` and `gen status`: one listing; status always says what changed."""
+
+    def command(profile, sets, backend, verbose=always_verbose):
+        from .config import find_root, load
+        from .status import states
+
+        # Without torch we cannot ask torch about CUDA; `auto` falls back to a driver check.
+        cuda = nvidia_driver_present()
+        config = load(find_root(), profile, tuple(sets), cuda=cuda, backend=backend)
+        click.echo(f"profile: {config.profile} ({config.profile_reason})")
+        click.echo(f"backend: {config.backend} ({config.backend_reason})")
+        for state in states(config).values():
+            click.echo(f"{state.section.id:<8} {state.state:<12} {state.section.title}")
+            for reason in state.reasons if verbose else ():
+                click.echo(f"{'':<9}{reason}")
+
+    command.__doc__ = help
+    command = _handles_errors(command)
+    if not always_verbose:
+        command = click.option(
+            "-v",
+            "--verbose",
+            is_flag=True,
+            help="Under each stale section, what changed since its last build.",
+        )(command)
+    return cli.command(name)(_parameter_options(command))
+
+
+_states_command(
+    "list",
     """Every section: id, title, and whether its result is fresh, stale or never built.
 
     Fresh means built with the parameters that the same --profile/--set give now.
-    """
-    _show_states(profile, sets, backend, verbose)
-
-
-@cli.command()
-@_parameter_options
-@_handles_errors
-def status(profile, sets, backend):
+    """,
+    always_verbose=False,
+)
+_states_command(
+    "status",
     """Every section's state and, under each stale one, what changed since its last build.
 
     A changed parameter or backend setting shows as old → new; so do the
     section's code version and a needed section that is stale or was rebuilt,
     and an input file whose content changed is named (`gen list -v` is the same).
-    """
-    _show_states(profile, sets, backend, verbose=True)
-
-
-def _show_states(profile: str, sets: tuple[str, ...], backend: str, verbose: bool) -> None:
-    from .config import find_root, load
-    from .status import states
-
-    # Without torch we cannot ask torch about CUDA; `auto` falls back to a driver check.
-    config = load(find_root(), profile, tuple(sets), cuda=_nvidia_driver_present(), backend=backend)
-    click.echo(f"profile: {config.profile} ({config.profile_reason})")
-    click.echo(f"backend: {config.backend} ({config.backend_reason})")
-    for state in states(config).values():
-        click.echo(f"{state.section.id:<8} {state.state:<12} {state.section.title}")
-        for reason in state.reasons if verbose else ():
-            click.echo(f"{'':<9}{reason}")
-
-
-def _nvidia_driver_present() -> bool:
-    """An NVIDIA driver is loaded (Linux, containers with the GPU passed through) or WSL's GPU device is there.
-    Without one, torch cannot see a CUDA GPU, so nothing need import torch to know."""
-    import os
-
-    return any(
-        os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/dxg")
-    )
-
-
-@cli.command()
-@click.argument("ids", nargs=-1)
-@click.option("--all", "build_all", is_flag=True, help="Build every section.")
-@_parameter_options
-@click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    help="Where models run.",
+    """,
+    always_verbose=True,
 )
-@click.option("--force", is_flag=True, help="Recompute the named sections even when cached.")
-@click.option(
-    "--dry-run", is_flag=True, help="List what would run, in order, and why; run and write nothing."
-)
-@_executor_options
-@_handles_errors
-def build(ids, build_all, profile, sets, backend, device, force, dry_run, executor, address):
-    """Build sections (and what they need), then render docs/.
 
-    IDS are section ids; `a` and `b` select a part and an id selects its
-    subsections too (b1 → b1.1 … b1.2.2). Cached results are reused. With
-    --all, the sweeps gen.yaml names are built too (`gen sweep`).
-    """
-    if not ids and not build_all:
-        raise UsageError("name the sections to build (e.g. `gen build b1`), or pass --all")
-    if ids and build_all:
-        raise UsageError(f"pass section ids ({' '.join(ids)}) or --all, not both")
-    from .build import build as run_build
+
+def _prepare(profile, sets, backend, device, *, dry_run: bool = False):
+    """What every command that builds does first: --device checked (the driver is asked, not
+    torch), gen.yaml loaded once, the profile said. Returns the config and whether CUDA is there."""
+    from .build import check_device
     from .config import find_root, load
-    from .sections import all_sections, select
-    from .status import dry_run as show_plan
 
-    _check_device(device)
-    root = find_root()
-    selectors = list(all_sections()) if build_all else list(ids)
-    select(selectors)  # an unknown id fails here, before anything else
-    # --backend auto asks the driver, not torch, so that a fully cached build stays instant; so does
-    # --profile auto on a dry run, and on a machine without a driver.
-    cuda = _cuda(profile, device, dry_run)
-    config = load(root, profile, tuple(sets), cuda=cuda, backend=backend, device=device)
-    click.echo(f"profile: {config.profile} ({config.profile_reason})")
-    if dry_run:
-        show_plan(config, selectors, force=force, log=click.echo)
-        return
-    runner = _runner(executor, address)
-    run_build(config, selectors, force=force, device=device, log=click.echo, runner=runner)
-    if build_all:
-        from .sweep import build_named
-
-        build_named(config, device=device, cuda=cuda, runner=runner, log=click.echo)
-
-
-def _check_device(device: str) -> None:
-    if device == "cuda" and not _nvidia_driver_present():
-        raise UsageError(
-            "--device cuda, but this machine has no NVIDIA driver; use --device cpu or auto"
-        )
-
-
-def _cuda(profile: str, device: str, dry_run: bool = False) -> bool:
-    """Whether a CUDA GPU is there, as cheaply as the command allows."""
-    # --backend auto asks the driver, not torch, so that a fully cached build stays instant; so does
-    # --profile auto on a dry run, and on a machine without a driver.
+    check_device(device)
+    # --backend auto asks the driver, not torch, so that a fully cached build stays instant; so
+    # does --profile auto on a dry run, and on a machine without a driver.
     if profile == "auto":
-        return _nvidia_driver_present() if dry_run else _cuda_available()
-    return _nvidia_driver_present() if device != "cpu" else False
+        cuda = nvidia_driver_present() if dry_run else cuda_available()
+    else:
+        cuda = nvidia_driver_present() if device != "cpu" else False
+    config = load(find_root(), profile, tuple(sets), cuda=cuda, backend=backend, device=device)
+    click.echo(f"profile: {config.profile} ({config.profile_reason})")
+    return config, cuda
 
 
 def _runner(executor: str, address: str | None):
+    """The runner --executor names; Ray's address and settings are checked here, before anything
+    runs."""
     from .build import run_local
 
     if executor == EXECUTORS[0]:
@@ -233,16 +200,50 @@ def _runner(executor: str, address: str | None):
 
 
 @cli.command()
-@click.argument("what", nargs=-1)
-@click.option("--all", "every", is_flag=True, help="Every sweep gen.yaml names.")
+@click.argument("ids", nargs=-1)
+@_every_option("Build every section.")
 @_parameter_options
+@_device_option
+@click.option("--force", is_flag=True, help="Recompute the named sections even when cached.")
 @click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    help="Where models run.",
+    "--dry-run", is_flag=True, help="List what would run, in order, and why; run and write nothing."
 )
+@_executor_options
+@_handles_errors
+def build(ids, every, profile, sets, backend, device, force, dry_run, executor, address):
+    """Build sections (and what they need), then render docs/.
+
+    IDS are section ids; `a` and `b` select a part and an id selects its
+    subsections too (b1 → b1.1 … b1.2.2). Cached results are reused. With
+    --all, the sweeps gen.yaml names are built too (`gen sweep`).
+    """
+    if not ids and not every:
+        raise UsageError("name the sections to build (e.g. `gen build b1`), or pass --all")
+    if ids and every:
+        raise UsageError(f"pass section ids ({' '.join(ids)}) or --all, not both")
+    from .build import build as run_build
+    from .chapters import all_sections, select
+    from .status import dry_run as show_plan
+
+    selectors = list(all_sections()) if every else list(ids)
+    select(selectors)  # an unknown id fails here, before anything else
+    runner = None if dry_run else _runner(executor, address)
+    config, cuda = _prepare(profile, sets, backend, device, dry_run=dry_run)
+    if dry_run:
+        show_plan(config, selectors, force=force, log=click.echo)
+        return
+    run_build(config, selectors, force=force, device=device, log=click.echo, runner=runner)
+    if every:
+        from .sweep import build_named
+
+        build_named(config, device=device, cuda=cuda, runner=runner, log=click.echo)
+
+
+@cli.command()
+@click.argument("what", nargs=-1)
+@_every_option("Every sweep gen.yaml names.")
+@_parameter_options
+@_device_option
 @click.option(
     "--name", help="Name of a sweep given as KEY=VALUES (default: its keys joined by '-')."
 )
@@ -270,30 +271,16 @@ def sweep(what, every, profile, sets, backend, device, name, show, metrics, exec
     parameter: cached, so a point built before is reused and a stopped sweep
     resumes. `gen render` and the Sweeps page show the outcome.
     """
-    from .config import find_root, load
     from .sweep import chosen as chosen_sweeps
     from .sweep import run
 
-    _check_device(device)
-    root = find_root()
-    cuda = _cuda(profile, device)
-    config = load(root, profile, tuple(sets), cuda=cuda, backend=backend, device=device)
-    click.echo(f"profile: {config.profile} ({config.profile_reason})")
-    chosen = chosen_sweeps(
-        root, config.profile, list(what), every, name=name, show=show, metrics=tuple(metrics)
-    )
     runner = _runner(executor, address)
+    config, cuda = _prepare(profile, sets, backend, device)
+    chosen = chosen_sweeps(
+        config.root, config.profile, list(what), every, name=name, show=show, metrics=tuple(metrics)
+    )
     for one in chosen:
         run(config, one, device=device, cuda=cuda, runner=runner, log=click.echo)
-
-
-def _cuda_available() -> bool:
-    """Whether torch sees a CUDA GPU; torch (seconds to import) is asked only where a driver is there."""
-    if not _nvidia_driver_present():
-        return False
-    import torch
-
-    return torch.cuda.is_available()
 
 
 @cli.command()
@@ -357,15 +344,10 @@ def verify(every, repair):
     "--size",
     type=click.Choice(["full", "tiny"]),
     default=None,
-    help="IF stage I: full = IF-I-XL's UNet (needs a CUDA GPU), tiny = a small one of the same design. Default: full on CUDA, tiny on the CPU.",
+    help="IF stage I: full = IF-I-XL's UNet (needs a CUDA GPU), tiny = a small one of the same "
+    "design. Default: full on CUDA, tiny on the CPU.",
 )
-@click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    help="Where models run.",
-)
+@_device_option
 @click.option(
     "--repeats",
     default=5,
@@ -381,21 +363,22 @@ def verify(every, repair):
     "parts",
     multiple=True,
     type=click.Choice(["b", "if", "cli"]),
-    help="Measure only these (repeatable): b = Part B's models, if = IF stage I, cli = the no-op build and "
-    "gen list. Default: all; only a full report is saved for the Speed page.",
+    help="Measure only these (repeatable): b = Part B's models, if = IF stage I, cli = the no-op "
+    "build and gen list. Default: all; only a full report is saved for the Speed page.",
 )
 @_handles_errors
 def bench(size, device, repeats, quick, parts):
-    """Time Part B's models (training and sampling, ours against a plain eager loop), IF stage I (random
-    weights: ours against IFPipeline), and the README's no-op build and `gen list`.
+    """Time Part B's models (training and sampling, ours against a plain eager loop), IF stage I
+    (random weights: ours against IFPipeline), and the README's no-op build and `gen list`.
 
     Prints one JSON object on stdout; progress goes to stderr.
+
     """
     import json
 
     from . import bench as if_bench
     from . import bench_part_b
-    from .build import resolve_device
+    from .build import resolved_device
     from .config import check_cache_dir, find_root, load
     from .hardware import bf16_units
     from .outputs import machine
@@ -407,7 +390,7 @@ def bench(size, device, repeats, quick, parts):
         if_bench.resolve(
             size, device
         )  # a size the device cannot run fails before anything is timed
-    device = resolve_device(device)
+    device = resolved_device(device)
     if quick:
         repeats = min(repeats, 2)
     report = {}
@@ -420,7 +403,7 @@ def bench(size, device, repeats, quick, parts):
     if "cli" in parts:
         if_bench.log("gen list, and gen build --all where nothing is stale")
         report["list_s"] = bench_part_b.time_command(root, "list")
-        config = load(root, "auto", cuda=_cuda_available())
+        config = load(root, "auto", cuda=cuda_available())
         stale = [s.section.id for s in states(config).values() if s.state != "fresh"]
         report["noop_build_s"] = (
             None if stale else bench_part_b.time_command(root, "build", "--all")
@@ -456,8 +439,8 @@ def bench(size, device, repeats, quick, parts):
 
 
 def _interrupt_on(signals: tuple[int, ...]) -> list[int]:
-    """Turn these signals into KeyboardInterrupt, as Ctrl-C is, so that staging folders and the lock are
-    cleaned up on the way out; returns a list that records the signal received."""
+    """Turn these signals into KeyboardInterrupt, as Ctrl-C is, so that staging folders and the lock
+    are cleaned up on the way out; returns a list that records the signal received."""
     received = [signal.SIGINT]
 
     def handler(signum, frame):

@@ -24,10 +24,10 @@ import yaml
 from pydantic import ValidationError
 
 from .backends import BACKENDS, BackendSpec, resolve_backend
+from .chapters import all_sections
 from .errors import UsageError
-from .hardware import choose_precision
+from .hardware import choose_precision, forced_precision
 from .section import Settings
-from .sections import all_sections
 
 PROFILES = ("full", "quick", "smoke")
 CONFIG_FILE = "gen.yaml"
@@ -42,12 +42,12 @@ class Config:
     sets: tuple[tuple[str, str], ...]  # (owning section or backend, "KEY=VALUE")
     backend: str  # Part A's model, a name in backends.BACKENDS
     backend_reason: str
-    write_up: dict[
-        str, dict
-    ]  # every section's numbers as the write-up gives them (gen.yaml's `sections:`)
-    choices: dict[str, dict] = field(
-        default_factory=dict
-    )  # {owner: {name: {"value", "why"}}}: what `auto` picked
+    # every section's numbers as the write-up gives them (gen.yaml's `sections:`)
+    write_up: dict[str, dict]
+    # {owner: {name: {"value", "why"}}}: what `auto` picked
+    choices: dict[str, dict] = field(default_factory=dict)
+    # The backend's settings in the full profile: what a record's departures compare with.
+    full_backend: dict = field(default_factory=dict)
 
     @property
     def spec(self) -> BackendSpec:
@@ -55,7 +55,8 @@ class Config:
         return BACKENDS[self.backend]
 
     def command(self, selector: str, section_ids: list[str], *, backend: bool = False) -> str:
-        """The exact command that rebuilds `selector`, with the --set items of `section_ids` (and the backend's)."""
+        """The exact command that rebuilds `selector`, with the --set items of `section_ids` (and
+        the backend's)."""
         parts = ["gen", "build", selector, "--profile", self.profile]
         owners = set(section_ids) | ({self.backend} if backend else set())
         if backend:
@@ -85,7 +86,8 @@ def cache_dir(root: Path) -> Path:
 
 
 def check_cache_dir(root: Path) -> Path:
-    """The cache folder, checked before a build or render uses it: a writable folder outside docs/ and site/."""
+    """The cache folder, checked before a build or render uses it: a writable folder outside docs/
+    and site/."""
     cache = cache_dir(root)
     where = f"the cache folder {cache} (GEN_CACHE_DIR, else .gen)"
     resolved = cache.resolve()
@@ -126,8 +128,9 @@ def resolve_profile(profile: str, cuda: bool) -> tuple[str, str]:
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """YAML as a hand-edited file should be read: a key given twice, a key that is not a name, or an integer
-    written other than in plain decimal (YAML 1.1 reads 0x2, 0o7, 1_000 and 1:30 as integers) is an error."""
+    """YAML as a hand-edited file should be read: a key given twice, a key that is not a name, or an
+    integer written other than in plain decimal (YAML 1.1 reads 0x2, 0o7, 1_000 and 1:30 as
+    integers) is an error."""
 
 
 def _strict_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict:
@@ -208,7 +211,8 @@ def _parse_yaml(path: Path, raw: bytes) -> dict:
 
 
 def _check_structure(data: Any, name: str) -> None:
-    """The shape of gen.yaml: seed, sections, on_BACKEND and profiles, each a mapping of owners to mappings."""
+    """The shape of gen.yaml: seed, sections, on_BACKEND and profiles, each a mapping of owners to
+    mappings."""
 
     def owners(value: Any, where: str) -> None:
         if value is None:
@@ -221,8 +225,8 @@ def _check_structure(data: Any, name: str) -> None:
         for owner, values in value.items():
             if values is not None and not isinstance(values, dict):
                 raise UsageError(
-                    f"{name}: {where}.{owner} must be a mapping of parameter names to values, not a "
-                    f"{type(values).__name__}"
+                    f"{name}: {where}.{owner} must be a mapping of parameter names to values, "
+                    f"not a {type(values).__name__}"
                 )
 
     if not isinstance(data, dict):
@@ -284,8 +288,8 @@ def _split_key(key: str, sections: dict[str, type[Settings]]) -> tuple[str, str]
 def with_sets(
     config: Config, sets: tuple[str, ...], *, device: str = "auto", cuda: bool = False
 ) -> Config:
-    """`config` with more --set items on top (a sweep's point), each validated as --set is; the file was checked
-    when `config` was loaded, so this reads nothing."""
+    """`config` with more --set items on top (a sweep's point), each validated as --set is; the file
+    was checked when `config` was loaded, so this reads nothing."""
     params, kept, changed = dict(config.params), list(config.sets), []
     for item in sets:
         key, _, text = item.partition("=")
@@ -314,7 +318,8 @@ def with_sets(
 
 
 def parameter(key: str) -> tuple[str, str]:
-    """(owner, name) of a parameter key such as b1.2.1.epochs or deepfloyd.stage_1; one line if there is none."""
+    """(owner, name) of a parameter key such as b1.2.1.epochs or deepfloyd.stage_1; one line if
+    there is none."""
     models = {sid: s.params for sid, s in all_sections().items()} | {
         n: spec.settings for n, spec in BACKENDS.items()
     }
@@ -349,7 +354,8 @@ def _describe_error(
 
 
 def _layers(data: dict, profile: str, backend: str) -> list[tuple[dict, str]]:
-    """The overlays in the order they apply: the write-up's numbers, the backend's, the profile's."""
+    """The overlays in the order they apply: the write-up's numbers, the backend's, the
+    profile's."""
     for name in data:
         if name.startswith("on_") and name[3:] not in BACKENDS:
             raise UsageError(f"{CONFIG_FILE} has '{name}'; backends are {', '.join(BACKENDS)}")
@@ -367,7 +373,8 @@ def _layers(data: dict, profile: str, backend: str) -> list[tuple[dict, str]]:
 def _chosen(
     params: dict[str, Settings], device: str
 ) -> tuple[dict[str, Settings], dict[str, dict]]:
-    """`params` with each `precision: auto` replaced by the device's choice, and what was chosen and why."""
+    """`params` with each `precision: auto` replaced by the device's choice (or GEN_PRECISION's),
+    and what was chosen and why."""
     chosen, choices = dict(params), {}
     for owner, p in params.items():
         if getattr(p, "precision", None) == "auto":
@@ -375,6 +382,81 @@ def _chosen(
             chosen[owner] = p.model_copy(update={"precision": value})
             choices[owner] = {"precision": {"value": value, "why": why}}
     return chosen, choices
+
+
+def _models() -> dict[str, type[Settings]]:
+    """Every owner of parameters, sections and backends, with its parameters class."""
+    return {sid: s.params for sid, s in all_sections().items()} | {
+        name: spec.settings for name, spec in BACKENDS.items()
+    }
+
+
+# A --set item as load keeps it: (owner, name, parsed value, "KEY=VALUE" as given).
+SetItem = tuple[str, str, Any, str]
+
+
+def _parse_sets(sets: tuple[str, ...]) -> list[SetItem]:
+    owned = []
+    for item in sets:
+        key, eq, text = item.partition("=")
+        if not eq or not key:
+            raise UsageError(f"--set needs KEY=VALUE, got '{item}' (e.g. --set b1.2.1.epochs=2)")
+        owner, name = parameter(key.strip())
+        owned.append((owner, name, parse_value(key.strip(), text.strip()), item))
+    return owned
+
+
+def _raw_values(
+    data: dict, backend: str, profile: str, sets: list[SetItem]
+) -> dict[str, dict[str, Any]]:
+    """Every owner's values with the overlays of `backend` and `profile`, then the --set items."""
+    models, sections = _models(), all_sections()
+    seed = {"seed": data["seed"]} if "seed" in data else {}  # every section's, unless it sets one
+    raw: dict[str, dict[str, Any]] = {
+        owner: (dict(seed) if owner in sections else {}) for owner in models
+    }
+    for layer, where in _layers(data, profile, backend):
+        for owner, values in layer.items():
+            if owner not in models:
+                raise UsageError(f"{where} names unknown section '{owner}'")
+            raw[owner].update(values or {})
+    for owner, name, value, _ in sets:
+        raw[owner][name] = value
+    return raw
+
+
+def _validated(raw: dict[str, dict[str, Any]], owners) -> dict[str, Settings]:
+    models = _models()
+    found = {}
+    for owner in owners:
+        try:
+            found[owner] = models[owner].model_validate(raw[owner])
+        except ValidationError as e:
+            raise _describe_error(owner, models[owner], e, raw[owner]) from None
+    return found
+
+
+def _check_every_profile(data: dict) -> None:
+    """The whole file, not only what this build reads: a bad value in another profile is found
+    now."""
+    for profile in PROFILES:
+        for backend in BACKENDS:
+            try:
+                _validated(_raw_values(data, backend, profile, []), _models())
+            except UsageError as error:
+                raise UsageError(
+                    f"{error} (in {CONFIG_FILE}, profile {profile} on {backend})"
+                ) from None
+
+
+def _write_up(data: dict, device: str) -> dict[str, dict]:
+    """Every section's numbers as gen.yaml's `sections:` gives them (`auto` chosen as for a
+    build)."""
+    seed = {"seed": data["seed"]} if "seed" in data else {}
+    sections = all_sections()
+    base = {sid: {**seed, **((data.get("sections") or {}).get(sid) or {})} for sid in sections}
+    params, _ = _chosen(_validated(base, sections), device)
+    return {sid: p.model_dump(mode="json") for sid, p in params.items()}
 
 
 def load(
@@ -386,79 +468,45 @@ def load(
     backend: str = "auto",
     device: str = "auto",
 ) -> Config:
-    """Read gen.yaml, apply the backend's and the profile's overlays and the --set overrides, validate everything.
+    """Read gen.yaml, apply the backend's and the profile's overlays and the --set overrides,
+    validate everything.
 
-    `cuda`: whether a CUDA GPU is there; `device`: --device. `precision: auto` becomes what that device computes
-    fastest (hardware.py) before anything is keyed, so a key names the precision a result was made in.
+    `cuda`: whether a CUDA GPU is there; `device`: --device. `precision: auto` becomes what that
+    device computes fastest (hardware.py) before anything is keyed, so a key names the precision a
+    result was made in.
     """
-    sections = all_sections()
-    models = {sid: s.params for sid, s in sections.items()} | {
-        name: spec.settings for name, spec in BACKENDS.items()
-    }
+    try:
+        forced_precision()  # a bad GEN_PRECISION is bad input, whether or not anything is `auto`
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     profile, reason = resolve_profile(profile, cuda)
     data = _read_yaml(root / CONFIG_FILE)
-    seed = (
-        {"seed": data["seed"]} if "seed" in data else {}
-    )  # every section's, unless it sets its own
-
-    def validate(raw: dict[str, dict[str, Any]], owner: str) -> Settings:
-        try:
-            return models[owner].model_validate(raw[owner])
-        except ValidationError as e:
-            raise _describe_error(owner, models[owner], e, raw[owner]) from None
-
-    owned_sets = []
-    for item in sets:
-        key, eq, text = item.partition("=")
-        if not eq or not key:
-            raise UsageError(f"--set needs KEY=VALUE, got '{item}' (e.g. --set b1.2.1.epochs=2)")
-        owner, name = parameter(key.strip())
-        owned_sets.append((owner, name, parse_value(key.strip(), text.strip()), item))
-
-    def resolved(
-        on: str, overlay: str = profile, sets: list = owned_sets
-    ) -> dict[str, dict[str, Any]]:
-        """Every owner's values with the overlays of backend `on` and profile `overlay`, and the --set items."""
-        raw: dict[str, dict[str, Any]] = {
-            owner: (dict(seed) if owner in sections else {}) for owner in models
-        }
-        for layer, where in _layers(data, overlay, on):
-            for owner, values in layer.items():
-                if owner not in models:
-                    raise UsageError(f"{where} names unknown section '{owner}'")
-                raw[owner].update(values or {})
-        for owner, name, value, _ in sets:
-            raw[owner][name] = value
-        return raw
-
-    # The whole file, not only what this build reads: a bad value in another profile is found now.
-    for other in PROFILES:
-        for on in BACKENDS:
-            raw = resolved(on, other, [])
-            for owner in models:
-                try:
-                    models[owner].model_validate(raw[owner])
-                except ValidationError as e:
-                    error = _describe_error(owner, models[owner], e, raw[owner])
-                    raise UsageError(
-                        f"{error} (in {CONFIG_FILE}, profile {other} on {on})"
-                    ) from None
-
-    # Which backend a build runs on can depend on the backends' settings (auto asks whether each can load).
-    settings = {name: validate(resolved(name), name) for name in BACKENDS}
-    backend, backend_reason = resolve_backend(backend, settings, cuda)
-    raw = resolved(backend)
-    on = "cuda" if cuda and device != "cpu" else "cpu"
-    params, choices = _chosen({owner: validate(raw, owner) for owner in models}, on)
-    base = {sid: {**seed, **((data.get("sections") or {}).get(sid) or {})} for sid in sections}
-    write_up = {
-        sid: p.model_dump(mode="json")
-        for sid, p in _chosen({sid: validate(base, sid) for sid in sections}, on)[0].items()
+    owned_sets = _parse_sets(sets)
+    _check_every_profile(data)
+    # Which backend a build runs on can depend on the backends' settings (auto asks whether each
+    # can load).
+    settings = {
+        name: _validated(_raw_values(data, name, profile, owned_sets), [name])[name]
+        for name in BACKENDS
     }
-    sets_kept = tuple((owner, item) for owner, _, _, item in owned_sets)
-    config = Config(
-        root, profile, reason, params, sets_kept, backend, backend_reason, write_up, choices
+    backend, backend_reason = resolve_backend(backend, settings, cuda)
+    on = "cuda" if cuda and device != "cpu" else "cpu"
+    params, choices = _chosen(
+        _validated(_raw_values(data, backend, profile, owned_sets), _models()), on
     )
-    for sid in sections:
+    full = _validated(_raw_values(data, backend, "full", []), [backend])
+    config = Config(
+        root,
+        profile,
+        reason,
+        params,
+        tuple((owner, item) for owner, _, _, item in owned_sets),
+        backend,
+        backend_reason,
+        _write_up(data, on),
+        choices,
+        full_backend=_chosen(full, on)[0][backend].model_dump(mode="json"),
+    )
+    for sid in all_sections():
         params[sid].check(config, sid)
     return config

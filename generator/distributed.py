@@ -10,19 +10,23 @@ downloaded into the node's own cache otherwise.
 
 A job waits for the jobs it needs through Ray's object references, so Ray
 runs independent ones side by side and the rest in dependency order. Each
-asks for one CPU, and one GPU where the cluster has GPUs.
+asks for one CPU, and one GPU where the cluster has GPUs, and computes with as
+many torch threads as the driver does: one key, one result, on Ray or not.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import socket
 import tempfile
 from pathlib import Path
 
-from .build import Job, _run_one, blocked_by, keep_failure, resolve_device
+from .build import Job, blocked_by, keep_failure, resolved_device, run_job
 from .config import data_dir
 from .errors import SectionFailed, UsageError
+from .hardware import blas_threads, torch_threads
 from .inputs import input_path
 from .store import Entry, Store, walk
 
@@ -56,17 +60,22 @@ def _on_node(
     data_root: str,
     device: str,
     runs: tuple[str, ...],
+    threads: int,
     *needs: Packed,
 ) -> Packed:
-    """A Ray task: run one job in a private store on this node and return its entry packed."""
+    """A Ray task: run one job in a private store on this node and return its entry packed.
+
+    `threads`: the driver's torch threads. Ray starts a worker with one, and a different count sums
+    in another order: the images would differ in their last bits from the same key's in-process
+    result (numpy's BLAS threads come with the task's environment).
+    """
+    import torch
+
+    torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory(prefix="gen-task-") as tmp:
         root = Path(tmp) / "project"
-        for (
-            spec,
-            data,
-        ) in (
-            inputs.items()
-        ):  # relative paths land in the private project; absolute ones are read as they are
+        # Relative paths land in the private project; absolute ones are read as they are.
+        for spec, data in inputs.items():
             if not Path(spec).expanduser().is_absolute():
                 (root / spec).parent.mkdir(parents=True, exist_ok=True)
                 (root / spec).write_bytes(data)
@@ -79,48 +88,91 @@ def _on_node(
         data = (
             Path(data_root) if Path(data_root).is_dir() else Path.home() / ".cache" / "gen" / "data"
         )
-        _run_one(job, store, entries, resolve_device(device), runs, data_root=data)
+        run_job(job, store, entries, resolved_device(device), runs, data_root=data)
         return pack(store.entry(job.key))
 
 
-def _connect(address: str | None, log):
+def _cpus() -> int | None:
+    """GEN_RAY_CPUS: the cores an embedded Ray may use (None: all of them)."""
+    text = os.environ.get("GEN_RAY_CPUS", "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(
+            f"GEN_RAY_CPUS={text!r} is no count of cores; set it to a whole number of 1 or more, "
+            "or unset it to use all of them"
+        )
+    return int(text)
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """One line where nothing answers at a Ray address, before Ray tries (and retries) for minutes.
+    An address without a port (Ray's own `auto`, a bare host) is left to Ray."""
+    host, colon, port = address.removeprefix("ray://").rstrip("/").rpartition(":")
+    if not colon or not host:
+        return
+    if not port.isdigit():
+        raise UsageError(
+            f"the Ray address {address} is not HOST:PORT or ray://HOST:PORT; "
+            "check --address or RAY_ADDRESS"
+        )
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        reason = "no answer" if isinstance(e, TimeoutError) else e.strerror or str(e)
+        raise UsageError(
+            f"cannot reach the Ray cluster at {address} ({reason}); check --address or "
+            "RAY_ADDRESS, and that the cluster is up"
+        ) from None
+
+
+def _connect(address: str | None, cpus: int | None, log):
     try:
         import ray
     except ImportError:
         raise UsageError(
             "--executor ray needs Ray; install it with pip install -e '.[ray]'"
         ) from None
-    address = address or os.environ.get("RAY_ADDRESS") or None
     if not ray.is_initialized():
+        quiet = {"log_to_driver": False, "logging_level": logging.ERROR}  # Ray's logs stay off
         if address:
             log(f"ray: connecting to {address}")
             try:
-                ray.init(address=address, log_to_driver=False)
+                ray.init(address=address, **quiet)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise UsageError(
-                    f"cannot reach the Ray cluster at {address} ({e}); check --address or RAY_ADDRESS"
+                    f"cannot reach the Ray cluster at {address} ({e}); "
+                    "check --address or RAY_ADDRESS"
                 ) from None
-        else:
-            cpus = (
-                int(os.environ.get("GEN_RAY_CPUS", 0)) or None
-            )  # embedded: all cores unless told otherwise
-            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+        else:  # embedded: all cores unless GEN_RAY_CPUS says otherwise
+            ray.init(num_cpus=cpus, include_dashboard=False, **quiet)
     resources = ray.cluster_resources()
     log(f"ray: {int(resources.get('CPU', 0))} CPU(s), {int(resources.get('GPU', 0))} GPU(s)")
     return ray
 
 
 def ray_runner(address: str | None = None):
-    """A runner (build.Runner) that runs each job as a Ray task on the cluster at `address` (or RAY_ADDRESS), or
-    on a Ray started here when neither is given."""
+    """A runner (build.Runner) that runs each job as a Ray task on the cluster at `address` (or
+    RAY_ADDRESS), or on a Ray started here when neither is given. The address and GEN_RAY_CPUS are
+    checked here, before anything runs."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    cpus = _cpus()
+    if address:
+        _check_reachable(address)
 
     def run(
         jobs: list[Job], store: Store, *, device: str, log, done, keep_going: bool = False
     ) -> dict[str, SectionFailed]:
         if not jobs:
             return {}
-        ray = _connect(address, log)
+        ray = _connect(address, cpus, log)
         gpus = 1 if ray.cluster_resources().get("GPU", 0) else 0
+        # What this process would compute with: torch's threads are set in the task, numpy's BLAS
+        # reads its own when the worker starts (Ray starts workers with OMP_NUM_THREADS=1).
+        threads = torch_threads()
+        blas = str(blas_threads())
+        same_blas = {"env_vars": {"OPENBLAS_NUM_THREADS": blas, "MKL_NUM_THREADS": blas}}
         task = ray.remote(_on_node)
         runs = tuple(dict.fromkeys(job.section.id for job in jobs))
         submitted: dict[str, object] = {}  # key → the ObjectRef of the entry it makes
@@ -133,8 +185,9 @@ def ray_runner(address: str | None = None):
             inputs = {
                 spec: input_path(spec, job.config.root).read_bytes() for spec in job.parts["inputs"]
             }
-            ref = task.options(num_cpus=1, num_gpus=gpus, name=job.label).remote(
-                job, inputs, str(data_dir(job.config.root)), device, runs, *needs
+            options = {"num_cpus": 1, "num_gpus": gpus, "name": job.label}
+            ref = task.options(**options, runtime_env=same_blas).remote(
+                job, inputs, str(data_dir(job.config.root)), device, runs, threads, *needs
             )
             submitted[job.key] = ref
             by_ref[ref] = job
@@ -162,7 +215,8 @@ def ray_runner(address: str | None = None):
 
 
 def _cause(error: Exception, job: Job, failed: dict[str, SectionFailed]) -> SectionFailed:
-    """What a task's failure comes down to: a job it needs that failed, or its own section's error."""
+    """What a task's failure comes down to: a job it needs that failed, or its own section's
+    error."""
     blocked = blocked_by(job, failed)
     if blocked:
         return blocked

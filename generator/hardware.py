@@ -1,17 +1,73 @@
-"""What the device computes fast, and what `auto` settings pick from it; torch is imported only for a CUDA device."""
+"""What the machine has and what `auto` settings pick from it: the one place that detects devices.
+
+torch is imported only where a CUDA GPU may be there (an NVIDIA driver is loaded), so that `gen
+list` and a fully cached build stay instant.
+"""
 
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
+DEVICES = ("auto", "cpu", "cuda")  # --device
+PRECISIONS = ("fp32", "bf16")  # what `precision: auto` may become
+PRECISION_VARIABLE = "GEN_PRECISION"  # forces `precision: auto` (a test run in fp32, then in bf16)
 BF16_CPU_FLAGS = (
     "avx512_bf16",
     "amx_bf16",
 )  # AVX-512 BF16 and AMX: the CPUs that compute bf16 natively
 
 
-@functools.cache  # every `precision: auto` of every load asks: /proc/cpuinfo is read once per process
+def nvidia_driver_present() -> bool:
+    """An NVIDIA driver is loaded (Linux, containers with the GPU passed through) or WSL's GPU
+    device is there. Without one, torch cannot see a CUDA GPU, so nothing need import torch to
+    know."""
+    return any(
+        os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/dxg")
+    )
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA GPU; torch (seconds to import) is asked only where a driver is."""
+    if not nvidia_driver_present():
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def device_problem(device: str) -> str | None:
+    """What is wrong with --device before anything runs (asking the driver, not torch), or None."""
+    if device not in DEVICES:
+        return f"unknown device '{device}'; valid: {', '.join(DEVICES)}"
+    if device == "cuda" and not nvidia_driver_present():
+        return "--device cuda, but this machine has no NVIDIA driver; use --device cpu or auto"
+    return None
+
+
+def resolve_device(device: str) -> str:
+    """auto → cuda where torch sees a GPU, else cpu. Raises ValueError for cuda without one."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda, but torch sees no CUDA GPU here; use --device cpu or auto")
+    return device
+
+
+def device_name(device: str) -> str:
+    """The device as a record names it: cpu, or cuda with the GPU's name."""
+    if device == "cuda":
+        import torch
+
+        return f"cuda ({torch.cuda.get_device_name()})"
+    return device
+
+
+# Every `precision: auto` of every load asks: /proc/cpuinfo is read once per process.
+@functools.cache
 def cpu_flags() -> frozenset[str]:
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -24,7 +80,8 @@ def cpu_flags() -> frozenset[str]:
 
 
 def bf16_units(device: str) -> bool:
-    """Whether the device computes bf16 natively: a CUDA GPU that says so, or a CPU with AVX-512 BF16 or AMX."""
+    """Whether the device computes bf16 natively: a CUDA GPU that says so, or a CPU with AVX-512
+    BF16 or AMX."""
     if device.startswith("cuda"):
         import torch
 
@@ -32,14 +89,32 @@ def bf16_units(device: str) -> bool:
     return any(flag in cpu_flags() for flag in BF16_CPU_FLAGS)
 
 
+def forced_precision() -> str | None:
+    """GEN_PRECISION, where it is set: what every `precision: auto` becomes. Raises ValueError for a
+    value that is no precision."""
+    value = os.environ.get(PRECISION_VARIABLE, "").strip()
+    if not value:
+        return None
+    if value not in PRECISIONS:
+        raise ValueError(
+            f"{PRECISION_VARIABLE}={value!r} is no precision; set it to "
+            f"{' or '.join(PRECISIONS)}, or unset it to let the device choose"
+        )
+    return value
+
+
 def choose_precision(device: str) -> tuple[str, str]:
-    """`precision: auto`: bf16 autocast where the device has bf16 units, else fp32; with the reason."""
+    """`precision: auto`: GEN_PRECISION where it is set, else bf16 autocast where the device has
+    bf16 units, else fp32; with the reason."""
+    forced = forced_precision()
+    if forced:
+        return forced, f"auto: {PRECISION_VARIABLE}={forced}"
     if device.startswith("cuda"):
         import torch
 
         if (
             not torch.cuda.is_available()
-        ):  # a driver without a GPU torch can use: the build runs on the CPU
+        ):  # a driver without a usable GPU: the build runs on the CPU
             return choose_precision("cpu")
         name = torch.cuda.get_device_name()
         if torch.cuda.is_bf16_supported():
@@ -49,3 +124,20 @@ def choose_precision(device: str) -> tuple[str, str]:
     if found:
         return "bf16", f"auto: this CPU has bf16 units ({', '.join(found)})"
     return "fp32", "auto: this CPU has no bf16 units (no avx512_bf16 or amx_bf16 flag)"
+
+
+def torch_threads() -> int:
+    """The threads torch computes with in this process (its default: the physical cores)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
+def blas_threads() -> int:
+    """The threads numpy's BLAS (OpenBLAS) computes with in this process: what its environment
+    variables say, else every core this process may use."""
+    for name in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -1,21 +1,23 @@
-"""Where each section stands against its last build (`gen status`, `gen list -v`), and what a build would run
-(`gen build --dry-run`): read from the store and the records, without running or writing anything."""
+"""Where each section stands against its last build (`gen status`, `gen list -v`), and what a build
+would run (`gen build --dry-run`): read from the store and the records, without running or writing
+anything."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from .build import ABSENT, plan, shown
+from .chapters import all_sections, select
 from .config import Config, cache_dir
 from .render import refuse_links
 from .section import Section
-from .sections import all_sections, select
 from .store import Store
 
 
 @dataclass
 class State:
-    """Where a section stands against its last build: fresh, stale or never built, and why it is stale."""
+    """Where a section stands against its last build: fresh, stale or never built, and why it is
+    stale."""
 
     section: Section
     state: str
@@ -23,7 +25,8 @@ class State:
 
 
 def states(config: Config) -> dict[str, State]:
-    """Every section's state, in page order; a stale one says what changed since its last build (its ref)."""
+    """Every section's state, in page order; a stale one says what changed since its last build (its
+    ref)."""
     store = Store(
         cache_dir(config.root)
     )  # read only: a missing cache folder means nothing was built
@@ -70,8 +73,8 @@ def _state_of(
 
 
 def changes(section: Section, record: dict, parts: dict, found: dict[str, State]) -> list[str]:
-    """What differs between the record of a section's last build and what its next build would use (`parts`);
-    `found` holds the states of the sections it needs."""
+    """What differs between the record of a section's last build and what its next build would use
+    (`parts`); `found` holds the states of the sections it needs."""
     reasons = []
     old_version = record.get("version")
     if old_version is not None and old_version != parts["version"]:
@@ -79,7 +82,8 @@ def changes(section: Section, record: dict, parts: dict, found: dict[str, State]
     reasons += _changed_values(f"{section.id}.", _mapping(record.get("params")), parts["params"])
     if parts["backend"]:
         old_backend, new = _mapping(record.get("backend")), parts["backend"]
-        # Records written before the identity was kept hold the name and every setting, some not in the key.
+        # Records written before the identity was kept hold the name and every setting, some not
+        # in the key.
         old = _mapping(old_backend.get("identity")) or {
             "name": old_backend.get("name"),
             **{k: v for k, v in _mapping(old_backend.get("settings")).items() if k in new},
@@ -112,7 +116,8 @@ def changes(section: Section, record: dict, parts: dict, found: dict[str, State]
                 if state == "stale"
                 else f"needs {need}, which was never built"
                 if state == "never built"
-                else f"needs {need}, whose result changed ({_short(old_needs[need])} → {_short(key)})"
+                else f"needs {need}, whose result changed "
+                f"({_short(old_needs[need])} → {_short(key)})"
             )
     return reasons
 
@@ -136,8 +141,8 @@ def _changed_values(prefix: str, old: dict, new: dict) -> list[str]:
 
 
 def dry_run(config: Config, selectors: list[str], *, force: bool = False, log=print) -> list[str]:
-    """What `build` would run, in its order, and why; runs nothing and writes nothing (no lock, no cache folder).
-    Returns the ids that would run."""
+    """What `build` would run, in its order, and why; runs nothing and writes nothing (no lock, no
+    cache folder). Returns the ids that would run."""
     refuse_links(config.root)  # the build would stop there
     spec = config.spec
     sections = select(selectors, backend_needs=spec.needs)
@@ -165,7 +170,7 @@ def dry_run(config: Config, selectors: list[str], *, force: bool = False, log=pr
         for reason in why:
             log(f"    {reason}")
     log(
-        f"dry run: {len(would)} section(s) would run, {len(sections) - len(would)} would be reused; "
-        "nothing was run or written"
+        f"dry run: {len(would)} section(s) would run, {len(sections) - len(would)} would be "
+        "reused; nothing was run or written"
     )
     return would

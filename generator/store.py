@@ -13,11 +13,13 @@ only when complete, so an interrupted build never leaves half an entry.
                         manifest.json size and sha256 of every other file
     <cache>/refs/<id>                 key of the last entry built for <id>
     <cache>/work/<key>/               per-epoch checkpoints, kept for resume
+    <cache>/sweeps/<name>/            a sweep's outcome: sweep.json, figures, plots
     <cache>/tmp/                      staging folders of the running build
 
 An entry is used only while it matches its manifest (file names and sizes, and
 record.json and data.json parse); a damaged one counts as missing, so the next
-build rebuilds it. `verify` compares the hashes too.
+build rebuilds it. `verify` compares the hashes too. Everything in the store is
+written here, through a staging folder and a rename.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "manifest.json"
+SWEEPS = "sweeps"  # <cache>/sweeps/NAME/: the outcome of a sweep (sweep.py writes it through here)
 KEY = re.compile(r"[0-9a-f]{64}")
 
 
@@ -78,7 +81,8 @@ def entry_key(
 def write_atomic(path: Path, data: bytes | str) -> bool:
     """Write `data` to `path` through a temporary file and a rename.
 
-    Returns False, touching nothing, when the file already holds exactly `data`; a link is replaced, never followed.
+    Returns False, touching nothing, when the file already holds exactly `data`; a link is replaced,
+    never followed.
     """
     raw = data.encode() if isinstance(data, str) else data
     if (
@@ -118,7 +122,8 @@ def file_hash(path: Path, algorithm: str = "sha256") -> str:
 
 
 def walk(folder: Path) -> tuple[list[str], list[str]]:
-    """Every file under `folder` and every link there (never followed), as sorted paths relative to it."""
+    """Every file under `folder` and every link there (never followed), as sorted paths relative to
+    it."""
     files, links = [], []
     for top, dirs, names in os.walk(folder):  # os.walk does not descend into a linked folder
         for name in dirs + names:
@@ -143,6 +148,18 @@ def _write_manifest(folder: Path, key: str, section_id: str) -> None:
         for rel, size in sorted(sizes.items())
     }
     write_json(folder / MANIFEST, {"key": key, "id": section_id, "files": files})
+
+
+def _swap_in(folder: Path, final: Path) -> None:
+    """Rename a finished folder into place; one there before is swapped out, then removed."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists() or final.is_symlink():
+        old = folder.with_name(folder.name + ".old")
+        os.rename(final, old)
+        os.rename(folder, final)
+        _remove(old)
+    else:
+        os.rename(folder, final)
 
 
 def _remove(path: Path) -> None:
@@ -209,7 +226,8 @@ class Store:
         return not path.is_symlink() and path.resolve().is_relative_to(self.root.resolve())
 
     def entry(self, key: str) -> Entry | None:
-        """The entry `key` if it is there and matches its manifest; a damaged one is reported once and counts as missing."""
+        """The entry `key` if it is there and matches its manifest; a damaged one is reported once
+        and counts as missing."""
         if not KEY.fullmatch(key):
             return None
         path = self.root / "store" / key
@@ -227,14 +245,15 @@ class Store:
         return Entry(key, path) if self._intact[key] else None
 
     def problem(self, key: str) -> str | None:
-        """What the cheap check finds wrong with the entry `key` ("it is missing" where there is none), None if nothing."""
+        """What the cheap check finds wrong with the entry `key` ("it is missing" where there is
+        none), None if nothing."""
         return (
             self._problem(key, full=False) if KEY.fullmatch(key) else "its name is not an entry key"
         )
 
     def _problem(self, key: str, *, full: bool) -> str | None:
-        """What is wrong with the entry `key`, None if nothing: names and sizes against its manifest, and
-        the records parse; with `full`, every file's sha256 too."""
+        """What is wrong with the entry `key`, None if nothing: names and sizes against its
+        manifest, and the records parse; with `full`, every file's sha256 too."""
         path = self.root / "store" / key
         if not path.exists() and not path.is_symlink():
             return "it is missing"
@@ -321,49 +340,57 @@ class Store:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def _stage(self, prefix: str) -> Path:
+        """A fresh folder under tmp/: everything is written there, then renamed into place."""
+        tmp = self.root / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(dir=tmp, prefix=prefix))
+        os.chmod(folder, DIR_MODE)  # it is renamed into place and read like any other folder
+        return folder
+
     @contextlib.contextmanager
     def staging(self, key: str, section_id: str):
         """A fresh folder to build an entry in; committed only if the block succeeds."""
-        tmp = self.root / "tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(dir=tmp, prefix=f"{key[:12]}."))
-        os.chmod(folder, DIR_MODE)  # it becomes the entry, read like any other folder
+        folder = self._stage(f"{key[:12]}.")
         (folder / "public").mkdir()
         (folder / "private").mkdir()
         try:
             yield folder
-            self._commit(key, folder, section_id)
+            _write_manifest(folder, key, section_id)
+            _swap_in(folder, self.root / "store" / key)  # --force or damaged: the old one goes
+            self._intact.pop(key, None)
+            shutil.rmtree(self.root / "work" / key, ignore_errors=True)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-            with contextlib.suppress(
-                OSError
-            ):  # a failed run's work folder, only if it holds nothing to resume
+            # a failed run's work folder, only if it holds nothing to resume
+            with contextlib.suppress(OSError):
                 (self.root / "work" / key).rmdir()
 
-    def _commit(self, key: str, folder: Path, section_id: str) -> None:
-        _write_manifest(folder, key, section_id)
-        final = self.root / "store" / key
-        final.parent.mkdir(parents=True, exist_ok=True)
-        if (
-            final.exists() or final.is_symlink()
-        ):  # --force or damaged: swap the old entry out, the new one in
-            old = folder.with_name(folder.name + ".old")
-            os.rename(final, old)
-            os.rename(folder, final)
-            _remove(old)
-        else:
-            os.rename(folder, final)
-        self._intact.pop(key, None)
-        shutil.rmtree(self.root / "work" / key, ignore_errors=True)
+    def sweep_folder(self, name: str) -> Path:
+        """Where the outcome of the sweep `name` is kept (sweep.json, figures, plots)."""
+        return self.root / SWEEPS / name
+
+    @contextlib.contextmanager
+    def writing_sweep(self, name: str):
+        """A fresh folder to write the outcome of the sweep `name` in; it replaces the one kept
+        before, at once, only if the block succeeds."""
+        folder = self._stage(f"sweep.{name}.")
+        try:
+            yield folder
+            _swap_in(folder, self.sweep_folder(name))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def clean_staging(self) -> None:
-        """Remove what killed builds left in tmp/; only under the lock, which every build holds while it stages."""
+        """Remove what killed builds left in tmp/; only under the lock, which every build holds
+        while it stages."""
         tmp = self.root / "tmp"
         for path in sorted(tmp.iterdir()) if tmp.is_dir() else []:
             _remove(path)
 
     def verify(self, every: bool = False) -> tuple[int, list[Damage]]:
-        """Hash every file of the entries the refs point to (with `every`, of all entries); (entries checked, damage)."""
+        """Hash every file of the entries the refs point to (with `every`, of all entries); (entries
+        checked, damage)."""
         damage, refs = [], {}
         names = (
             sorted(p.name for p in (self.root / "refs").iterdir())

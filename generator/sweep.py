@@ -1,4 +1,5 @@
-"""`gen sweep`: vary parameters over a grid; each point is an ordinary build of one section, keyed and cached.
+"""`gen sweep`: vary parameters over a grid; each point is an ordinary build of one section, keyed
+and cached.
 
 A sweep is a section (whose figure and metrics it shows) and axes, each a
 parameter key with its values: `a1.6.guidance=0,1,3,5,7`, or a range
@@ -14,33 +15,25 @@ the key figures copied and one plot per metric against the swept parameter.
 `gen render` publishes it under docs/assets/sweeps/NAME/ and the Sweeps page
 shows it. Named sweeps live in gen.yaml (`sweeps:`) and `gen build --all`
 builds them.
+
 """
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import json
 import math
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .build import Job, Runner, check_jobs, full_profile, plan, run_local, shown
-from .config import (
-    CONFIG_FILE,
-    Config,
-    check_cache_dir,
-    parameter,
-    parse_value,
-    read_file,
-    with_sets,
-)
+from .build import Job, Runner, plan, run_jobs, run_local, shown
+from .chapters import all_sections, select
+from .config import CONFIG_FILE, Config, cache_dir, parameter, parse_value, read_file, with_sets
 from .errors import SweepFailed, UsageError
-from .render import SWEEPS, refuse_links, render
-from .sections import all_sections, select
 from .store import Store, canonical_json, write_json
 
 VERSION = 1  # of the outcome's layout: a change rewrites every sweep's outcome
@@ -103,7 +96,8 @@ def split_values(text: str) -> list[str]:
 
 
 def expand_range(key: str, text: str) -> list | None:
-    """start:stop:step → the values, stop included where the steps land on it; None if `text` is no range."""
+    """start:stop:step → the values, stop included where the steps land on it; None if `text` is no
+    range."""
     match = RANGE.fullmatch(text)
     if not match:
         return None
@@ -115,7 +109,8 @@ def expand_range(key: str, text: str) -> list | None:
         ) from None
     if step == 0 or (stop - start) / step < 0:
         raise UsageError(
-            f"bad range {key}={text}: step {match.group(3)} never gets from {match.group(1)} to {match.group(2)}"
+            f"bad range {key}={text}: step {match.group(3)} never gets from {match.group(1)} "
+            f"to {match.group(2)}"
         )
     count = math.floor((stop - start) / step + 1e-9) + 1
     if count > MAX_POINTS:
@@ -150,7 +145,8 @@ def from_command_line(
         key, eq, values = text.partition("=")
         if not eq or not key.strip():
             raise UsageError(
-                f"a sweep axis is SECTION.PARAM=V1,V2,… or SECTION.PARAM=start:stop:step, got '{text}'"
+                "a sweep axis is SECTION.PARAM=V1,V2,… or SECTION.PARAM=start:stop:step, "
+                f"got '{text}'"
             )
         axes.append(axis(key, values))
     return _sweep(name or "-".join(a.key for a in axes), tuple(axes), show, metrics, None)
@@ -169,13 +165,14 @@ def definitions(root: Path, profile: str) -> dict[str, Any]:
             isinstance(v, dict) or left_out and v is None for v in value.values()
         ):
             raise UsageError(
-                f"{CONFIG_FILE}: {where} must be a mapping of sweep names to mappings (vary, metrics, show)"
-                + (" or null (left out)" if left_out else "")
+                f"{CONFIG_FILE}: {where} must be a mapping of sweep names to mappings "
+                "(vary, metrics, show)" + (" or null (left out)" if left_out else "")
             )
     unknown = sorted(set(overlay) - set(found))
     if unknown:
         raise UsageError(
-            f"{CONFIG_FILE}: profiles.{profile}.sweeps names '{unknown[0]}', which `sweeps:` does not define"
+            f"{CONFIG_FILE}: profiles.{profile}.sweeps names '{unknown[0]}', which `sweeps:` "
+            "does not define"
         )
     return {
         name: {**spec, **overlay.get(name, {})}
@@ -194,7 +191,8 @@ def chosen(
     show: str | None,
     metrics: tuple[str, ...],
 ) -> list[Sweep]:
-    """The sweeps `gen sweep WHAT` names: one given as SECTION.PARAM=VALUES axes, or sweeps of gen.yaml."""
+    """The sweeps `gen sweep WHAT` names: one given as SECTION.PARAM=VALUES axes, or sweeps of
+    gen.yaml."""
     if not what and not every:
         raise UsageError(
             "give SECTION.PARAM=V1,V2,… (e.g. `gen sweep a1.6.guidance=0,1,3,5,7`), a sweep's name "
@@ -255,7 +253,8 @@ def _sweep(
     section = show or owners[0]
     if section not in all_sections():
         raise UsageError(
-            f"sweep {name}: {section} is not a section; name the section to show (--show, or `show:`)"
+            f"sweep {name}: {section} is not a section; name the section to show "
+            "(--show, or `show:`)"
         )
     count = math.prod(len(a.values) for a in axes)
     if count > MAX_POINTS:
@@ -280,24 +279,28 @@ class Point:
 def points(config: Config, sweep: Sweep, device: str = "auto", cuda: bool = False) -> list[Point]:
     """Each point's parameters (the build's, with one --set per axis) and plan."""
     found = []
+    selected = select([sweep.section], include_needs=True, backend_needs=config.spec.needs)
     for values in sweep.points():
         sets = tuple(f"{k}={json.dumps(v)}" for k, v in values.items())
         try:
             point = with_sets(config, sets, device=device, cuda=cuda)
         except UsageError as e:
             raise UsageError(f"sweep {sweep.name}, point {label(values)}: {e}") from None
-        found.append(
-            Point(
-                values,
-                label(values),
-                point,
-                plan(
-                    point,
-                    select([sweep.section], include_needs=True, backend_needs=point.spec.needs),
-                ),
-            )
-        )
+        found.append(Point(values, label(values), point, plan(point, selected)))
     return found
+
+
+def jobs_of(store: Store, sweep: Sweep, found: list[Point]) -> list[Job]:
+    """The runs the points need that the store lacks, each once, in dependency order."""
+    jobs, seen = [], set()
+    for point in found:
+        for section, key, parts in point.planned:
+            if key in seen or store.entry(key) is not None:
+                continue
+            seen.add(key)
+            name = f"{section.id} [{point.label}]" if section.id == sweep.section else section.id
+            jobs.append(Job(section, key, parts, point.config, name))
+    return jobs
 
 
 def run(
@@ -309,103 +312,145 @@ def run(
     runner: Runner = run_local,
     log=print,
 ) -> bool:
-    """Build every point that is not built, then write the outcome and render; True if anything was written."""
-    refuse_links(config.root)
+    """Build every point that is not built, then write the outcome and render; True if anything
+    was written."""
     found = points(config, sweep, device, cuda)
-    store = Store(check_cache_dir(config.root))
-    with store.lock():
-        store.clean_staging()
-        jobs, seen, full = [], set(), full_profile(config)
-        for point in found:
-            for section, key, parts in point.planned:
-                if key in seen or store.entry(key) is not None:
-                    continue
-                seen.add(key)
-                name = (
-                    f"{section.id} [{point.label}]" if section.id == sweep.section else section.id
-                )
-                jobs.append(Job(section, key, parts, point.config, full, name))
+    if sweep.metrics and sweep.order is None:  # gen.yaml's may name what a backend lacks (README)
+        known = last_metrics(Store(cache_dir(config.root)), config.root, sweep, found[0])
+        if known is None:  # nothing to check against yet: the first point first
+            _run_points(config, sweep, found[:1], device=device, runner=runner, log=log)
+            known = last_metrics(Store(cache_dir(config.root)), config.root, sweep, found[0])
+        check_metrics(sweep, known or [])
+    return _run_points(config, sweep, found, device=device, runner=runner, log=log, publish=True)
+
+
+def _run_points(
+    config: Config,
+    sweep: Sweep,
+    found: list[Point],
+    *,
+    device: str,
+    runner: Runner,
+    log,
+    publish: bool = False,
+) -> bool:
+    """Build the points the store lacks (the others keep running where one fails); with `publish`,
+    write the outcome and render it. True if the outcome was written."""
+    wrote = False
+
+    def plan_jobs(store: Store) -> list[Job]:
+        jobs = jobs_of(store, sweep, found)
         built = sum(store.entry(p.key_of(sweep.section)) is not None for p in found)
         log(
             f"sweep {sweep.name}: {len(found)} point(s) of {sweep.section}, {built} built before, "
             f"{len(jobs)} section run(s) to do"
         )
-        check_jobs(store, jobs)
-        failed = runner(jobs, store, device=device, log=log, done=lambda job: None, keep_going=True)
+        return jobs
+
+    def finish(store: Store, failed: dict) -> bool:
+        nonlocal wrote
         if failed:
-            names = [f"{e}" for e in failed.values()]
             raise SweepFailed(
-                f"sweep {sweep.name}: {len(failed)} run(s) failed ({'; '.join(names)}); the "
-                f"{len(found) - len(failed)} other point(s) are kept: run the sweep again to retry"
+                f"sweep {sweep.name}: {len(failed)} run(s) failed "
+                f"({'; '.join(str(e) for e in failed.values())}); the {len(found) - len(failed)} "
+                "other point(s) are kept: run the sweep again to retry"
             )
-        wrote = write_outcome(store, config, sweep, found)
-        log(f"sweep {sweep.name}: " + ("outcome written" if wrote else "up to date"))
-        if wrote:
-            for line in render(config.root, store).report(config.root):
-                log(line)
+        if publish:
+            wrote = write_outcome(store, config, sweep, found)
+            log(f"sweep {sweep.name}: " + ("outcome written" if wrote else "up to date"))
+        return wrote
+
+    run_jobs(
+        config,
+        plan_jobs,
+        device=device,
+        runner=runner,
+        log=log,
+        keep_going=True,
+        finish=finish,
+    )
     return wrote
 
 
+def last_metrics(store: Store, root: Path, sweep: Sweep, first: Point) -> list[str] | None:
+    """The metric names the shown section reports: in the first point's entry, else in the
+    section's last build (the store's ref, else docs/assets/ID/record.json); None where none is."""
+    entry = store.entry(first.key_of(sweep.section)) or store.last_entry(sweep.section)
+    try:
+        record = (
+            entry.record
+            if entry
+            else json.loads((root / "docs" / "assets" / sweep.section / "record.json").read_text())
+        )
+        return [str(name) for name in record["metrics"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def check_metrics(sweep: Sweep, known: list[str]) -> None:
+    """Each metric the sweep names is one the section reports; one line with a close one if
+    not."""
+    for name in sweep.metrics:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise UsageError(
+                f"--metric {name}: {sweep.section} reports no such metric; {hint}"
+                f"valid: {', '.join(known) or 'none'}"
+            )
+
+
 def write_outcome(store: Store, config: Config, sweep: Sweep, found: list[Point]) -> bool:
-    """The store's sweeps/NAME/: sweep.json, each point's key figure and a plot per metric; False if unchanged."""
+    """The store's sweeps/NAME/: sweep.json, each point's key figure and a plot per metric; False if
+    unchanged."""
     entries = [store.entry(p.key_of(sweep.section)) for p in found]
     signature = canonical_json(
         {"version": VERSION, "sweep": _describe(sweep), "keys": [e.key for e in entries]}
     )
-    folder = store.root / SWEEPS / sweep.name
     try:
-        if json.loads((folder / "sweep.json").read_text())["signature"] == signature:
+        old = json.loads((store.sweep_folder(sweep.name) / "sweep.json").read_text())
+        if old["signature"] == signature:
             return False
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    records = [e.record for e in entries]
-    (store.root / "tmp").mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=store.root / "tmp", prefix=f"sweep.{sweep.name}."))
-    rows = []
-    for i, (point, entry, record) in enumerate(zip(found, entries, records)):
-        figure = _key_figure(record)
-        copied = None
-        if figure is not None:
-            copied = f"point{i}_{figure['file']}"
-            shutil.copy(entry.public / figure["file"], tmp / copied)
-        rows.append(
-            {
-                "label": point.label,
-                "values": point.values,
-                "key": entry.key,
-                "metrics": record["metrics"],
-                "duration_s": record["duration_s"],
-                "figure": copied,
-                "caption": figure["caption"] if figure else None,
-                "enlarge": bool(figure and figure.get("enlarge")),
-                "command": record["command"],
-            }
-        )
-    plotted, missing = chosen_metrics(sweep, rows)
-    plots = _plots(sweep, plotted, rows, tmp)
-    outcome = {
-        "name": sweep.name,
-        "order": sweep.order,
-        "section": sweep.section,
-        "title": all_sections()[sweep.section].title,
-        **_describe(sweep),
-        "profile": config.profile,
-        "backend": config.backend if all_sections()[sweep.section].uses_backend else None,
-        "command": command(config, sweep),
-        "points": rows,
-        "plots": plots,
-        "metrics_missing": missing,
-        "signature": signature,
-    }
-    write_json(tmp / "sweep.json", outcome)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    if folder.exists():
-        old = tmp.with_name(tmp.name + ".old")
-        folder.rename(old)
-        tmp.rename(folder)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(folder)
+    with store.writing_sweep(sweep.name) as folder:
+        rows = []
+        for i, (point, entry) in enumerate(zip(found, entries)):
+            record = entry.record
+            figure = _key_figure(record)
+            copied = f"point{i}_{figure['file']}" if figure else None
+            if figure:
+                shutil.copy(entry.public / figure["file"], folder / copied)
+            rows.append(
+                {
+                    "label": point.label,
+                    "values": point.values,
+                    "key": entry.key,
+                    "metrics": record["metrics"],
+                    "duration_s": record["duration_s"],
+                    "figure": copied,
+                    "caption": figure["caption"] if figure else None,
+                    "enlarge": bool(figure and figure.get("enlarge")),
+                    "command": record["command"],
+                }
+            )
+        plotted, missing = chosen_metrics(sweep, rows)
+        section = all_sections()[sweep.section]
+        outcome = {
+            "name": sweep.name,
+            "order": sweep.order,
+            "section": sweep.section,
+            "title": section.title,
+            **_describe(sweep),
+            "profile": config.profile,
+            "backend": config.backend if section.uses_backend else None,
+            "command": command(config, sweep),
+            "points": rows,
+            "plots": _plots(sweep, plotted, rows, folder),
+            "metrics_missing": missing,
+            "signature": signature,
+        }
+        write_json(folder / "sweep.json", outcome)
     return True
 
 
@@ -437,7 +482,8 @@ def command(config: Config, sweep: Sweep) -> str:
 
 
 def _key_figure(record: dict) -> dict | None:
-    """The figure a sweep shows of each point: the section's first still image, else its first figure."""
+    """The figure a sweep shows of each point: the section's first still image, else its first
+    figure."""
     figures = record.get("figures") or []
     still = [f for f in figures if not f["file"].endswith(".gif")]
     return (still or figures or [None])[0]
@@ -451,8 +497,8 @@ def _number(value: Any) -> float | None:
 
 
 def chosen_metrics(sweep: Sweep, rows: list[dict]) -> tuple[list[str], list[str]]:
-    """(plotted, missing): the metrics the sweep names that every point has (a backend without a scorer has
-    none), else those that vary, up to MAX_PLOTS."""
+    """(plotted, missing): the metrics the sweep names that every point has (a backend without a
+    scorer has none), else those that vary, up to MAX_PLOTS."""
     common = [m for m in rows[0]["metrics"] if all(m in r["metrics"] for r in rows)]
     if sweep.metrics:
         return [m for m in sweep.metrics if m in common], [

@@ -1,12 +1,16 @@
-"""Bad input, table-driven: one line on stderr that names the problem, exit 2, and docs/ and the store unchanged.
+"""Bad input, table-driven: one line on stderr that names the problem, exit 2, and docs/ and the
+store unchanged.
 
-Each case is a `gen` command on a built project, with at most one change made
-for it (gen.yaml rewritten, an input file written, an environment variable),
-undone after it. The project is copied once for the whole table.
+Each case is a `gen` command on a copy of the project (not built: nothing in the
+table may run long enough to need a build), with at most one change made for it
+(gen.yaml rewritten, an input file written, an environment variable), undone
+after it. The project is copied once for the whole table.
+
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
@@ -19,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import DATA_DIR, tree_digest
+from conftest import DATA_DIR, copy_project, tree_digest
 
 SMOKE = ("--profile", "smoke", "--backend", "local")
 MNIST_RAW = DATA_DIR / "MNIST" / "raw"
@@ -30,7 +34,8 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 
 
 def _png(width: int, height: int, pixels: bytes) -> bytes:
-    """A grey PNG; `pixels` is the compressed image data as it is (so it can be made wrong on purpose)."""
+    """A grey PNG; `pixels` is the compressed image data as it is (so it can be made wrong on
+    purpose)."""
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
@@ -261,10 +266,52 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def table_project(built, tmp_path_factory) -> Path:
-    target = tmp_path_factory.mktemp("bad_inputs") / "project"
-    shutil.copytree(built, target, symlinks=True)
-    return target
+def table_project(tmp_path_factory) -> Path:
+    return copy_project(tmp_path_factory.mktemp("bad_inputs") / "project")
+
+
+# a1.6's last build as docs/ holds it: what `--metric` is checked against before a sweep runs
+A16_RECORD = json.dumps({"id": "a1.6", "metrics": {"accuracy": 1.0, "confident": 0.9}}).encode()
+SWEEP = ("sweep", "a1.6.guidance=0,1", *SMOKE)
+
+CASES += [
+    # GEN_PRECISION, the Ray executor's settings, a sweep's metrics
+    Case(
+        "unknown GEN_PRECISION",
+        ("list", *SMOKE),
+        "GEN_PRECISION",
+        env=lambda p, s: {"GEN_PRECISION": "fp8"},
+    ),
+    Case(
+        "GEN_RAY_CPUS not a number",
+        (*SWEEP, "--executor", "ray"),
+        "GEN_RAY_CPUS",
+        env=lambda p, s: {"GEN_RAY_CPUS": "abc"},
+    ),
+    Case(
+        "a Ray client address nobody answers",
+        (*SWEEP, "--executor", "ray", "--address", "ray://127.0.0.1:1"),
+        "ray://127.0.0.1:1",
+    ),
+    Case(
+        "a Ray address nobody answers, from RAY_ADDRESS",
+        ("build", "b1.1", *SMOKE, "--executor", "ray"),
+        "127.0.0.1:1",
+        env=lambda p, s: {"RAY_ADDRESS": "127.0.0.1:1"},
+    ),
+    Case(
+        "a metric the section does not report",
+        (*SWEEP, "--metric", "nosuch"),
+        "nosuch",
+        files={"docs/assets/a1.6/record.json": A16_RECORD},
+    ),
+    Case(
+        "a misspelt metric",
+        (*SWEEP, "--metric", "acuracy"),
+        "did you mean 'accuracy'",
+        files={"docs/assets/a1.6/record.json": A16_RECORD},
+    ),
+]
 
 
 def test_the_table_is_long_enough():
@@ -287,6 +334,7 @@ def test_bad_input_is_refused_in_one_line_and_changes_nothing(table_project, tmp
             text = case.yaml_text(original.decode())
             config.write_bytes(text if isinstance(text, bytes) else text.encode())
         for name, content in case.files.items():
+            (project / name).parent.mkdir(parents=True, exist_ok=True)
             (project / name).write_bytes(content)
         if case.env:
             env.update(case.env(project, tmp_path))
@@ -311,6 +359,7 @@ def test_bad_input_is_refused_in_one_line_and_changes_nothing(table_project, tmp
         shutil.rmtree(project / "docs" / "cache", ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_a_changed_input_image_makes_its_section_stale(project):
     """The cache key holds the content of the files the parameters name, not only their names."""
     image = project / "digit.png"

@@ -1,4 +1,5 @@
-"""A build killed mid-training resumes to the very result of an uninterrupted one; SIGTERM cleans up like Ctrl-C."""
+"""A build killed mid-training resumes to the very result of an uninterrupted one; SIGTERM cleans up
+like Ctrl-C."""
 
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ def _result(project: Path) -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_killed_builds_resume_to_the_uninterrupted_result(tmp_path):
     whole = copy_project(tmp_path / "whole")
     gen(whole, *BUILD)
@@ -87,6 +89,7 @@ def test_killed_builds_resume_to_the_uninterrupted_result(tmp_path):
             np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
 
 
+@pytest.mark.slow
 def test_sigterm_cleans_up_and_frees_the_lock(tmp_path):
     project = copy_project(tmp_path / "project")
     build = _start(project)

@@ -1,4 +1,5 @@
-"""`precision: auto`: the device's choice is made before keying, and the record says what and why."""
+"""`precision: auto`: the device's choice (or GEN_PRECISION's) is made before keying, and the
+record says what and why."""
 
 from __future__ import annotations
 
@@ -7,10 +8,17 @@ from conftest import REPO
 
 from generator import hardware
 from generator.build import plan
+from generator.chapters import select
 from generator.config import load
-from generator.sections import select
+from generator.errors import UsageError
 
 TRAINING = ("b1.2.1", "b2.2", "b2.4")
+
+
+@pytest.fixture(autouse=True)
+def _device_chooses(monkeypatch):
+    """The suite may run forced to one precision (GEN_PRECISION); these tests set it themselves."""
+    monkeypatch.delenv("GEN_PRECISION", raising=False)
 
 
 @pytest.mark.parametrize(
@@ -27,7 +35,8 @@ def test_auto_follows_the_cpu(monkeypatch, flags, expected):
 
 
 def test_the_key_holds_the_chosen_precision(monkeypatch):
-    """auto where it picks fp32 keys like fp32 written out (so a result is reused), and unlike bf16."""
+    """auto where it picks fp32 keys like fp32 written out (so a result is reused), and unlike
+    bf16."""
     monkeypatch.setattr(hardware, "cpu_flags", lambda: set())
 
     def keys(*sets):
@@ -46,3 +55,29 @@ def test_a_device_without_a_usable_gpu_chooses_as_a_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(hardware, "cpu_flags", lambda: set())
     assert hardware.choose_precision("cuda")[0] == "fp32"
+
+
+@pytest.mark.parametrize("forced", ["fp32", "bf16"])
+@pytest.mark.parametrize("flags", [set(), {"avx512_bf16"}])
+def test_gen_precision_forces_auto_whatever_the_cpu(monkeypatch, forced, flags):
+    """GEN_PRECISION makes `auto` that precision on any CPU (a test run in fp32, then in bf16), and
+    the record's choices say why; a precision written out stays as written."""
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: flags)
+    monkeypatch.setenv("GEN_PRECISION", forced)
+    config = load(REPO, "smoke", ("b2.2.precision=fp32",), device="cpu")
+    for sid in ("b1.2.1", "b2.4"):
+        assert config.params[sid].precision == forced
+        assert config.choices[sid]["precision"] == {
+            "value": forced,
+            "why": f"auto: GEN_PRECISION={forced}",
+        }
+    assert config.params["b2.2"].precision == "fp32" and "b2.2" not in config.choices
+    assert hardware.choose_precision("cuda") == (forced, f"auto: GEN_PRECISION={forced}")
+
+
+def test_a_bad_gen_precision_is_one_line(monkeypatch):
+    monkeypatch.setenv("GEN_PRECISION", "fp16")
+    with pytest.raises(
+        UsageError, match=r"GEN_PRECISION='fp16' is no precision; set it to fp32 or "
+    ):
+        load(REPO, "smoke", device="cpu")

@@ -1,7 +1,9 @@
-"""`gen status` / `gen list -v`: what changed since each section's last build; `gen build --dry-run`: what would run.
+"""`gen status` / `gen list -v`: what changed since each section's last build; `gen build
+--dry-run`: what would run.
 
 Everything here reads the shared smoke build (conftest's `built`), or a private
 copy of it where a test changes gen.yaml, an input file or the store.
+
 """
 
 from __future__ import annotations
@@ -15,14 +17,21 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import gen, ran
+from conftest import copy_project, gen, ran
 
 SMOKE = ("--profile", "smoke", "--backend", "local")
+
+
+@pytest.fixture(scope="module")
+def unbuilt(tmp_path_factory) -> Path:
+    """A copy of the project with nothing built: for what runs nothing."""
+    return copy_project(tmp_path_factory.mktemp("unbuilt") / "project")
 
 
 def reasons(listing: str) -> dict[str, list[str]]:
     """Section id → the indented lines under it, from `gen status` or `gen list -v`."""
     found: dict[str, list[str]] = {}
+    current = ""
     for line in listing.splitlines()[2:]:  # after the profile and backend lines
         if line.startswith(" "):
             found[current].append(line.strip())
@@ -40,12 +49,14 @@ def states(listing: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_everything_is_fresh_after_the_build(built):
     out = gen(built, "status", *SMOKE).stdout
     assert set(states(out).values()) == {"fresh"}
     assert not any(reasons(out).values())
 
 
+@pytest.mark.slow
 def test_a_changed_parameter_shows_old_and_new_value_and_the_sections_that_need_it(built):
     out = gen(built, "status", *SMOKE, "--set", "b1.2.1.epochs=3").stdout
     why = reasons(out)
@@ -58,6 +69,7 @@ def test_a_changed_parameter_shows_old_and_new_value_and_the_sections_that_need_
     assert plain == "".join(line + "\n" for line in out.splitlines() if not line.startswith(" "))
 
 
+@pytest.mark.slow
 def test_editing_gen_yaml_shows_the_same_as_set(project):
     with_set = gen(project, "status", *SMOKE, "--set", "b1.2.1.epochs=3").stdout
     config = project / "gen.yaml"
@@ -71,6 +83,7 @@ def test_editing_gen_yaml_shows_the_same_as_set(project):
     assert gen(project, "status", *SMOKE).stdout == with_set
 
 
+@pytest.mark.slow
 def test_a_changed_input_image_is_named(project):
     from PIL import Image, ImageOps
 
@@ -87,9 +100,11 @@ def test_a_changed_input_image_is_named(project):
     assert [sid for sid, lines in why.items() if lines] == ["a1.7.1"]
 
 
+@pytest.mark.slow
 def test_backend_code_version_and_damage_are_reasons(project, monkeypatch):
-    """In process, without a subprocess per case: the state of each section as `gen status` prints it."""
-    import generator.sections as table
+    """In process, without a subprocess per case: the state of each section as `gen status` prints
+    it."""
+    import generator.chapters as table
     from generator.config import load
     from generator.status import states as states_of
 
@@ -140,6 +155,7 @@ def snapshot(project: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_dry_run_lists_what_the_build_then_runs_and_writes_nothing(project):
     args = (
         "a1",
@@ -167,6 +183,7 @@ def test_dry_run_lists_what_the_build_then_runs_and_writes_nothing(project):
     assert ran(gen(project, "build", *args)) == would
 
 
+@pytest.mark.slow
 def test_dry_run_says_forced_and_needed_by(built):
     out = gen(built, "build", "--dry-run", "a1.1", "--force", *SMOKE).stdout
     assert out.splitlines()[2:4] == [
@@ -190,13 +207,13 @@ def test_dry_run_says_forced_and_needed_by(built):
         (["build", "--dry-run", "b1", *SMOKE, "--set", "b1.2.1.epochs=-1"], "b1.2.1.epochs"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(built, args, named):
-    result = gen(built, *args, check=False)
+def test_bad_input_exits_2_with_one_line(unbuilt, args, named):
+    result = gen(unbuilt, *args, check=False)
     assert result.returncode == 2, result
     assert len(result.stderr.strip().splitlines()) == 1 and named in result.stderr
 
 
-def test_status_and_dry_run_import_no_torch(built):
+def test_status_and_dry_run_import_no_torch(unbuilt):
     code = (
         "import sys; from generator.cli import main\n"
         "sys.argv = ['gen'] + sys.argv[1:]\n"
@@ -209,7 +226,7 @@ def test_status_and_dry_run_import_no_torch(built):
         ["build", "--all", "--dry-run", "--backend", "local"],
     ):  # --profile auto
         out = subprocess.run(
-            [sys.executable, "-c", code, *args], cwd=built, capture_output=True, text=True
+            [sys.executable, "-c", code, *args], cwd=unbuilt, capture_output=True, text=True
         )
         assert out.returncode == 0, out.stderr
         assert "NO TORCH" in out.stdout

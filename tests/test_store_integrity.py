@@ -1,4 +1,5 @@
-"""The store checks itself: manifests, damaged entries rebuilt, `gen verify`, refs, leftovers, checkpoints, modes."""
+"""The store checks itself: manifests, damaged entries rebuilt, `gen verify`, refs, leftovers,
+checkpoints, modes."""
 
 import hashlib
 import json
@@ -173,7 +174,8 @@ def _umask() -> int:
 
 
 def test_identical_weights_are_identical_bytes(tmp_path):
-    """safetensors writes the metadata in hash order, which changes with every save; save_weights sorts it."""
+    """safetensors writes the metadata in hash order, which changes with every save; save_weights
+    sorts it."""
     import torch
 
     from generator.models.train import load_model, save_model
@@ -232,7 +234,8 @@ def test_a_truncated_checkpoint_resumes_from_the_epoch_before_exactly(tmp_path, 
     capsys.readouterr()
     resumed, model_b, seen = run(tmp_path / "b")
     assert capsys.readouterr().err.splitlines() == [
-        "b2.2: checkpoint model_epoch_2.safetensors in the work folder is damaged; resuming from epoch 1"
+        "b2.2: checkpoint model_epoch_2.safetensors in the work folder is damaged; "
+        "resuming from epoch 1"
     ]
     assert seen == [1, 2, 3] and resumed == straight
     for (name, a), b in zip(model_a.state_dict().items(), model_b.state_dict().values()):
@@ -256,6 +259,7 @@ def _states(result) -> dict[str, str]:
     return {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[2:]}
 
 
+@pytest.mark.slow
 def test_a_damaged_record_is_stale_and_rebuilt_and_staging_leftovers_go(project):
     _same_size(_entry_of(project, "b1.1") / "record.json", "{not json")
     (project / ".gen/tmp/0123abcd.killed/public").mkdir(parents=True)
@@ -272,6 +276,7 @@ def test_a_damaged_record_is_stale_and_rebuilt_and_staging_leftovers_go(project)
     assert list((project / ".gen/tmp").iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_truncated_png_is_rebuilt_and_never_published(project):
     docs_png = project / "docs/assets/b1.2/noising.png"
     good = docs_png.read_bytes()
@@ -290,6 +295,7 @@ def test_a_truncated_png_is_rebuilt_and_never_published(project):
     )
 
 
+@pytest.mark.slow
 def test_gen_verify_finds_a_flipped_byte_and_repairs_it(project):
     png = _entry_of(project, "b1.2") / "public/noising.png"
     png.write_bytes(bytes([png.read_bytes()[0] ^ 1]) + png.read_bytes()[1:])
@@ -307,6 +313,7 @@ def test_gen_verify_finds_a_flipped_byte_and_repairs_it(project):
     assert _states(gen(project, "list", "--profile", "smoke"))["b1.2"] == "never"  # never built
 
 
+@pytest.mark.slow
 def test_docs_files_follow_the_umask(project):
     shutil.rmtree(project / "docs")
     old = os.umask(0o022)

@@ -1,6 +1,8 @@
-"""The output contract (README, "Outputs"): the one writer of each section's record.json and samples.npz.
+"""The output contract (README, "Outputs"): the one writer of each section's record.json and
+samples.npz.
 
-record.json: `id`, `title`, `params`, `backend` (with its model id), `device`,
+record.json: `id`, `title`, `params`, `backend` (with its model id; null for a section that
+runs on none, whose `model` names the model it made or used), `device`,
 `seed`, `duration_s`, `cache_key`, `metrics` (a flat object of finite
 numbers), `files` (relative to docs/), `versions` and `machine`; beside them the
 profile, the needs' keys, the section's code `version`, the sha256 of its
@@ -39,7 +41,8 @@ def _array(value: Any) -> np.ndarray:
 
 
 def write_samples(folder: Path, samples: dict[str, Any]) -> None:
-    """samples.npz from "images" and per-image arrays; a shape or range outside the contract is a bug, so it raises."""
+    """samples.npz from "images" and per-image arrays; a shape or range outside the contract is a
+    bug, so it raises."""
     arrays = {name: _array(value) for name, value in samples.items()}
     images = arrays["images"].astype(np.float32)
     if images.ndim != 4 or images.size and not (images.min() >= 0.0 and images.max() <= 1.0):
@@ -70,7 +73,8 @@ def versions() -> dict[str, str]:
 
 
 def machine(device: str) -> dict[str, Any]:
-    """The machine a section ran on, as pages name it: CPU model and cores, and the GPU where it ran on one."""
+    """The machine a section ran on, as pages name it: CPU model and cores, and the GPU where it ran
+    on one."""
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -86,9 +90,17 @@ def machine(device: str) -> dict[str, Any]:
 
 
 def write_record(entry: Path, public: Path, record: dict, data: dict) -> None:
-    """record.json in the entry and in its public folder (listing every public file), and data.json for the template."""
+    """record.json in the entry and in its public folder (listing every public file), and data.json
+    for the template."""
     files = sorted(f"assets/{record['id']}/{p.name}" for p in public.iterdir() if p.is_file())
     record = {**record, "files": sorted([*files, f"assets/{record['id']}/{RECORD}"])}
     write_json(entry / RECORD, record)
     write_json(public / RECORD, record)
     write_json(entry / "data.json", data)
+
+
+def model_of(record: dict) -> str | None:
+    """The model a record names: `model`, or, in a record written before a section on no backend
+    had a null backend, its `backend.model_id`."""
+    backend = record.get("backend") or {}
+    return record.get("model") or backend.get("model_id")

@@ -13,37 +13,41 @@ import itertools
 import json
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from markupsafe import Markup
 
+from .chapters import all_sections
 from .errors import UsageError
-from .sections import all_sections
+from .section import HeadlineOf, count, db
 from .store import Store, walk, write_atomic
 
 TEMPLATES = "templates"
 SITE_ASSETS = "site_assets"
 DOCS = "docs"
 RECORD, DATA = "record.json", "data.json"
-BENCH = "bench.json"  # the last `gen bench` report: in the store's folder, published under docs/assets/bench/
-SWEEPS = "sweeps"  # each sweep's outcome: in the store's folder, published under docs/assets/sweeps/NAME/
+# The last `gen bench` report, and each sweep's outcome (in NAME/): in the store's folder, published
+# under docs/assets/bench/ and docs/assets/sweeps/.
+BENCH = "bench.json"
+SWEEPS = "sweeps"
 SAFE_NAME = re.compile(
     r"[A-Za-z0-9][A-Za-z0-9._-]*"
 )  # a figure's file name, as it goes into a link
-# An enlarged figure (one file pixel per image pixel) is shown at the largest whole factor that fits this box.
+# An enlarged figure (one file pixel per image pixel) is shown at the largest whole factor that fits
+# this box.
 ENLARGED_BOX = (640, 480)
 MATH = re.compile(r"\\\((.+?)\\\)")  # \( … \) in a caption
-PLAIN_MATH = re.compile(
-    r"[^<>&\"'`]+"
-)  # maths that needs no escaping (anything else is shown as text)
+# Maths that needs no escaping (anything else is shown as text).
+PLAIN_MATH = re.compile(r"[^<>&\"'`]+")
 
 
 @dataclass
 class SectionView:
-    """A section as templates see it: the table's number and title, and its last result (`built` once it ran)."""
+    """A section as templates see it: the table's number, title and headline, and its last result
+    (`built` once it ran)."""
 
     id: str
     number: str
@@ -56,6 +60,7 @@ class SectionView:
     data: dict[str, Any] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
     folder: Path | None = None  # where its files are now: the store's entry, or docs/
+    headline_of: HeadlineOf | None = None  # the table's: what its card on the home page shows
 
     @property
     def heading(self) -> str:
@@ -67,8 +72,9 @@ class SectionView:
         return Markup(f"{self.page}#{self.id}")
 
     def paths(self) -> list[dict]:
-        """Its figures, each with its path relative to docs/ (a plain file name, or the entry is refused),
-        its caption as page text with typeset maths, and the width an enlarged figure is shown at."""
+        """Its figures, each with its path relative to docs/ (a plain file name, or the entry is
+        refused), its caption as page text with typeset maths, and the width an enlarged figure is
+        shown at."""
         for f in self.figures:
             if not SAFE_NAME.fullmatch(f["file"]):
                 raise UsageError(
@@ -87,7 +93,8 @@ class SectionView:
         ]
 
     def _width(self, figure: dict) -> int | None:
-        """An enlarged figure's display width: its pixels times the largest whole factor that fits ENLARGED_BOX."""
+        """An enlarged figure's display width: its pixels times the largest whole factor that fits
+        ENLARGED_BOX."""
         if not figure.get("enlarge") or self.folder is None:
             return None
         from PIL import Image  # reads the header only
@@ -100,18 +107,47 @@ class SectionView:
         return w * max(1, min(ENLARGED_BOX[0] // w, ENLARGED_BOX[1] // h))
 
     @property
+    def headline(self) -> Markup:
+        """Its card's line on the home page: the section's Headline, or nothing where it has
+        none."""
+        if not self.built or self.headline_of is None:
+            return Markup("")
+        try:
+            found = self.headline_of(self)
+        except (KeyError, IndexError, TypeError, ValueError):
+            found = None  # a record that lacks what the headline reads, or holds no number there
+        if found is None:
+            return Markup("")
+        # The label is the section's own Markdown (with maths); the value is a formatted number.
+        return Markup(replace(found, value=str(as_text(found.value))).text)
+
+    @property
+    def backend(self) -> dict | None:
+        """The backend it ran on (name, model id, settings), or None where it ran on none (records
+        published before that was null say "none")."""
+        found = self.record.get("backend")
+        return found if isinstance(found, dict) and found.get("name") != "none" else None
+
+    @property
+    def model(self) -> str:
+        """The model that made it: the backend's, or the one the section names itself."""
+        found = self.backend or self.record.get("backend") or {}
+        return found.get("model_id") or self.record.get("model") or "none"
+
+    @property
     def machine(self) -> str:
         """Where it ran, in words: CPU model and cores, GPU, torch."""
         found = self.record.get("machine")
         if not found:
             return "a machine not recorded"
         gpu = f"GPU {found['gpu']}" if found.get("gpu") else "no GPU"
-        return f"{found['cpu']} ({found['cores']} cores), {gpu}, torch {self.record['versions']['torch']}"
+        torch = self.record["versions"]["torch"]
+        return f"{found['cpu']} ({found['cores']} cores), {gpu}, torch {torch}"
 
 
 def caption(text: str) -> Markup:
-    """A caption as HTML (a figcaption is not Markdown): plain parts shown as themselves (see `as_text`),
-    \\( … \\) in arithmatex's span, which KaTeX typesets."""
+    """A caption as HTML (a figcaption is not Markdown): plain parts shown as themselves (see
+    `as_text`), \\( … \\) in arithmatex's span, which KaTeX typesets."""
     out, last = [], 0
     for m in MATH.finditer(text):
         out.append(as_text(text[last : m.start()]))
@@ -123,11 +159,12 @@ def caption(text: str) -> Markup:
 
 
 def made_by(views: list[SectionView]) -> list[dict]:
-    """The profiles, backends and machines that made these sections, each with the sections it made."""
+    """The profiles, backends (None: no backend) and machines that made these sections, each with
+    the sections it made."""
     groups: dict[tuple, list[str]] = {}
     for view in views:
         if view.built:
-            backend = view.record["backend"]["name"]
+            backend = view.backend["name"] if view.backend else None
             groups.setdefault((view.record["profile"], backend, view.machine), []).append(view.id)
     return [
         {"profile": p, "backend": b, "machine": m, "ids": ids} for (p, b, m), ids in groups.items()
@@ -143,7 +180,8 @@ class Rendered(list):
         self.skipped: list[Path] = []
 
     def report(self, root: Path) -> list[str]:
-        """What the user is told: each link skipped, each file removed, and how many files were written."""
+        """What the user is told: each link skipped, each file removed, and how many files were
+        written."""
         lines = [
             f"skipped {path.relative_to(root)}: a symbolic link (not followed)"
             for path in self.skipped
@@ -154,15 +192,16 @@ class Rendered(list):
 
 
 def _files(source: Path, skipped: list[Path]) -> dict[Path, Path]:
-    """Every file under `source`: its path relative to `source` → where it is, without following a link
-    (links go to `skipped`)."""
+    """Every file under `source`: its path relative to `source` → where it is, without following a
+    link (links go to `skipped`)."""
     files, links = walk(source)
     skipped += [source / link for link in links]
     return {Path(rel): source / rel for rel in files}
 
 
 def _sync_tree(files: dict[Path, Path], target: Path, out: Rendered, *, prune: bool) -> None:
-    """Copy changed files (relative path → source) into `target`; with prune, drop the files not named."""
+    """Copy changed files (relative path → source) into `target`; with prune, drop the files not
+    named."""
     wanted = set(files)
     for rel in sorted(wanted):
         if write_atomic(target / rel, files[rel].read_bytes()):
@@ -190,7 +229,8 @@ def refuse_links(root: Path) -> None:
     if links:
         where = links[0].relative_to(root)
         raise UsageError(
-            f"{where} is a symbolic link and gen writes docs/ only inside the project; remove the link"
+            f"{where} is a symbolic link and gen writes docs/ only inside the project; "
+            "remove the link"
         )
 
 
@@ -211,7 +251,7 @@ def views(root: Path, store: Store) -> dict[str, SectionView]:
     out = {}
     for sid, section in all_sections().items():
         page = _page_name(section.page + ".md.j2")
-        view = SectionView(sid, section.number, section.title, page)
+        view = SectionView(sid, section.number, section.title, page, headline_of=section.headline)
         entry = store.last_entry(sid)
         found = (entry.record, entry.data, entry.public) if entry is not None else None
         if found is None:
@@ -232,13 +272,15 @@ def views(root: Path, store: Store) -> dict[str, SectionView]:
                 data,
                 record,
                 folder,
+                section.headline,
             )
         out[sid] = view
     return out
 
 
 def _named_files(value: Any) -> set[str]:
-    """Every string in parameters (nested lists and objects too): the files among them are inputs."""
+    """Every string in parameters (nested lists and objects too): the files among them are
+    inputs."""
     if isinstance(value, str):
         return {value}
     if isinstance(value, dict):
@@ -249,7 +291,8 @@ def _named_files(value: Any) -> set[str]:
 def _site_assets(
     root: Path, sections: dict[str, SectionView], skipped: list[Path]
 ) -> dict[Path, Path]:
-    """site_assets/ as it goes under docs/assets/: of the input images, only those a built section names."""
+    """site_assets/ as it goes under docs/assets/: of the input images, only those a built section
+    names."""
     named = set().union(*(_named_files(v.params) for v in sections.values() if v.built))
     files = _files(root / SITE_ASSETS, skipped)
     return {
@@ -262,7 +305,8 @@ def _site_assets(
 
 
 def environment(root: Path) -> jinja2.Environment:
-    """Templates whose every {{ value }} is shown as text: HTML and Markdown escaped (see `as_text`)."""
+    """Templates whose every {{ value }} is shown as text: HTML and Markdown escaped (see
+    `as_text`)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(root / TEMPLATES),
         undefined=jinja2.StrictUndefined,
@@ -272,11 +316,12 @@ def environment(root: Path) -> jinja2.Environment:
         autoescape=True,  # so that macros' output is Markup, kept as it is
         finalize=as_text,
     )
-    env.filters["num"] = _format_number
-    env.filters["db"] = _format_db
+    env.filters["num"] = count
+    env.filters["db"] = db
     env.globals["made_by"] = made_by
     env.globals["figure_number"] = itertools.count(1).__next__  # render() passes each page its own
-    # Jinja's own versions of these return Markup under autoescape, which would skip the Markdown escaping.
+    # Jinja's own versions of these return Markup under autoescape, which would skip the Markdown
+    # escaping.
     env.filters["join"] = lambda items, sep="": sep.join(map(str, items))
     env.filters["replace"] = lambda text, old, new: str(text).replace(old, new)
     env.filters["tojson"] = lambda value: json.dumps(value, ensure_ascii=False)
@@ -284,8 +329,8 @@ def environment(root: Path) -> jinja2.Environment:
     return env
 
 
-# Characters that mean something to HTML, to Markdown or its extensions (maths, tables, attribute lists);
-# `(`, `)`, `!` and `:` act only beside these, so they stay as they are.
+# Characters that mean something to HTML, to Markdown or its extensions (maths, tables, attribute
+# lists); `(`, `)`, `!` and `:` act only beside these, so they stay as they are.
 _ACTIVE = re.compile(r"""[&<>"'\\`*_\[\]{}#|~$^]""")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -301,29 +346,20 @@ def as_text(value: Any) -> Any:
 
 
 def code_line(value: str) -> Markup:
-    """A value for a fenced code block (which escapes HTML itself): kept on one line so that it cannot end the block."""
+    """A value for a fenced code block (which escapes HTML itself): kept on one line so that it
+    cannot end the block."""
     return Markup(_CONTROL.sub(lambda m: repr(m.group())[1:-1], str(value)))
 
 
-def _format_number(value: float, digits: int = 4) -> str:
-    if isinstance(value, int) or float(value).is_integer() and abs(value) < 1e6:
-        return f"{int(value):,}"
-    return f"{value:.{digits}g}"
-
-
 def _drop_unnamed_inputs(root: Path, assets: dict[Path, Path], out: Rendered) -> None:
-    """Remove from docs/assets/inputs/ the site_assets inputs that no built section names any more."""
+    """Remove from docs/assets/inputs/ the site_assets inputs that no built section names any
+    more."""
     shipped = {rel.relative_to("inputs") for rel in assets if rel.parts[0] == "inputs"}
     for rel in sorted(set(_files(root / SITE_ASSETS / "inputs", [])) - shipped):
         old = root / DOCS / "assets" / "inputs" / rel
         if old.is_file() and not old.is_symlink():
             old.unlink()
             out.removed.append(old)
-
-
-def _format_db(value: float | None) -> str:
-    """A PSNR: None is the infinite PSNR of an exact copy (JSON has no infinity)."""
-    return "∞" if value is None else f"{value:.2f}"
 
 
 def _page_name(template: str) -> str:
@@ -373,7 +409,8 @@ def published_sweeps(folder: Path) -> list[dict]:
 
 
 def _stale_folders(assets: Path, sections: dict[str, SectionView], root: Path) -> list[Path]:
-    """Published folders of sections no longer in the table: they hold a record.json and are not site assets."""
+    """Published folders of sections no longer in the table: they hold a record.json and are not
+    site assets."""
     if not assets.is_dir():
         return []
     keep = set(sections) | {p.name for p in (root / SITE_ASSETS).glob("*")} | {"bench", SWEEPS}
@@ -385,7 +422,8 @@ def _stale_folders(assets: Path, sections: dict[str, SectionView], root: Path) -
 
 
 def render(root: Path, store: Store) -> Rendered:
-    """Rewrite docs/ from the store; returns the files written, with `.removed` and `.skipped` (links not followed).
+    """Rewrite docs/ from the store; returns the files written, with `.removed` and `.skipped`
+    (links not followed).
 
     A section without a good entry keeps what docs/ has; only a built section's own
     folder is pruned, and the folder of a section that left the table is removed.

@@ -188,7 +188,8 @@ const content = document.querySelector('.md-content');
 const links = Array.from(document.querySelectorAll('a[href]'))
   .map(a => a.href.split('#')[0])
   .filter(href => href.startsWith(location.origin === 'null' ? 'file:' : location.origin));
-// Enlarged figures: shown at the width the page gives them (a whole multiple of their pixels) where it fits.
+// Enlarged figures: shown at the width the page gives them (a whole multiple of their pixels)
+// where it fits.
 const enlarged = Array.from(document.querySelectorAll('figure img[width]')).map(img => ({
   src: img.getAttribute('src'), natural: img.naturalWidth, width: Number(img.getAttribute('width')),
   shown: img.getBoundingClientRect().width, rendering: getComputedStyle(img).imageRendering,
@@ -207,8 +208,10 @@ return {
   lightbox_links: document.querySelectorAll('a.glightbox').length,
   page_width: document.documentElement.scrollWidth,
   window_width: window.innerWidth,
-  overflowing: Array.from(document.querySelectorAll('.md-typeset table, .md-typeset pre, .md-typeset img'))
-    .filter(el => el.getBoundingClientRect().right > (content ? content.getBoundingClientRect().right : window.innerWidth) + 1
+  overflowing: Array.from(
+      document.querySelectorAll('.md-typeset table, .md-typeset pre, .md-typeset img'))
+    .filter(el => el.getBoundingClientRect().right
+                    > (content ? content.getBoundingClientRect().right : window.innerWidth) + 1
                   && !el.closest('.md-typeset__table, .highlight, .arithmatex'))
     .map(el => el.tagName + ' ' + (el.getAttribute('src') || el.textContent.slice(0, 40))),
 };
@@ -226,7 +229,8 @@ return {small: small};
 _LIGHTBOX_OPEN_JS = """
 const img = document.querySelector('.glightbox-container .gslide.current img');
 if (!img || !img.complete || img.naturalWidth === 0) { return null; }
-return {opened: true, width: img.offsetWidth};  // layout width: the opening animation scales the box
+// The layout width: the opening animation scales the box.
+return {opened: true, width: img.offsetWidth};
 """
 
 

@@ -1,4 +1,5 @@
-"""The shape of the tree (README, "Architecture"): imports flow one way, backends stay behind their interface, files stay short."""
+"""The shape of the tree (README, "Architecture"): imports flow one way (`lazy` ones too), and
+backends stay behind their interface."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ LAYERS = [
     {"bench", "bench_part_b", "distributed", "status", "sweep"},
     {"build"},
     {"config", "render"},
-    {"sections"},
+    {"chapters"},
     {"backends"},
     {"diffusion", "models", "figures", "inputs", "outputs"},
     {"data"},
@@ -38,7 +39,7 @@ def _imports(path: Path) -> set[str]:
     found = set()
     package = (
         path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1]
-    )  # e.g. ("generator", "sections")
+    )  # e.g. ("generator", "chapters")
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             if node.level:
@@ -54,7 +55,25 @@ def _imports(path: Path) -> set[str]:
             found.update(
                 a.name.split(".")[1] for a in node.names if a.name.startswith("generator.")
             )
+        elif _lazy_import(node):  # lazy("..diffusion.samplers", __package__): an import too
+            name = node.args[0].value
+            level = len(name) - len(name.lstrip("."))
+            if level:
+                parts = [*package[: len(package) - level + 1][1:], *name[level:].split(".")]
+                found.add(parts[0])
+            elif name.startswith("generator."):
+                found.add(name.split(".")[1])
     return found
+
+
+def _lazy_import(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and getattr(node.func, "id", None) == "lazy"
+        and bool(node.args)
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    )
 
 
 def test_every_module_has_a_layer():
@@ -81,8 +100,9 @@ def test_imports_flow_one_way(path):
 def test_the_renderer_and_list_import_no_backend_and_no_torch():
     code = (
         "import sys; import generator.render, generator.cli, generator.config\n"
-        "from generator.sections import all_sections; all_sections()\n"
-        "print(sorted(m for m in sys.modules if m.startswith(('torch', 'generator.backends.', 'diffusers'))))"
+        "from generator.chapters import all_sections; all_sections()\n"
+        "heavy = ('torch', 'generator.backends.', 'diffusers', 'matplotlib', 'scipy')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
@@ -93,7 +113,10 @@ def test_the_renderer_and_list_import_no_backend_and_no_torch():
         "generator.backends.deepfloyd",
         "generator.backends.local",
     ]
-    code = "import sys; import generator.render; print(sorted(m for m in sys.modules if m.startswith('generator.backends')))"
+    code = (
+        "import sys; import generator.render\n"
+        "print(sorted(m for m in sys.modules if m.startswith('generator.backends')))"
+    )
     assert (
         eval(
             subprocess.run(
@@ -126,8 +149,35 @@ def test_no_backend_is_named_outside_backends():
         assert not [b for b in BACKENDS if f'"{b}"' in text or f"'{b}'" in text], template.name
 
 
-def test_files_stay_short():
-    for path in PACKAGE.rglob("*.py"):
-        lines = len(path.read_text().splitlines())
-        limit = 300 if "sections" in path.parts else 400
-        assert lines <= limit, f"{path.relative_to(PACKAGE)} has {lines} lines (at most {limit})"
+def test_the_table_is_collected_from_the_run_functions_in_page_order():
+    """By number (a1.10 after a1.9), a section with `after` right after that one; an id declared
+    twice, or a need or `after` that names no section, stops the import."""
+    import types
+
+    from generator.chapters import SECTIONS, _collect
+    from generator.section import Params, section
+
+    def chapter(*declared):
+        module = types.ModuleType("chapter")
+        for n, (sid, kwargs) in enumerate(declared):
+            run = section(sid, sid, Params, **kwargs)(lambda p, ctx: None)
+            run.__module__ = module.__name__
+            setattr(module, f"run_{n}", run)
+        return module
+
+    ids = [
+        s.id
+        for s in _collect(
+            [chapter(("b2.0", {"after": "b2.2"}), ("a1.10", {}), ("b2.2", {}), ("b2.3", {}))]
+            + [chapter(("a1.9", {}), ("a0", {}), ("b2.1", {}))]
+        )
+    ]
+    assert ids == ["a0", "a1.9", "a1.10", "b2.1", "b2.2", "b2.0", "b2.3"]
+    for bad in (
+        [chapter(("a1", {})), chapter(("a1", {}))],
+        [chapter(("a1", {"needs": ("a2",)}))],
+        [chapter(("a1", {"after": "a2"}))],
+    ):
+        with pytest.raises(ValueError):
+            _collect(bad)
+    assert all(s.run.section is s for s in SECTIONS)  # each is its run function's declaration

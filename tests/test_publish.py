@@ -1,4 +1,5 @@
-"""Publishing: the Pages workflow builds the committed docs/ with MkDocs alone, and Zensical reads the same config.
+"""Publishing: the Pages workflow builds the committed docs/ with MkDocs alone, and Zensical reads
+the same config.
 
 The site is built from what a clone holds (mkdocs.yml, docs/, the hook file), never
 from the experiments: GitHub's runners install MkDocs and its plugins, not torch.
@@ -144,7 +145,8 @@ def test_site_requirements_match_pyproject():
 
 @pytest.mark.slow
 def test_a_fresh_venv_with_only_the_site_requirements_builds_the_site(built, tmp_path):
-    """What the Pages job does, on a smoke-built project: a clean venv, the site requirements, mkdocs --strict."""
+    """What the Pages job does, on a smoke-built project: a clean venv, the site requirements,
+    mkdocs --strict."""
     project = _site_copy(built, tmp_path / "clone")
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
@@ -190,6 +192,7 @@ def zensical():
         pytest.skip("zensical is not installed (pip install zensical)")
 
 
+@pytest.mark.slow
 def test_zensical_builds_the_same_site(zensical, built, tmp_path):
     project = _site_copy(built, tmp_path / "zensical")
     _run([sys.executable, "-m", "zensical", "build", "--strict"], cwd=project)

@@ -59,6 +59,7 @@ def _assert_inert(html: str) -> str:
     return "".join(page.text)
 
 
+@pytest.mark.slow
 def test_render_with_an_empty_store_deletes_nothing(project, tmp_path):
     before = tree_digest(project / "docs" / "assets")
     files = {p for p in (project / "docs").rglob("*") if p.is_file()}
@@ -69,6 +70,7 @@ def test_render_with_an_empty_store_deletes_nothing(project, tmp_path):
     assert "removed" not in result.stdout
 
 
+@pytest.mark.slow
 def test_render_prunes_only_built_and_departed_sections_and_names_what_it_removed(project):
     assets = project / "docs" / "assets"
     (assets / "a1.1" / "extra.png").write_bytes(b"not in the entry")
@@ -85,6 +87,7 @@ def test_render_prunes_only_built_and_departed_sections_and_names_what_it_remove
     assert (assets / "a1.1" / "record.json").is_file()
 
 
+@pytest.mark.slow
 def test_links_in_site_assets_are_skipped_and_reported(project, tmp_path):
     (tmp_path / "secret.txt").write_text("outside")
     (tmp_path / "folder").mkdir()
@@ -99,6 +102,7 @@ def test_links_in_site_assets_are_skipped_and_reported(project, tmp_path):
     assert "skipped site_assets/linked: a symbolic link (not followed)" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_link_under_docs_stops_render_and_build_before_anything_is_written(project, tmp_path):
     outside = tmp_path / "outside"
     shutil.move(project / "docs" / "assets" / "b1.2", outside)
@@ -131,6 +135,7 @@ def test_odd_figure_names_are_refused():
         view.paths()
 
 
+@pytest.mark.slow
 def test_an_image_path_full_of_markup_stays_text_on_the_built_site(project):
     image = project / "site_assets" / "inputs" / f"{MARKUP}.png"
     shutil.copy(project / "site_assets" / "inputs" / "digit_two_drawn.png", image)
@@ -153,8 +158,10 @@ def test_an_image_path_full_of_markup_stays_text_on_the_built_site(project):
     assert text.count(f"site_assets/inputs/{MARKUP}.png") >= 2  # the caption and the prose show it
 
 
+@pytest.mark.slow
 def test_prompts_and_captions_full_of_markup_stay_text(project):
-    """The local backend takes digits only as prompts, so the markup goes into the views render gets."""
+    """The local backend takes digits only as prompts, so the markup goes into the views render
+    gets."""
     sections = views(project, Store(project / ".gen"))
     for sid in ("a1.3", "a1.7"):
         view = sections[sid]

@@ -30,8 +30,9 @@ def site(built):
     return mkdocs_build(built)
 
 
+@pytest.mark.slow
 def test_pages_hold_every_section_its_figures_and_how_to_rebuild(built, site):
-    from generator.sections import all_sections
+    from generator.chapters import all_sections
 
     for section in all_sections().values():
         page = (built / f"docs/{section.page.replace('_', '-')}.md").read_text()
@@ -59,6 +60,7 @@ def test_pages_hold_every_section_its_figures_and_how_to_rebuild(built, site):
     )
 
 
+@pytest.mark.slow
 def test_a_page_is_rewritten_only_when_it_changes(built, tmp_path):
     from generator.render import render
     from generator.store import Store
@@ -79,10 +81,12 @@ def _need_chromium():
         )
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.parametrize("over", ["http", "file"])
 def test_real_browser_sees_typeset_math_and_no_broken_image(site, over):
-    """Served and opened from disk alike: equations typeset on first load, every image there, links to pages."""
+    """Served and opened from disk alike: equations typeset on first load, every image there, links
+    to pages."""
     _need_chromium()
     report = browser.inspect_site(site, PAGES, over=over, lightbox=True)
     for page in PAGES:
@@ -120,9 +124,11 @@ def test_real_browser_sees_typeset_math_and_no_broken_image(site, over):
     assert any(report[p]["enlarged"] for p in PAGES)
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_on_a_phone_nothing_runs_off_the_page(site):
-    """At 390 px: the page does not scroll sideways; wide tables and code scroll inside their own box."""
+    """At 390 px: the page does not scroll sideways; wide tables and code scroll inside their own
+    box."""
     _need_chromium()
     report = browser.inspect_site(site, PAGES, over="file", width=390)
     for page in PAGES:

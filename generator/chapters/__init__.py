@@ -1,178 +1,63 @@
-"""The table of sections, in page order: the write-up's numbering, titles, parameters, needs and runs.
+"""The table of sections, in page order, collected from the chapter modules beside this one.
 
-Each section's code is a function `run(params, ctx) -> Result` in one of the
-modules beside this one, grouped by the write-up's chapters; its parameters
-are a class in params.py and their values live in gen.yaml. Nothing here
-imports torch (see section.py).
+A section is its run function, `run(params, ctx) -> Result`, declared with `@section`
+(generator/section.py): its number in the write-up and title, its parameters (a `Params` class
+beside it, whose values live in gen.yaml), the sections it needs, its code version, whether it
+runs on the backend, and its headline for the home page. The modules are grouped by the
+write-up's chapters and import nothing heavy when the table is read (torch and the rest are
+`lazy`), so `gen list` and `gen --help` stay instant.
 """
 
 from __future__ import annotations
 
+import types
 from collections.abc import Iterable
 
 from ..errors import UsageError
 from ..section import Section
-from . import params as p
+from . import a_denoising, a_editing, a_illusions, a_sampling, b_denoiser, b_sampling, b_training
 
-SECTIONS = (
-    # Part A: a pretrained model, the backend (--backend)
-    Section(
-        "a0",
-        "Text-to-image with the pretrained model",
-        p.TextToImageParams,
-        "a_sampling:text_to_image",
-        version=2,
-        uses_backend=True,
-    ),
-    Section(
-        "a1.1",
-        "The forward process",
-        p.ForwardParams,
-        "a_denoising:forward_process",
-        version=2,
-        uses_backend=True,
-    ),
-    Section(
-        "a1.2",
-        "Classical denoising",
-        p.BlurParams,
-        "a_denoising:classical_denoising",
-        ("a1.1",),
-        version=2,
-        uses_backend=True,
-    ),
-    Section(
-        "a1.3",
-        "One-step denoising",
-        p.OneStepParams,
-        "a_denoising:one_step_denoising",
-        ("a1.1",),
-        version=2,
-        uses_backend=True,
-    ),
-    Section(
-        "a1.4",
-        "Iterative denoising",
-        p.IterativeParams,
-        "a_denoising:iterative_denoising",
-        ("a1.1", "a1.2"),
-        version=2,
-        uses_backend=True,
-    ),
-    Section(
-        "a1.5",
-        "Sampling from pure noise",
-        p.NoiseSampleParams,
-        "a_sampling:sampling",
-        version=2,
-        uses_backend=True,
-    ),
-    Section(
-        "a1.6",
-        "Classifier-free guidance",
-        p.CFGParams,
-        "a_sampling:cfg",
-        version=3,
-        uses_backend=True,
-    ),
-    Section(
-        "a1.7",
-        "Image-to-image translation (SDEdit)",
-        p.SDEditParams,
-        "a_editing:image_to_image",
-        version=3,
-        uses_backend=True,
-    ),
-    Section(
-        "a1.7.1",
-        "Editing a web image and drawings",
-        p.SDEditParams,
-        "a_editing:edit_drawings",
-        version=3,
-        uses_backend=True,
-    ),
-    Section(
-        "a1.7.2",
-        "Inpainting",
-        p.InpaintParams,
-        "a_editing:inpainting",
-        version=2,
-        uses_backend=True,
-    ),
-    Section(
-        "a1.7.3",
-        "Text-conditional image-to-image",
-        p.SDEditParams,
-        "a_editing:text_image_to_image",
-        version=3,
-        uses_backend=True,
-    ),
-    Section(
-        "a1.8",
-        "Visual anagrams",
-        p.AnagramParams,
-        "a_illusions:visual_anagrams",
-        version=2,
-        uses_backend=True,
-    ),
-    Section(
-        "a1.9",
-        "Hybrid images",
-        p.HybridParams,
-        "a_illusions:hybrid_images",
-        version=3,
-        uses_backend=True,
-    ),
-    # Part B: UNets trained on MNIST
-    Section("b1.1", "The UNet", p.UNetParams, "b_denoiser:unet_architecture"),
-    Section("b1.2", "The noising process", p.NoisingParams, "b_denoiser:noising", version=2),
-    Section(
-        "b1.2.1",
-        "Training the single-step denoiser",
-        p.TrainDenoiserParams,
-        "b_denoiser:train_denoiser",
-        ("b1.1",),
-    ),
-    Section(
-        "b1.2.2",
-        "Out-of-distribution noise",
-        p.OutOfDistributionParams,
-        "b_denoiser:out_of_distribution",
-        ("b1.2", "b1.2.1"),
-        version=2,
-    ),
-    Section("b2.1", "Time conditioning", p.UNetParams, "b_training:time_unet"),
-    Section(
-        "b2.2",
-        "Training the time-conditioned DDPM",
-        p.DDPMParams,
-        "b_training:train_time_ddpm",
-        ("b2.1",),
-    ),
-    Section(
-        "b2.0",
-        "An MNIST classifier for scoring samples",
-        p.ClassifierParams,
-        "b_training:mnist_classifier",
-    ),
-    Section(
-        "b2.3",
-        "Sampling from the time-conditioned DDPM",
-        p.DDPMSampleParams,
-        "b_sampling:sample_time_ddpm",
-        ("b2.2", "b2.0"),
-        version=2,
-    ),
-    Section("b2.4", "Class conditioning", p.ClassDDPMParams, "b_training:train_class_ddpm"),
-    Section(
-        "b2.5",
-        "Sampling with classifier-free guidance",
-        p.GuidedSampleParams,
-        "b_sampling:sample_class_ddpm",
-        ("b2.4", "b2.0"),
-        version=3,
-    ),
-)
+CHAPTERS = (a_sampling, a_denoising, a_editing, a_illusions, b_denoiser, b_training, b_sampling)
+
+
+def _number(section: Section) -> tuple:
+    """Where a section's number puts it: a0 < a1.7 < a1.7.1 < a1.8 < a1.10 < b1.1."""
+    return section.part, tuple(int(n) for n in section.number.split("."))
+
+
+def _collect(chapters: Iterable[types.ModuleType]) -> tuple[Section, ...]:
+    """Every section the chapters declare, in page order: by number, except that a section with
+    `after` comes right after that one."""
+    found: dict[str, Section] = {}
+    for module in chapters:
+        for value in vars(module).values():
+            # Functions only: asking a lazy module for `section` would import it.
+            declared = (
+                getattr(value, "section", None) if isinstance(value, types.FunctionType) else None
+            )
+            if isinstance(declared, Section) and value.__module__ == module.__name__:
+                if declared.id in found:
+                    raise ValueError(f"two sections are declared {declared.id}")
+                found[declared.id] = declared
+    ordered = sorted((s for s in found.values() if s.after is None), key=_number)
+    placed = {s.id for s in ordered}
+    rest = [s for s in found.values() if s.after is not None]
+    while rest:
+        ready = [s for s in rest if s.after in placed]
+        if not ready:
+            raise ValueError(f"{rest[0].id} comes after {rest[0].after}, which is not a section")
+        for s in ready:
+            ordered.insert(next(i for i, o in enumerate(ordered) if o.id == s.after) + 1, s)
+            placed.add(s.id)
+            rest.remove(s)
+    for s in ordered:
+        unknown = [n for n in s.needs if n not in found]
+        if unknown:
+            raise ValueError(f"{s.id} needs {unknown[0]}, which is not a section")
+    return tuple(ordered)
+
+
+SECTIONS = _collect(CHAPTERS)
 
 
 def all_sections() -> dict[str, Section]:
@@ -191,7 +76,8 @@ def _selects(selector: str, section_id: str) -> bool:
 
 
 def needed(ids: Iterable[str], backend_needs: tuple[str, ...] = ()) -> list[str]:
-    """Every section that `ids` need, directly or through others (not `ids` themselves, unless needed)."""
+    """Every section that `ids` need, directly or through others (not `ids` themselves, unless
+    needed)."""
     sections = all_sections()
     found: list[str] = []
     stack = [n for sid in ids for n in sections[sid].needs_on(backend_needs)]
@@ -214,7 +100,8 @@ def select(
         if not matched:
             parts = sorted({sid[0] for sid in sections})
             raise UsageError(
-                f"unknown section '{selector}'; valid: {', '.join(parts + list(sections))} (see `gen list`)"
+                f"unknown section '{selector}'; valid: {', '.join(parts + list(sections))} "
+                "(see `gen list`)"
             )
         chosen.update(matched)
     if include_needs:

@@ -2,27 +2,92 @@
 
 from __future__ import annotations
 
-import torch
-from safetensors.torch import load_file, save_file
-from torchvision.transforms.functional import gaussian_blur
+from typing import Annotated
 
-from ..diffusion.samplers import conditional, forward, iterative_denoise, one_step_estimate
-from ..figures import FrameRecorder
-from ..section import Figure, Result
-from .common import animate, generator, input_image, psnr, quoted, table
-from .params import BlurParams, ForwardParams, IterativeParams, OneStepParams
+from pydantic import Field
+
+from ..inputs import check_image
+from ..section import Figure, Headline, Params, Result, db, lazy, plain, section
+from .common import agreement, animate, input_image, known, psnr, quoted, rng, table
+from .params import KernelSize, OneStepParams, Spec, check_odd
+
+# Imported where a run first uses them: reading the table (gen list) imports no torch.
+torch = lazy("torch")
+safetensors = lazy("safetensors.torch")
+TF = lazy("torchvision.transforms.functional")
+samplers = lazy("..diffusion.samplers", __package__)
+figs = lazy("..figures", __package__)
 
 NOISY = "noisy.safetensors"  # a1.1's private result: the test image and its noisy copies
 SHOWN_RUNS = 5  # rows of a1.4's comparison
 
 
+class ForwardParams(Params):
+    image: Spec = Field(description="the test image: a path or mnist:N")
+    timesteps: list[Annotated[int, Field(ge=0, le=100000)]] = Field(
+        min_length=1, max_length=12, description="t of each noisy image"
+    )
+
+    def check(self, config, sid):
+        check_image(self.image, config.root)
+        config.spec.check_schedule(config, f"{sid}.timesteps", timesteps=self.timesteps)
+
+    def input_files(self):
+        return [self.image]
+
+
+class BlurParams(Params):
+    kernel_size: KernelSize
+    sigma: float = Field(gt=0.0, le=50.0, description="the Gaussian's σ in pixels")
+
+    def check(self, config, sid):
+        check_odd(f"{sid}.kernel_size", self.kernel_size)
+
+
+class IterativeParams(OneStepParams):
+    i_start: int = Field(ge=0, le=100000, description="index of the first strided timestep")
+    show_every: int = Field(ge=1, le=100, description="show every n-th step")
+    runs: int = Field(
+        ge=1,
+        le=200,
+        description="noisy copies of the test image, each with its own noise; figures show the "
+        "first",
+    )
+
+    def check(self, config, sid):
+        super().check(config, sid)
+        config.spec.check_schedule(config, f"{sid}.i_start", i_start=self.i_start)
+
+
+def _psnr_at_last_t(column: str):
+    """a1.1 to a1.3's headline: the PSNR of one row of their table at its largest t."""
+
+    def headline(r) -> Headline:
+        row = r.data["rows"][-1]
+        return Headline(f"PSNR at \\(t = {plain(row['t'])}\\): {{}} dB", db(row[column]))
+
+    return headline
+
+
+@section(
+    "a1.1",
+    "The forward process",
+    ForwardParams,
+    version=2,
+    uses_backend=True,
+    headline=_psnr_at_last_t("psnr_noisy"),
+)
 def forward_process(p: ForwardParams, ctx) -> Result:
     backend = ctx.backend()
     x0 = input_image(ctx, backend, p.image)  # (1, C, H, W)
     abar = backend.denoiser.alphas_cumprod.to(x0.device)
-    gen = generator(p.seed)
-    noisy = torch.cat([forward(x0, t, abar, gen)[0] for t in p.timesteps])  # (len(t), C, H, W)
-    save_file({"x0": x0.cpu().contiguous(), "noisy": noisy.cpu().contiguous()}, ctx.private / NOISY)
+    gen = rng(p.seed)
+    noisy = torch.cat(
+        [samplers.forward(x0, t, abar, gen)[0] for t in p.timesteps]
+    )  # (len(t), C, H, W)
+    safetensors.save_file(
+        {"x0": x0.cpu().contiguous(), "noisy": noisy.cpu().contiguous()}, ctx.private / NOISY
+    )
     table(
         backend,
         torch.cat([x0, noisy])[None],
@@ -39,7 +104,8 @@ def forward_process(p: ForwardParams, ctx) -> Result:
         figures=[
             Figure(
                 "forward.png",
-                f"The test image ({p.image}) and \\(x_t = \\sqrt{{\\bar\\alpha_t}}\\,x_0 + \\sqrt{{1 - \\bar\\alpha_t}}\\,\\epsilon\\)",
+                f"The test image ({p.image}) and \\(x_t = \\sqrt{{\\bar\\alpha_t}}\\,x_0 + "
+                "\\sqrt{1 - \\bar\\alpha_t}\\,\\epsilon\\)",
                 pixelated=backend.spec.pixelated,
             )
         ],
@@ -49,14 +115,23 @@ def forward_process(p: ForwardParams, ctx) -> Result:
 
 def _noisy(ctx):
     """The test image and its noisy copies from a1.1, with a1.1's timesteps."""
-    tensors = load_file(str(ctx.needs["a1.1"].private / NOISY))
+    tensors = safetensors.load_file(str(ctx.needs["a1.1"].private / NOISY))
     return tensors["x0"], tensors["noisy"], ctx.params_of("a1.1").timesteps
 
 
 def _blur(x: torch.Tensor, p: BlurParams) -> torch.Tensor:
-    return gaussian_blur(x, [p.kernel_size, p.kernel_size], [p.sigma, p.sigma])
+    return TF.gaussian_blur(x, [p.kernel_size, p.kernel_size], [p.sigma, p.sigma])
 
 
+@section(
+    "a1.2",
+    "Classical denoising",
+    BlurParams,
+    needs=("a1.1",),
+    version=2,
+    uses_backend=True,
+    headline=_psnr_at_last_t("psnr_blur"),
+)
 def classical_denoising(p: BlurParams, ctx) -> Result:
     backend = ctx.backend()
     x0, noisy, timesteps = _noisy(ctx)
@@ -94,13 +169,22 @@ def classical_denoising(p: BlurParams, ctx) -> Result:
     )
 
 
+@section(
+    "a1.3",
+    "One-step denoising",
+    OneStepParams,
+    needs=("a1.1",),
+    version=2,
+    uses_backend=True,
+    headline=_psnr_at_last_t("psnr_one_step"),
+)
 def one_step_denoising(p: OneStepParams, ctx) -> Result:
     backend = ctx.backend()
     x0, noisy, timesteps = _noisy(ctx)
     cond = backend.denoiser.encode([p.prompt])
     estimates = torch.cat(
         [
-            one_step_estimate(backend.denoiser, x.to(backend.device)[None], t, cond)
+            samplers.one_step_estimate(backend.denoiser, x.to(backend.device)[None], t, cond)
             for t, x in zip(timesteps, noisy)
         ]
     )
@@ -132,6 +216,22 @@ def one_step_denoising(p: OneStepParams, ctx) -> Result:
     )
 
 
+def _iterative_denoising_headline(r) -> Headline:
+    return Headline(
+        f"PSNR {{}} dB iterative, {db(r.metrics['psnr_one_step'])} dB in one step",
+        db(r.metrics["psnr_iterative"]),
+    )
+
+
+@section(
+    "a1.4",
+    "Iterative denoising",
+    IterativeParams,
+    needs=("a1.1", "a1.2"),
+    version=3,
+    uses_backend=True,
+    headline=_iterative_denoising_headline,
+)
 def iterative_denoising(p: IterativeParams, ctx) -> Result:
     backend = ctx.backend()
     den = backend.denoiser
@@ -139,27 +239,30 @@ def iterative_denoising(p: IterativeParams, ctx) -> Result:
     x0 = input_image(ctx, backend, ctx.params_of("a1.1").image).expand(
         p.runs, *backend.shape
     )  # (runs, C, H, W)
-    gen = generator(p.seed)
+    gen = rng(p.seed)
     t0 = ts[p.i_start]
-    x_t, _ = forward(x0, t0, den.alphas_cumprod.to(x0.device), gen)  # fresh noise for every run
+    x_t, _ = samplers.forward(
+        x0, t0, den.alphas_cumprod.to(x0.device), gen
+    )  # fresh noise for every run
     cond = den.encode([p.prompt])
-    shown = FrameRecorder(1, keep=set(range(p.i_start, len(ts), p.show_every)))
-    frames = FrameRecorder(1)
+    shown = figs.FrameRecorder(1, keep=set(range(p.i_start, len(ts), p.show_every)))
+    frames = figs.FrameRecorder(1)
 
     def record(info):
         shown(info)
         frames(info)
 
-    clean = iterative_denoise(
-        conditional(den, cond),
+    clean = samplers.iterative_denoise(
+        samplers.conditional(den, cond),
         x_t,
         ts,
         den.alphas_cumprod,
         i_start=p.i_start,
         generator=gen,
+        variance_type=den.variance_type,
         callback=record,
     )
-    one_step = one_step_estimate(den, x_t, t0, cond)
+    one_step = samplers.one_step_estimate(den, x_t, t0, cond)
     blurred = _blur(x_t.cpu(), ctx.params_of("a1.2"))
     steps = [ts[i] for i in range(p.i_start, len(ts) - 1, p.show_every)]
     table(
@@ -190,14 +293,13 @@ def iterative_denoising(p: IterativeParams, ctx) -> Result:
     px = backend.to_pixels(x0)
     estimates = {"noisy": x_t, "iterative": clean, "one_step": one_step, "blur": blurred}
     metrics = {f"psnr_{name}": psnr(backend.to_pixels(x), px) for name, x in estimates.items()}
-    if backend.scorer is not None:  # does the estimate still show what the original shows?
-        original = backend.scorer.predict(px)
-        for name in ("iterative", "one_step", "blur"):
-            metrics[f"kept_{name}"] = float(
-                (backend.scorer.predict(backend.to_pixels(estimates[name])) == original)
-                .float()
-                .mean()
-            )
+    # does the estimate still show what the original shows?
+    metrics |= known(
+        **{
+            f"kept_{name}": agreement(backend, backend.to_pixels(estimates[name]), px)
+            for name in ("iterative", "one_step", "blur")
+        }
+    )
     pixelated = backend.spec.pixelated
     return Result(
         metrics={**metrics, "steps": len(ts) - 1 - p.i_start},

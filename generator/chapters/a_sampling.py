@@ -2,51 +2,106 @@
 
 from __future__ import annotations
 
-import torch
+from typing import Annotated
 
-from ..diffusion.samplers import classifier_free, conditional
-from ..figures import FrameRecorder
-from ..section import Figure, Result
-from .common import animate, from_noise, generator, quoted, score, short, table, upsampled_table
-from .params import CFGParams, NoiseSampleParams, TextToImageParams
+from pydantic import Field
+
+from ..section import Figure, Headline, Result, lazy, percent, plain, section
+from .common import (
+    animate,
+    confident,
+    frechet,
+    from_noise,
+    known,
+    labels_of,
+    quoted,
+    rng,
+    score,
+    short,
+    table,
+    upsampled,
+)
+from .params import Guidance, OneStepParams, PromptsParams, Samples
+
+# Imported where a run first uses them: reading the table (gen list) imports no torch.
+torch = lazy("torch")
+samplers = lazy("..diffusion.samplers", __package__)
+figs = lazy("..figures", __package__)
 
 ANIMATED = 10  # samples shown in a sampling animation, at most
 
 
+class TextToImageParams(PromptsParams):
+    steps: list[Annotated[int, Field(ge=2, le=1000)]] = Field(
+        min_length=1, max_length=8, description="num_inference_steps, one row each"
+    )
+    guidance: Guidance
+
+    def check(self, config, sid):
+        super().check(config, sid)
+        for steps in self.steps:
+            config.spec.check_steps(config, f"{sid}.steps", steps)
+
+
+class NoiseSampleParams(OneStepParams):
+    num_samples: Samples
+
+
+class CFGParams(PromptsParams):
+    num_samples: Samples
+    guidance: Guidance
+
+
+def _text_to_image_headline(r) -> Headline | None:
+    if not r.metrics:
+        return None
+    steps = r.params["steps"][-1]
+    return Headline(
+        f"read as the digit asked for ({plain(steps)} steps)",
+        percent(r.metrics[f"accuracy_steps_{steps}"]),
+    )
+
+
+@section(
+    "a0",
+    "Text-to-image with the pretrained model",
+    TextToImageParams,
+    version=3,
+    uses_backend=True,
+    headline=_text_to_image_headline,
+)
 def text_to_image(p: TextToImageParams, ctx) -> Result:
     backend = ctx.backend()
     x = torch.stack(
-        [
-            backend.text_to_image(p.prompts, steps, p.guidance, generator(p.seed))
-            for steps in p.steps
-        ]
+        [backend.text_to_image(p.prompts, steps, p.guidance, rng(p.seed)) for steps in p.steps]
     )  # (steps, prompts, C, H, W)
     labels = dict(row_labels=[f"{s} steps" for s in p.steps], col_labels=short(p.prompts))
     table(backend, x, ctx.out / "samples.png", **labels)
     figures = [
         Figure(
             "samples.png",
-            f"One sample per prompt at {' and '.join(map(str, p.steps))} steps, seed {p.seed}, \\(\\gamma = {p.guidance:g}\\)",
+            f"One sample per prompt at {' and '.join(map(str, p.steps))} steps, seed {p.seed}, "
+            f"\\(\\gamma = {p.guidance:g}\\)",
         )
     ]
     prompts = p.prompts * len(p.steps)
-    if upsampled_table(
+    figures += upsampled(
         backend,
         x.flatten(0, 1),
         prompts,
-        generator(p.seed),
-        ctx.out / "upsampled.png",
+        rng(p.seed),
+        ctx.out,
         len(p.steps),
+        "The same samples",
         **labels,
-    ):
-        figures.append(Figure("upsampled.png", "The same samples upsampled to 256×256 by stage II"))
+    )
     pixels = backend.to_pixels(x.flatten(0, 1))
     samples = {
         "images": pixels,
         "steps": [s for s in p.steps for _ in p.prompts],
         "prompts": prompts,
     }
-    labels = backend.labels_of(prompts)
+    labels = labels_of(backend, prompts)
     correct = score(backend, pixels, labels)
     metrics, rows = {}, []
     if correct is not None:
@@ -59,13 +114,27 @@ def text_to_image(p: TextToImageParams, ctx) -> Result:
     return Result(metrics=metrics, figures=figures, samples=samples, data={"rows": rows})
 
 
+def _sampling_headline(r) -> Headline | None:
+    if "confident" not in r.metrics:
+        return None
+    return Headline("read as some digit with confidence", percent(r.metrics["confident"]))
+
+
+@section(
+    "a1.5",
+    "Sampling from pure noise",
+    NoiseSampleParams,
+    version=3,
+    uses_backend=True,
+    headline=_sampling_headline,
+)
 def sampling(p: NoiseSampleParams, ctx) -> Result:
     backend = ctx.backend()
-    gen = generator(p.seed)
-    frames = FrameRecorder(min(p.num_samples, 5))
+    gen = rng(p.seed)
+    frames = figs.FrameRecorder(min(p.num_samples, 5))
     x = from_noise(
         backend,
-        conditional(backend.denoiser, backend.denoiser.encode([p.prompt])),
+        samplers.conditional(backend.denoiser, backend.denoiser.encode([p.prompt])),
         p.num_samples,
         gen,
         frames,
@@ -85,30 +154,38 @@ def sampling(p: NoiseSampleParams, ctx) -> Result:
             enlarge=True,
         ),
     ]
-    if upsampled_table(backend, x, [p.prompt] * p.num_samples, gen, ctx.out / "upsampled.png", 1):
-        figures.append(Figure("upsampled.png", "Upsampled to 256×256 by stage II"))
+    figures += upsampled(backend, x, [p.prompt] * p.num_samples, gen, ctx.out, 1)
     pixels = backend.to_pixels(x)
-    metrics = (
-        {"confident": float(backend.scorer.confident(pixels).mean())}
-        if backend.scorer is not None
-        else {}
-    )
     return Result(
-        metrics=metrics,
+        metrics=known(confident=confident(backend, pixels)),
         figures=figures,
         samples={"images": pixels, "prompts": [p.prompt] * p.num_samples},
     )
 
 
+def _cfg_headline(r) -> Headline | None:
+    if "accuracy" not in r.metrics:
+        return None
+    return Headline("read as the digit asked for", percent(r.metrics["accuracy"]))
+
+
+@section(
+    "a1.6",
+    "Classifier-free guidance",
+    CFGParams,
+    version=4,
+    uses_backend=True,
+    headline=_cfg_headline,
+)
 def cfg(p: CFGParams, ctx) -> Result:
     backend = ctx.backend()
     den = backend.denoiser
-    gen = generator(p.seed)
+    gen = rng(p.seed)
     prompts = [prompt for prompt in p.prompts for _ in range(p.num_samples)]  # prompt-major
-    frames = FrameRecorder(min(len(prompts), ANIMATED))
+    frames = figs.FrameRecorder(min(len(prompts), ANIMATED))
     x = from_noise(
         backend,
-        classifier_free(den, den.encode(prompts), den.encode([""]), p.guidance),
+        samplers.classifier_free(den, den.encode(prompts), den.encode([""]), p.guidance),
         len(prompts),
         gen,
         frames,
@@ -133,18 +210,18 @@ def cfg(p: CFGParams, ctx) -> Result:
             enlarge=True,
         ),
     ]
-    if upsampled_table(backend, x, prompts, gen, ctx.out / "upsampled.png", len(p.prompts)):
-        figures.append(Figure("upsampled.png", "Upsampled to 256×256 by stage II"))
+    figures += upsampled(backend, x, prompts, gen, ctx.out, len(p.prompts))
     pixels = backend.to_pixels(x)
     samples = {"images": pixels, "prompts": prompts}
-    labels = backend.labels_of(prompts)
+    labels = labels_of(backend, prompts)
     correct = score(backend, pixels, labels)
     metrics, rows = {}, []
     if correct is not None:
         metrics["accuracy"] = float(correct.mean())
-        metrics["confident"] = float(backend.scorer.confident(pixels).mean())
-        # Over so few samples a Fréchet distance is noisy, but it compares guidance scales at the same count.
-        metrics["frechet"] = backend.scorer.frechet(pixels)
+        metrics["confident"] = confident(backend, pixels)
+        # Over so few samples a Fréchet distance is noisy, but it compares guidance scales at
+        # the same count.
+        metrics["frechet"] = frechet(backend, pixels)
         for d in sorted(set(labels.tolist())):
             metrics[f"accuracy_digit_{d}"] = float(correct[labels == d].mean())
             rows.append({"digit": d, "accuracy": metrics[f"accuracy_digit_{d}"]})

@@ -2,15 +2,53 @@
 
 from __future__ import annotations
 
-import torch
+from typing import Annotated
+
+from pydantic import Field
 
 from ..data import mnist, subset
-from ..figures import image_table, loss_curve
-from ..models.train import TrainConfig, keep_models, load_kept, train
-from ..models.unet import UNet, UNetConfig
-from ..section import Figure, Result
-from .common import architecture, finite, generator, model_name, psnr
-from .params import NoisingParams, OutOfDistributionParams, TrainDenoiserParams, UNetParams
+from ..section import Figure, Headline, Params, Result, db, lazy, plain, section
+from .common import (
+    architecture,
+    denoiser_loss,
+    finite,
+    model_name,
+    parameters_headline,
+    psnr,
+    rng,
+    training_headline,
+)
+from .params import BatchSize, Epochs, LearningRate, Precision, TrainSubset, UNetParams
+
+# Imported where a run first uses them: reading the table (gen list) imports no torch.
+torch = lazy("torch")
+figs = lazy("..figures", __package__)
+trainer = lazy("..models.train", __package__)
+unets = lazy("..models.unet", __package__)
+
+
+class NoisingParams(Params):
+    sigmas: list[Annotated[float, Field(ge=0.0, le=100.0)]] = Field(
+        min_length=1, max_length=16, description="noise levels σ, a list of numbers ≥ 0"
+    )
+    num_digits: int = Field(ge=1, le=20, description="test digits shown, from 1 to 20")
+
+
+class TrainDenoiserParams(Params):
+    sigma: float = Field(ge=0.0, le=10.0, description="σ of the training noise, from 0 to 10")
+    epochs: Epochs
+    batch_size: BatchSize
+    lr: LearningRate
+    train_subset: TrainSubset
+    precision: Precision
+    num_digits: int = Field(ge=1, le=20, description="test digits shown, from 1 to 20")
+
+
+class OutOfDistributionParams(Params):
+    eval_digits: int = Field(
+        ge=1, le=10000, description="test digits scored per σ, from 1 to 10000"
+    )
+    batch_size: int = Field(ge=1, le=10000, description="batch size for scoring, from 1 to 10000")
 
 
 def test_digits(ctx, count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -19,8 +57,9 @@ def test_digits(ctx, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     return images[:count], labels[:count]
 
 
+@section("b1.1", "The UNet", UNetParams, headline=parameters_headline)
 def unet_architecture(p: UNetParams, ctx) -> Result:
-    config = UNetConfig(hidden=p.hidden)
+    config = unets.UNetConfig(hidden=p.hidden)
     rows, total = architecture(config)
     return Result(
         metrics={"params": total},
@@ -29,11 +68,20 @@ def unet_architecture(p: UNetParams, ctx) -> Result:
     )
 
 
+def _noising_headline(r) -> Headline:
+    sigmas = r.params["sigmas"]
+    return Headline(
+        f"noise levels, \\(\\sigma\\) from {plain(min(sigmas))} to {plain(max(sigmas))}",
+        plain(len(sigmas)),
+    )
+
+
+@section("b1.2", "The noising process", NoisingParams, version=2, headline=_noising_headline)
 def noising(p: NoisingParams, ctx) -> Result:
     clean, labels = test_digits(ctx, p.num_digits)
-    gen = generator(p.seed)
+    gen = rng(p.seed)
     noisy = torch.stack([clean + s * torch.randn(clean.shape, generator=gen) for s in p.sigmas])
-    image_table(
+    figs.image_table(
         noisy.transpose(0, 1),
         ctx.out / "noising.png",
         row_labels=[f"digit {int(d)}" for d in labels],
@@ -43,22 +91,26 @@ def noising(p: NoisingParams, ctx) -> Result:
         figures=[
             Figure(
                 "noising.png",
-                "\\(z = x + \\sigma\\epsilon\\) for each \\(\\sigma\\); pixels outside [0, 1] are shown clipped",
+                "\\(z = x + \\sigma\\epsilon\\) for each \\(\\sigma\\); pixels outside [0, 1] are "
+                "shown clipped",
             )
         ],
         data={"digits": labels.tolist()},
     )
 
 
+@section(
+    "b1.2.1",
+    "Training the single-step denoiser",
+    TrainDenoiserParams,
+    needs=("b1.1",),
+    headline=training_headline,
+)
 def train_denoiser(p: TrainDenoiserParams, ctx) -> Result:
     hidden = ctx.params_of("b1.1").hidden
     images, labels = subset(*mnist(ctx.data_root, train=True), p.train_subset, p.seed)
     clean, _ = test_digits(ctx, p.num_digits)
-    noisy = clean + p.sigma * torch.randn(clean.shape, generator=generator(p.seed + 1))
-
-    def loss_fn(model, x, _labels, g):
-        z = x + p.sigma * torch.randn(x.shape, generator=g).to(x.device)  # fresh noise every batch
-        return torch.nn.functional.mse_loss(model(z), x)
+    noisy = clean + p.sigma * torch.randn(clean.shape, generator=rng(p.seed + 1))
 
     outputs = {}
 
@@ -67,15 +119,15 @@ def train_denoiser(p: TrainDenoiserParams, ctx) -> Result:
             outputs[epoch] = model(noisy.to(ctx.device)).float().cpu()
 
     torch.manual_seed(p.seed)  # the UNet's initial weights
-    model = UNet(UNetConfig(hidden=hidden))
-    config = TrainConfig(p.epochs, p.batch_size, p.lr, precision=p.precision)
-    losses = train(
+    model = unets.UNet(unets.UNetConfig(hidden=hidden))
+    config = trainer.TrainConfig(p.epochs, p.batch_size, p.lr, precision=p.precision)
+    losses = trainer.train(
         model,
         images,
         labels,
-        loss_fn,
+        denoiser_loss(p.sigma),
         config,
-        generator=generator(p.seed),
+        generator=rng(p.seed),
         work_dir=ctx.work,
         device=ctx.device,
         progress=ctx.progress,
@@ -84,18 +136,18 @@ def train_denoiser(p: TrainDenoiserParams, ctx) -> Result:
     )
     shown = sorted({1, p.epochs})
     steps_per_epoch = -(-images.shape[0] // p.batch_size)
-    loss_curve(
+    figs.loss_curve(
         losses,
         ctx.out / "loss.png",
         title=f"single-step denoiser, σ = {p.sigma:g}",
         per_epoch=steps_per_epoch,
     )
-    image_table(
+    figs.image_table(
         torch.stack([clean, noisy] + [outputs[e] for e in shown]),
         ctx.out / "denoised.png",
         row_labels=["clean", f"σ = {p.sigma:g}"] + [f"epoch {e}" for e in shown],
     )
-    keep_models(ctx.work, ctx.private, [p.epochs])
+    trainer.keep_models(ctx.work, ctx.private, [p.epochs])
     last_epoch = losses[-steps_per_epoch:]
     return Result(
         metrics={
@@ -116,15 +168,34 @@ def train_denoiser(p: TrainDenoiserParams, ctx) -> Result:
     )
 
 
+def _out_of_distribution_headline(r) -> Headline | None:
+    trained = r.data["trained_sigma"]
+    for row in r.data["rows"]:
+        if row["sigma"] == trained:
+            return Headline(
+                f"PSNR {{}} dB at the trained \\(\\sigma = {plain(row['sigma'])}\\)",
+                db(row["psnr"]),
+            )
+    return None
+
+
+@section(
+    "b1.2.2",
+    "Out-of-distribution noise",
+    OutOfDistributionParams,
+    needs=("b1.2", "b1.2.1"),
+    version=2,
+    headline=_out_of_distribution_headline,
+)
 def out_of_distribution(p: OutOfDistributionParams, ctx) -> Result:
     sigmas = ctx.params_of("b1.2").sigmas
     trained = ctx.needs["b1.2.1"]
-    model = load_kept(trained.private, trained.data["epoch"], ctx.device)
+    model = trainer.load_kept(trained.private, trained.data["epoch"], ctx.device)
     images = mnist(ctx.data_root, train=False)[0][: p.eval_digits]
     shown = ctx.params_of("b1.2").num_digits
     rows, grid = [], []
     for i, sigma in enumerate(ctx.progress(sigmas, desc="σ")):
-        noisy = images + sigma * torch.randn(images.shape, generator=generator(p.seed + i))
+        noisy = images + sigma * torch.randn(images.shape, generator=rng(p.seed + i))
         with torch.no_grad():
             denoised = torch.cat(
                 [model(batch.to(ctx.device)).float().cpu() for batch in noisy.split(p.batch_size)]
@@ -139,7 +210,7 @@ def out_of_distribution(p: OutOfDistributionParams, ctx) -> Result:
         )  # at σ = 0 the noisy input is the digit itself
         grid.append(torch.stack([noisy[:shown], denoised[:shown]], dim=1))  # (shown, 2, 1, 28, 28)
     # Rows: a noisy and a denoised row per digit; columns: σ.
-    image_table(
+    figs.image_table(
         torch.stack(grid, dim=1).transpose(1, 2).reshape(2 * shown, len(sigmas), 1, 28, 28),
         ctx.out / "ood.png",
         row_labels=[label for _ in range(shown) for label in ("noisy", "denoised")],
@@ -156,7 +227,8 @@ def out_of_distribution(p: OutOfDistributionParams, ctx) -> Result:
         figures=[
             Figure(
                 "ood.png",
-                f"The denoiser trained at \\(\\sigma = {trained_sigma:g}\\), applied at every \\(\\sigma\\)",
+                f"The denoiser trained at \\(\\sigma = {trained_sigma:g}\\), applied at every "
+                "\\(\\sigma\\)",
             )
         ],
         data={"rows": rows, "trained_sigma": trained_sigma, "eval_digits": int(images.shape[0])},

@@ -1,81 +1,151 @@
 """Part B, 2.3 and 2.5: samples of the DDPMs after chosen epochs, scored by the classifier of 2.0.
 
 Both sample through Part A's sampler (diffusion/samplers.py) over the full
-schedule, t = T−1, …, 0 and then the clean image, with σ² = β_t as in the write-up.
+schedule, t = T−1, …, 0 and then the clean image, with the schedule and the
+variance the weights declare (σ² = β_t, as in the write-up).
 """
 
 from __future__ import annotations
 
-import torch
+from typing import Annotated
+
+from pydantic import Field
 
 from ..data import mnist, subset
-from ..diffusion.ddpm import linear_schedule
-from ..diffusion.samplers import classifier_free, conditional, ddpm_sample
-from ..figures import FrameRecorder, animation, evenly_spread, image_table, save_png, tile
-from ..models.classifier import Scorer
-from ..models.denoiser import UNetDenoiser
-from ..models.train import load_kept
-from ..section import Figure, Result
-from .common import generator
-from .params import DDPMSampleParams, GuidedSampleParams
+from ..errors import UsageError
+from ..section import Figure, Headline, Params, Result, lazy, percent, section
+from .common import rng
+from .params import Guidance
+
+# Imported where a run first uses them: reading the table (gen list) imports no torch.
+torch = lazy("torch")
+local_model = lazy("..backends.local_model", __package__)
+samplers = lazy("..diffusion.samplers", __package__)
+outputs = lazy("..outputs", __package__)
+figs = lazy("..figures", __package__)
+clf = lazy("..models.classifier", __package__)
+
+GifFrames = Annotated[
+    int, Field(ge=2, le=300, description="frames of the animation, from 2 to 300")
+]
 
 ANIMATED = 10  # samples in the animation
 DIGITS = 10
 
 
+def _check_frames(config, sid: str, frames: int, model: str) -> None:
+    T = config.params[model].T
+    if frames > T:
+        raise UsageError(
+            f"bad value {sid}.gif_frames={frames}: the animation shows frames of the {T} "
+            f"sampling steps of {model} (T = {T}); use at most {T}"
+        )
+
+
+class DDPMSampleParams(Params):
+    num_samples: int = Field(
+        ge=1, le=400, description="samples shown per checkpoint, from 1 to 400"
+    )
+    eval_samples: int = Field(
+        ge=2, le=10000, description="samples scored per checkpoint, from 2 to 10000"
+    )
+    batch_size: int = Field(ge=1, le=10000, description="samples drawn at once, from 1 to 10000")
+    gif_frames: GifFrames
+
+    def check(self, config, sid):
+        _check_frames(config, sid, self.gif_frames, "b2.2")
+
+
+class GuidedSampleParams(Params):
+    per_digit: int = Field(
+        ge=1, le=40, description="samples shown per digit and checkpoint, from 1 to 40"
+    )
+    guidance: Guidance
+    eval_per_digit: int = Field(
+        ge=1, le=1000, description="samples scored per digit and checkpoint"
+    )
+    batch_size: int = Field(ge=1, le=10000, description="samples drawn at once, from 1 to 10000")
+    gif_frames: GifFrames
+
+    def check(self, config, sid):
+        _check_frames(config, sid, self.gif_frames, "b2.4")
+
+
 def _models(ctx, train_id: str):
-    """(epoch, denoiser) for each kept checkpoint of `train_id`, with the schedule it was trained with."""
-    train = ctx.params_of(train_id)
-    schedule = linear_schedule(train.T, train.beta_1, train.beta_T)
+    """(epoch, denoiser) for each kept checkpoint of `train_id`."""
     entry = ctx.needs[train_id]
     for epoch in entry.data["checkpoints"]:
-        yield (
-            epoch,
-            UNetDenoiser(
-                load_kept(entry.private, epoch, ctx.device), schedule.alphas_cumprod, ctx.device
-            ),
-        )
+        yield epoch, local_model.load_kept_ddpm(entry, epoch, ctx.device)
 
 
 def _draw(
     den, ctx, count: int, batch_size: int, seed: int, *, prompts=None, guidance=None, recorder=None
 ) -> torch.Tensor:
-    """`count` samples in batches, clamped to [0, 1]; guided towards `prompts` (one per sample) where given.
+    """`count` samples in batches, clamped to [0, 1]; guided towards `prompts` (one per sample)
+    where given.
 
     `recorder` sees the steps of the first batch only.
     """
-    gen = generator(seed)
+    gen = rng(seed)
     out = []
     for start in ctx.progress(range(0, count, batch_size), desc="sampling"):
         size = min(batch_size, count - start)
         if prompts is None:
-            eps_fn = conditional(den, den.encode([""]))
+            eps_fn = samplers.conditional(den, den.encode([""]))
         else:
-            eps_fn = classifier_free(
+            eps_fn = samplers.classifier_free(
                 den, den.encode(prompts[start : start + size]), den.encode([""]), guidance
             )
         x = torch.randn((size, 1, 28, 28), generator=gen).to(ctx.device)
-        x = ddpm_sample(
-            eps_fn, x, den.alphas_cumprod, generator=gen, callback=recorder if start == 0 else None
+        x = samplers.ddpm_sample(
+            eps_fn,
+            x,
+            den.alphas_cumprod,
+            generator=gen,
+            variance_type=den.variance_type,
+            callback=recorder if start == 0 else None,
         )
         out.append(x.float().cpu().clamp(0, 1))
     return torch.cat(out)
 
 
+def _last_epoch(r) -> int | None:
+    """The last checkpoint a sampling section scored."""
+    return r.data.get("epochs", [None])[-1]
+
+
+def _sample_time_ddpm_headline(r) -> Headline | None:
+    last = _last_epoch(r)
+    if not last:
+        return None
+    return Headline(
+        f"confident (real digits {percent(r.metrics['confident_real'])})",
+        percent(r.metrics[f"confident_epoch_{last}"]),
+    )
+
+
+@section(
+    "b2.3",
+    "Sampling from the time-conditioned DDPM",
+    DDPMSampleParams,
+    needs=("b2.2", "b2.0"),
+    version=2,
+    headline=_sample_time_ddpm_headline,
+)
 def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
-    scorer = Scorer(ctx.needs["b2.0"].private, ctx.device)
+    reader = clf.Scorer(ctx.needs["b2.0"].private, ctx.device)
     epochs = ctx.needs["b2.2"].data["checkpoints"]
     shown, steps, figures, rows = [], [], [], []
-    recorder = FrameRecorder(ANIMATED)
+    recorder = figs.FrameRecorder(ANIMATED)
     # What a perfect generator would score: real training digits, as many as the samples scored.
     real = subset(*mnist(ctx.data_root, train=True), p.eval_samples, p.seed)[0]
     metrics = {
-        "fid_real": scorer.frechet(real),
-        "confident_real": float(scorer.confident(real).mean()),
+        "fid_real": reader.frechet(real),
+        "confident_real": float(reader.confident(real).mean()),
     }
     for epoch, den in _models(ctx, "b2.2"):
         last = epoch == epochs[-1]
-        recorder.keep = evenly_spread(den.alphas_cumprod.shape[0], p.gif_frames)
+        recorder.keep = figs.evenly_spread(den.alphas_cumprod.shape[0], p.gif_frames)
         images = _draw(
             den,
             ctx,
@@ -84,9 +154,9 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
             p.seed,
             recorder=recorder if last else None,
         )
-        metrics[f"fid_epoch_{epoch}"] = scorer.frechet(images[: p.eval_samples])
+        metrics[f"fid_epoch_{epoch}"] = reader.frechet(images[: p.eval_samples])
         metrics[f"confident_epoch_{epoch}"] = float(
-            scorer.confident(images[: p.eval_samples]).mean()
+            reader.confident(images[: p.eval_samples]).mean()
         )
         rows.append(
             {
@@ -98,13 +168,13 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
         shown.append(images[: p.num_samples])
         steps += [epoch] * p.num_samples
         name = f"samples_epoch_{epoch}.png"
-        save_png(tile(images[: p.num_samples], nrow=10), ctx.out / name)
+        figs.save_png(figs.tile(images[: p.num_samples], nrow=10), ctx.out / name)
         figures.append(
             Figure(
                 name, f"{p.num_samples} samples after epoch {epoch}", pixelated=True, enlarge=True
             )
         )
-    animation(recorder.frames, ctx.out / "sampling.gif")
+    figs.animation(recorder.frames, ctx.out / "sampling.gif")
     T = ctx.params_of("b2.2").T
     figures.append(
         Figure(
@@ -119,13 +189,28 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
         metrics=metrics,
         figures=figures,
         samples={"images": torch.cat(shown), "steps": steps},
-        data={"rows": rows, "epochs": epochs, "reference_digits": len(scorer.reference)},
-        model=ctx.needs["b2.2"].record["backend"]["model_id"],
+        data={"rows": rows, "epochs": epochs, "reference_digits": len(reader.reference)},
+        model=outputs.model_of(ctx.needs["b2.2"].record),
     )
 
 
+def _sample_class_ddpm_headline(r) -> Headline | None:
+    last = _last_epoch(r)
+    if not last:
+        return None
+    return Headline("read as the digit asked for", percent(r.metrics[f"accuracy_epoch_{last}"]))
+
+
+@section(
+    "b2.5",
+    "Sampling with classifier-free guidance",
+    GuidedSampleParams,
+    needs=("b2.4", "b2.0"),
+    version=3,
+    headline=_sample_class_ddpm_headline,
+)
 def sample_class_ddpm(p: GuidedSampleParams, ctx) -> Result:
-    scorer = Scorer(ctx.needs["b2.0"].private, ctx.device)
+    reader = clf.Scorer(ctx.needs["b2.0"].private, ctx.device)
     epochs = ctx.needs["b2.4"].data["checkpoints"]
     per = max(p.per_digit, p.eval_per_digit)
     # Digit-major for the first `per_digit` of each digit, so the figure needs no reshuffle:
@@ -134,10 +219,10 @@ def sample_class_ddpm(p: GuidedSampleParams, ctx) -> Result:
     prompts = [str(int(d)) for d in labels]
     scored = DIGITS * p.eval_per_digit
     shown, shown_labels, steps, metrics, columns, rows = [], [], [], {}, [], []
-    recorder = FrameRecorder(ANIMATED)
+    recorder = figs.FrameRecorder(ANIMATED)
     for epoch, den in _models(ctx, "b2.4"):
         last = epoch == epochs[-1]
-        recorder.keep = evenly_spread(den.alphas_cumprod.shape[0], p.gif_frames)
+        recorder.keep = figs.evenly_spread(den.alphas_cumprod.shape[0], p.gif_frames)
         images = _draw(
             den,
             ctx,
@@ -148,13 +233,13 @@ def sample_class_ddpm(p: GuidedSampleParams, ctx) -> Result:
             guidance=p.guidance,
             recorder=recorder if last else None,
         )
-        correct = (scorer.predict(images[:scored]) == labels[:scored]).float()
+        correct = (reader.predict(images[:scored]) == labels[:scored]).float()
         metrics[f"accuracy_epoch_{epoch}"] = float(correct.mean())
         for d in range(DIGITS):
             metrics[f"accuracy_epoch_{epoch}_digit_{d}"] = float(
                 correct[labels[:scored] == d].mean()
             )
-        metrics[f"fid_epoch_{epoch}"] = scorer.frechet(images[:scored])
+        metrics[f"fid_epoch_{epoch}"] = reader.frechet(images[:scored])
         rows.append(
             {
                 "epoch": epoch,
@@ -170,26 +255,27 @@ def sample_class_ddpm(p: GuidedSampleParams, ctx) -> Result:
         columns.append(
             first.reshape(p.per_digit, DIGITS, 1, 28, 28).transpose(0, 1)
         )  # (10, per_digit, 1, 28, 28)
-    # The last epoch's, under names that do not depend on the profile's epochs (what the guidance sweep plots).
+    # The last epoch's, under names that do not depend on the profile's epochs (what the guidance
+    # sweep plots).
     metrics["accuracy"], metrics["fid"] = (
         metrics[f"accuracy_epoch_{epochs[-1]}"],
         metrics[f"fid_epoch_{epochs[-1]}"],
     )
-    image_table(
+    figs.image_table(
         torch.cat(columns, dim=1),
         ctx.out / "samples.png",
         row_labels=[str(d) for d in range(DIGITS)],
         col_labels=[f"epoch {e}" if k == 0 else "" for e in epochs for k in range(p.per_digit)],
         cell=0.7,
     )
-    animation(recorder.frames, ctx.out / "sampling.gif")
+    figs.animation(recorder.frames, ctx.out / "sampling.gif")
     return Result(
         metrics=metrics,
         figures=[
             Figure(
                 "samples.png",
-                f"{p.per_digit} samples of each digit with \\(\\gamma = {p.guidance:g}\\), after epochs "
-                + " and ".join(map(str, epochs)),
+                f"{p.per_digit} samples of each digit with \\(\\gamma = {p.guidance:g}\\), after "
+                "epochs " + " and ".join(map(str, epochs)),
             ),
             Figure(
                 "sampling.gif",
@@ -205,7 +291,7 @@ def sample_class_ddpm(p: GuidedSampleParams, ctx) -> Result:
             "epochs": epochs,
             "digits": list(range(DIGITS)),
             "scored": scored,
-            "reference_digits": len(scorer.reference),
+            "reference_digits": len(reader.reference),
         },
-        model=ctx.needs["b2.4"].record["backend"]["model_id"],
+        model=outputs.model_of(ctx.needs["b2.4"].record),
     )

@@ -1,23 +1,93 @@
-"""Part B, 2.1, 2.2 and 2.4: the time- and class-conditioned DDPMs, trained; and 2.0, the classifier that scores them."""
+"""Part B, 2.1, 2.2 and 2.4: the time- and class-conditioned DDPMs, trained; and 2.0, the
+classifier that scores them."""
 
 from __future__ import annotations
 
-import torch
-from torchvision.transforms.functional import resize
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
 
 from ..data import mnist, subset
-from ..diffusion.ddpm import ddpm_loss, linear_schedule
-from ..figures import loss_curve
-from ..models import classifier as clf
-from ..models.train import TrainConfig, keep_models, train
-from ..models.unet import UNet, UNetConfig, one_hot
-from ..section import Figure, Result
-from .common import architecture, generator, model_name
-from .params import ClassDDPMParams, ClassifierParams, DDPMParams, UNetParams
+from ..section import Figure, Headline, Params, Result, lazy, percent, section
+from .common import (
+    architecture,
+    ddpm_training_loss,
+    model_name,
+    parameters_headline,
+    rng,
+    training_headline,
+)
+from .params import BatchSize, Epochs, Hidden, LearningRate, Precision, TrainSubset, UNetParams
+
+# Imported where a run first uses them: reading the table (gen list) imports no torch.
+torch = lazy("torch")
+TF = lazy("torchvision.transforms.functional")
+local_model = lazy("..backends.local_model", __package__)
+ddpm = lazy("..diffusion.ddpm", __package__)
+figs = lazy("..figures", __package__)
+clf = lazy("..models.classifier", __package__)
+trainer = lazy("..models.train", __package__)
+unets = lazy("..models.unet", __package__)
 
 
+class DDPMParams(Params):
+    T: int = Field(ge=2, le=5000, description="number of diffusion timesteps, from 2 to 5000")
+    beta_1: float = Field(gt=0.0, lt=1.0, description="the first β, in (0, 1)")
+    beta_T: float = Field(gt=0.0, lt=1.0, description="the last β, in (0, 1)")
+    epochs: Epochs
+    batch_size: BatchSize
+    lr: LearningRate
+    lr_schedule: Literal["exponential", "onecycle", "constant"] = Field(
+        description="exponential: × 0.1^(1/epochs) after each epoch; onecycle: warm up to lr, then "
+        "anneal, per step; constant"
+    )
+    train_subset: TrainSubset
+    precision: Precision
+    ema_decay: float = Field(
+        ge=0.0,
+        lt=1.0,
+        description="decay of the weights' moving average that samples, in [0, 1); 0: off",
+    )
+    sample_epochs: list[Annotated[int, Field(ge=1, le=1000)]] | None = Field(
+        description="epochs whose weights are sampled, each from 1 to epochs; null: a quarter of "
+        "the way and the last",
+    )
+
+    @field_validator("sample_epochs")
+    @classmethod
+    def _within_training(cls, value, info):
+        epochs = info.data.get("epochs")
+        if value is not None and epochs is not None:
+            if not value or any(not 1 <= e <= epochs for e in value):
+                raise ValueError(f"every epoch must be from 1 to epochs={epochs} (or null)")
+        return value
+
+    def checkpoints(self) -> list[int]:
+        """The epochs whose weights the sampling sections use."""
+        if self.sample_epochs is not None:
+            return sorted(set(self.sample_epochs))
+        return sorted({max(1, round(self.epochs / 4)), self.epochs})
+
+
+class ClassDDPMParams(DDPMParams):
+    hidden: Hidden
+    p_uncond: float = Field(
+        ge=0.0, le=1.0, description="probability of dropping the class, from 0 to 1"
+    )
+
+
+class ClassifierParams(Params):
+    epochs: int = Field(ge=1, le=100, description="training epochs, from 1 to 100")
+    batch_size: BatchSize
+    lr: float = Field(
+        gt=0.0, le=1.0, description="peak learning rate of Adam with OneCycle, in (0, 1]"
+    )
+    train_subset: TrainSubset
+
+
+@section("b2.1", "Time conditioning", UNetParams, headline=parameters_headline)
 def time_unet(p: UNetParams, ctx) -> Result:
-    config = UNetConfig(hidden=p.hidden, time_conditioned=True)
+    config = unets.UNetConfig(hidden=p.hidden, time_conditioned=True)
     rows, total = architecture(config)
     return Result(
         metrics={"params": total},
@@ -26,32 +96,31 @@ def time_unet(p: UNetParams, ctx) -> Result:
     )
 
 
-def _train_ddpm(p: DDPMParams, ctx, config: UNetConfig, *, p_uncond: float = 0.0) -> Result:
-    """Train a DDPM noise predictor (Algorithm 1 of Ho et al. 2020); keep the checkpoints to sample."""
+def _train_ddpm(p: DDPMParams, ctx, config: unets.UNetConfig, *, p_uncond: float = 0.0) -> Result:
+    """Train a DDPM noise predictor (Algorithm 1 of Ho et al. 2020); keep the checkpoints to
+    sample."""
     images, labels = subset(*mnist(ctx.data_root, train=True), p.train_subset, p.seed)
-    schedule = linear_schedule(p.T, p.beta_1, p.beta_T)
-
-    def loss_fn(model, x, y, g):
-        cond = one_hot(y, config.num_classes) if config.num_classes else None
-        return ddpm_loss(model, x, cond, g, schedule, p_uncond=p_uncond)
-
+    schedule = ddpm.linear_schedule(p.T, p.beta_1, p.beta_T)
     torch.manual_seed(p.seed)  # the UNet's initial weights
-    model = UNet(config)
-    losses = train(
+    model = unets.UNet(config)
+    losses = trainer.train(
         model,
         images,
         labels,
-        loss_fn,
-        TrainConfig(p.epochs, p.batch_size, p.lr, p.lr_schedule, p.precision, p.ema_decay),
-        generator=generator(p.seed),
+        ddpm_training_loss(schedule, config.num_classes, p_uncond),
+        trainer.TrainConfig(p.epochs, p.batch_size, p.lr, p.lr_schedule, p.precision, p.ema_decay),
+        generator=rng(p.seed),
         work_dir=ctx.work,
         device=ctx.device,
         progress=ctx.progress,
         label=ctx.section.id,
+        # the weights say how to sample them: the schedule, and σ² = β_t, the write-up's
+        # sampler (√β_t·z)
+        meta=local_model.ddpm_metadata(p.T, p.beta_1, p.beta_T, "fixed_large"),
     )
-    keep_models(ctx.work, ctx.private, p.checkpoints())
+    trainer.keep_models(ctx.work, ctx.private, p.checkpoints())
     steps_per_epoch = -(-images.shape[0] // p.batch_size)
-    loss_curve(
+    figs.loss_curve(
         losses,
         ctx.out / "loss.png",
         title=f"{model_name(config)}, ε-prediction loss",
@@ -72,21 +141,41 @@ def _train_ddpm(p: DDPMParams, ctx, config: UNetConfig, *, p_uncond: float = 0.0
     )
 
 
+@section(
+    "b2.2",
+    "Training the time-conditioned DDPM",
+    DDPMParams,
+    needs=("b2.1",),
+    version=2,
+    headline=training_headline,
+)
 def train_time_ddpm(p: DDPMParams, ctx) -> Result:
     return _train_ddpm(
-        p, ctx, UNetConfig(hidden=ctx.params_of("b2.1").hidden, time_conditioned=True)
+        p, ctx, unets.UNetConfig(hidden=ctx.params_of("b2.1").hidden, time_conditioned=True)
     )
 
 
+@section("b2.4", "Class conditioning", ClassDDPMParams, version=2, headline=training_headline)
 def train_class_ddpm(p: ClassDDPMParams, ctx) -> Result:
     return _train_ddpm(
         p,
         ctx,
-        UNetConfig(hidden=p.hidden, time_conditioned=True, num_classes=10),
+        unets.UNetConfig(hidden=p.hidden, time_conditioned=True, num_classes=10),
         p_uncond=p.p_uncond,
     )
 
 
+def _classifier_headline(r) -> Headline:
+    return Headline("of test digits read right", percent(r.metrics["test_accuracy"]))
+
+
+@section(
+    "b2.0",
+    "An MNIST classifier for scoring samples",
+    ClassifierParams,
+    headline=_classifier_headline,
+    after="b2.2",  # on the page just before the samples it scores
+)
 def mnist_classifier(p: ClassifierParams, ctx) -> Result:
     images, labels = subset(*mnist(ctx.data_root, train=True), p.train_subset, p.seed)
     test_images, test_labels = mnist(ctx.data_root, train=False)
@@ -97,14 +186,15 @@ def mnist_classifier(p: ClassifierParams, ctx) -> Result:
         epochs=p.epochs,
         batch_size=p.batch_size,
         lr=p.lr,
-        generator=generator(p.seed),
+        generator=rng(p.seed),
         device=ctx.device,
         progress=ctx.progress,
     )
     predicted = clf.predict(model, test_images)
     features = clf.features(model, test_images).double().numpy()
-    # Real digits seen from afar (a quarter of their size, enlarged back), the ceiling of 1.9's far readings.
-    small = resize(resize(test_images, [7, 7], antialias=True), [28, 28], antialias=False)
+    # Real digits seen from afar (a quarter of their size, enlarged back), the ceiling of 1.9's far
+    # readings.
+    small = TF.resize(TF.resize(test_images, [7, 7], antialias=True), [28, 28], antialias=False)
     quarter = float((clf.predict(model, small) == test_labels).float().mean())
     clf.save_scorer(ctx.private, model, features, test_labels.numpy())
     per_digit = {d: float((predicted[test_labels == d] == d).float().mean()) for d in range(10)}

@@ -1,24 +1,33 @@
-"""Helpers that several sections share: seeds, PSNR, labels, tables of the backend's images, UNet tables."""
+"""Helpers that several sections share: seeds, PSNR, labels, the backend's images and scores,
+Part B's training losses (`gen bench` trains with them too), UNet tables."""
 
 from __future__ import annotations
 
 import math
 
-import torch
-
-from ..diffusion.samplers import iterative_denoise
-from ..figures import animation, image_table
 from ..inputs import load_image
-from ..models.unet import UNet, UNetConfig, count_params, layer_table
+from ..section import Figure, Headline, count, fixed, lazy
+
+# Imported where a run first uses them: reading the table (gen list) imports no torch.
+torch = lazy("torch")
+backend_base = lazy("..backends.base", __package__)
+F = lazy("torch.nn.functional")
+ddpm = lazy("..diffusion.ddpm", __package__)
+samplers = lazy("..diffusion.samplers", __package__)
+figs = lazy("..figures", __package__)
+trainer = lazy("..models.train", __package__)
+unets = lazy("..models.unet", __package__)
 
 
-def generator(seed: int) -> torch.Generator:
-    """Every random draw of a section comes from explicit generators (on the CPU), so a seed gives the same images."""
+def rng(seed: int) -> torch.Generator:
+    """A generator on the CPU seeded with `seed`: every random draw of a section comes from one,
+    so a seed gives the same images."""
     return torch.Generator().manual_seed(seed)
 
 
 def psnr(estimate: torch.Tensor, clean: torch.Tensor) -> float:
-    """Mean over images of 10·log10(1/MSE), both in [0, 1] (the estimate clamped); in dB, infinite for an exact copy."""
+    """Mean over images of 10·log10(1/MSE), both in [0, 1] (the estimate clamped); in dB,
+    infinite for an exact copy."""
     mse = (estimate.clamp(0, 1) - clean).pow(2).flatten(1).mean(1)
     return float((10 * torch.log10(1.0 / mse)).mean())
 
@@ -43,7 +52,8 @@ def quoted(prompt: str) -> str:
 
 
 def name_of(spec: str) -> str:
-    """An input's label: a file's stem in words (digit_two_drawn → digit two drawn), or mnist:N as it is."""
+    """An input's label: a file's stem in words (digit_two_drawn → digit two drawn), or mnist:N
+    as it is."""
     return spec.rsplit("/", 1)[-1].rsplit(".", 1)[0].replace("_", " ")
 
 
@@ -58,18 +68,31 @@ def cell(backend) -> float:
 def table(backend, images: torch.Tensor, path, **labels) -> None:
     """A labelled table of images (R, K, C, H, W) in the backend's space."""
     pixels = backend.to_pixels(images.flatten(0, 1)).unflatten(0, images.shape[:2])
-    image_table(pixels, path, cell=cell(backend), **labels)
+    figs.image_table(pixels, path, cell=cell(backend), **labels)
 
 
-def upsampled_table(
-    backend, x: torch.Tensor, prompts: list[str], gen: torch.Generator, path, rows: int, **labels
-) -> bool:
-    """Where the backend has a second stage: its larger versions of x (R·K images, row-major) as a table."""
+def upsampled(
+    backend,
+    x: torch.Tensor,
+    prompts: list[str],
+    gen: torch.Generator,
+    out,
+    rows: int,
+    what: str = "",
+    **labels,
+) -> list[Figure]:
+    """Where the backend has a second stage: its larger versions of x (R·K images, row-major) as
+    a table in `out`/upsampled.png, with a caption in the backend's words after `what` (the
+    images' name); none where it has no second stage."""
     if backend.upsampler is None:
-        return False
+        return []
     big = backend.upsampler(x, prompts, gen)
-    image_table(big.unflatten(0, (rows, -1)), path, cell=2.6, interpolation="antialiased", **labels)
-    return True
+    path = out / "upsampled.png"
+    figs.image_table(
+        big.unflatten(0, (rows, -1)), path, cell=2.6, interpolation="antialiased", **labels
+    )
+    said = f"{what} {backend.upsampled_by}" if what else backend.upsampled_by
+    return [Figure(path.name, said[:1].upper() + said[1:])]
 
 
 def input_image(ctx, backend, spec: str) -> torch.Tensor:
@@ -78,34 +101,110 @@ def input_image(ctx, backend, spec: str) -> torch.Tensor:
 
 
 def animate(backend, frames: list[torch.Tensor], path) -> None:
-    """The sampling animation of recorded frames (figures.FrameRecorder) in the backend's space, pixel for pixel."""
-    animation(frames, path, to_pixels=backend.to_pixels)
+    """The sampling animation of recorded frames (figures.FrameRecorder) in the backend's space,
+    pixel for pixel."""
+    figs.animation(frames, path, to_pixels=backend.to_pixels)
 
 
 def from_noise(backend, eps_fn, count: int, gen: torch.Generator, callback=None) -> torch.Tensor:
     """`count` samples from pure noise over the backend's strided timesteps."""
     x = torch.randn((count, *backend.shape), generator=gen).to(backend.device)
-    return iterative_denoise(
+    return samplers.iterative_denoise(
         eps_fn,
         x,
         backend.timesteps,
         backend.denoiser.alphas_cumprod,
         generator=gen,
+        variance_type=backend.denoiser.variance_type,
         callback=callback,
     )
 
 
+# ---------------------------------------------------------------- Part A: reading the images
+# Where the backend implements `Scoring`, a classifier reads its images; else every answer
+# below is None, and `known` leaves it out of the metrics.
+
+
+def scoring(backend) -> backend_base.Scoring | None:
+    """The backend as a `Scoring` where it is one: the one place that asks."""
+    return backend if isinstance(backend, backend_base.Scoring) else None
+
+
+def labels_of(backend, prompts: list[str]) -> torch.Tensor | None:
+    """(N,) the class each prompt asks for; None where there is none."""
+    reader = scoring(backend)
+    return None if reader is None else reader.labels_of(prompts)
+
+
+def classes(backend, pixels: torch.Tensor) -> torch.Tensor | None:
+    """(N,) the class read in each image."""
+    reader = scoring(backend)
+    return None if reader is None else reader.classify(pixels)
+
+
 def score(backend, pixels: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
-    """1.0 where the backend's scorer reads an image as its label, else 0.0; None where there is nothing to read."""
-    if backend.scorer is None or labels is None:
-        return None
-    return (backend.scorer.predict(pixels) == labels).float()
+    """(N,) 1.0 where an image is read as its label, else 0.0; None where there is nothing to
+    read."""
+    read = classes(backend, pixels) if labels is not None else None
+    return None if read is None else (read == labels).float()
+
+
+def agreement(backend, pixels: torch.Tensor, reference: torch.Tensor) -> float | None:
+    """The share of images read as the class their reference image is read as."""
+    return mean(score(backend, pixels, classes(backend, reference)))
+
+
+def confident(backend, pixels: torch.Tensor) -> float | None:
+    """The share of images read as some class with high probability."""
+    reader = scoring(backend)
+    return None if reader is None else float(reader.confident(pixels).mean())
+
+
+def frechet(backend, pixels: torch.Tensor) -> float | None:
+    """The Fréchet distance of the images to the reference set, in the classifier's features."""
+    reader = scoring(backend)
+    return None if reader is None else reader.frechet(pixels)
+
+
+def mean(values: torch.Tensor | None) -> float | None:
+    return None if values is None else float(values.mean())
+
+
+def known(**values) -> dict:
+    """The metrics that have a value."""
+    return {name: v for name, v in values.items() if v is not None}
+
+
+# ---------------------------------------------------------------- Part B: the training losses
+
+
+def denoiser_loss(sigma: float) -> trainer.LossFn:
+    """b1.2.1's: ‖D_θ(x + σε) − x‖², fresh ε every batch."""
+
+    def loss_fn(model, x, _labels, g):
+        z = x + sigma * torch.randn(x.shape, generator=g).to(x.device)
+        return F.mse_loss(model(z), x)
+
+    return loss_fn
+
+
+def ddpm_training_loss(
+    schedule: ddpm.Schedule, num_classes: int, p_uncond: float
+) -> trainer.LossFn:
+    """b2.2's and b2.4's: ε-prediction (Ho et al. 2020, Algorithm 1), with one-hot classes
+    dropped with p_uncond where the UNet takes them."""
+
+    def loss_fn(model, x, y, g):
+        cond = unets.one_hot(y, num_classes) if num_classes else None
+        return ddpm.ddpm_loss(model, x, cond, g, schedule, p_uncond=p_uncond)
+
+    return loss_fn
 
 
 # ---------------------------------------------------------------- Part B: the UNets
 
 
-def model_name(config: UNetConfig) -> str:
+def model_name(config: unets.UNetConfig) -> str:
     kind = (
         "class-conditioned"
         if config.num_classes
@@ -116,9 +215,9 @@ def model_name(config: UNetConfig) -> str:
     return f"{kind} UNet(D={config.hidden})".strip()
 
 
-def architecture(config: UNetConfig) -> tuple[list[dict], int]:
+def architecture(config: unets.UNetConfig) -> tuple[list[dict], int]:
     """The UNet's top-level blocks with output shapes and parameter counts, read off the model."""
-    model = UNet(config).eval()
+    model = unets.UNet(config).eval()
     conditioning = ("fc1_t", "fc2_t", "fc1_c", "fc2_c")
     shapes = {}
     hooks = [
@@ -138,6 +237,23 @@ def architecture(config: UNetConfig) -> tuple[list[dict], int]:
         if hasattr(model, name):
             shapes[name] = [getattr(model, name)[-1].out_features]
     rows = [
-        {**row, "output": "×".join(map(str, shapes[row["name"]]))} for row in layer_table(model)
+        {**row, "output": "×".join(map(str, shapes[row["name"]]))}
+        for row in unets.layer_table(model)
     ]
-    return rows, count_params(model)
+    return rows, unets.count_params(model)
+
+
+# Headlines that several sections share (section.Headline)
+
+
+def parameters_headline(r) -> Headline:
+    """A UNet's size."""
+    return Headline("parameters", count(r.metrics["params"]))
+
+
+def training_headline(r) -> Headline:
+    """A training run's last loss."""
+    return Headline(
+        f"loss {{}} after {count(r.metrics['iterations'])} iterations",
+        fixed(r.metrics["final_loss"], ".4f"),
+    )

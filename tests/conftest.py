@@ -63,7 +63,8 @@ def copy_project(target: Path) -> Path:
 def gen(
     project: Path, *args: str, check: bool = True, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    """Run the `gen` console script in `project`, as a user would (`env`: more environment variables)."""
+    """Run the `gen` console script in `project`, as a user would (`env`: more environment
+    variables)."""
     env = {**os.environ, "GEN_DATA_DIR": str(DATA_DIR), "TQDM_DISABLE": "1", **(env or {})}
     env.pop("GEN_CACHE_DIR", None)
     script = Path(sys.executable).with_name("gen")
@@ -98,7 +99,8 @@ def tree_digest(*folders: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory) -> Path:
-    """A project with `gen build --all --profile smoke --backend local` done once for the whole run."""
+    """A project with `gen build --all --profile smoke --backend local`, done once
+    for the whole run."""
     project = copy_project(tmp_path_factory.mktemp("built") / "project")
     gen(project, "build", "--all", "--profile", "smoke", "--backend", "local")
     return project
@@ -112,9 +114,21 @@ def project(built, tmp_path) -> Path:
     return target
 
 
+# Fixtures that train, build the smoke site or make a tiny IF: every test that uses one, directly
+# or through another fixture, is `slow`, so `pytest -m "not slow"` stays a fast tier.
+SLOW_FIXTURES = {"built", "trained", "tiny", "tiny_if", "report"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def weight_report(request) -> list[str]:
-    """Lines on the site's weight, printed in the run's summary (tests/test_committed_site.py fills it)."""
+    """Lines on the site's weight, printed in the run's summary (tests/test_committed_site.py fills
+    it)."""
     lines: list[str] = []
     request.config.stash[_WEIGHT] = lines
     return lines

@@ -103,7 +103,7 @@ def plan(config: Config, sections: list[Section]) -> list[tuple[Section, str, di
     keys: dict[str, str] = {}
     planned = []
     for s in sections:
-        parts = key_parts(config, s, {n: keys[n] for n in s.needs_on(config.spec.needs)})
+        parts = key_parts(config, s, {n: keys[n] for n in s.needs_on(config.backend_needs)})
         keys[s.id] = _key(s, parts)
         planned.append((s, keys[s.id], parts))
     return planned
@@ -221,7 +221,7 @@ def run_job(
             "choices": config.choices.get(section.id, {}),
             "command": config.command(
                 section.id,
-                [section.id, *needed([section.id], config.spec.needs)],
+                [section.id, *needed([section.id], config.backend_needs)],
                 backend=section.uses_backend,
             ),
             "versions": versions(),
@@ -363,7 +363,7 @@ def build(
     runner: Runner = run_local,
 ) -> list[str]:
     """Build the selected sections (and what they need); returns the ids that ran."""
-    sections = select(selectors, backend_needs=config.spec.needs)
+    sections = select(selectors, backend_needs=config.backend_needs)
     forced = {s.id for s in select(selectors, include_needs=False)} if force else set()
     ran: list[str] = []
 

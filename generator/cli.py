@@ -284,6 +284,45 @@ def sweep(what, every, profile, sets, backend, device, name, show, metrics, exec
 
 
 @cli.command()
+@click.option(
+    "--profile",
+    default="full",
+    show_default=True,
+    type=click.Choice(["full", "quick", "smoke"]),
+    help="b2.4's recipe to train by (full: the write-up's).",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one of b2.4's parameters, e.g. --set b2.4.epochs=6 (repeatable).",
+)
+@_device_option
+@_handles_errors
+def pretrain(profile, sets, device):
+    """Train the local backend's shipped model again.
+
+    Trains b2.4's class-conditioned DDPM with PROFILE's numbers and the
+    --set items (cached in .gen like a build; docs/ is left as it is), then
+    writes its last weights in fp16, with their training record, to
+    generator/backends/weights/. Part A on the local backend then rebuilds
+    with the new model.
+    """
+    from .pretrained import WEIGHTS, pretrain
+
+    if any(not item.startswith("b2.4.") for item in sets):
+        raise UsageError("gen pretrain takes only b2.4's parameters, e.g. --set b2.4.epochs=6")
+    # b2.4's own model as the backend, so that the model it replaces need not be there
+    config, _ = _prepare(profile, (*sets, "local.model=b2.4"), "local", device)
+    shipped = pretrain(config, device=device, log=click.echo)
+    click.echo(
+        f"wrote {WEIGHTS.name} ({shipped['bytes'] / 1e6:.2f} MB, sha256 {shipped['sha256'][:12]}) "
+        f"and its record, after {shipped['duration_s']:.0f} s of training"
+    )
+
+
+@cli.command()
 @_handles_errors
 def render():
     """Rewrite docs/ from the store (the last build of each section), running nothing."""

@@ -54,6 +54,11 @@ class Config:
         """Part A's model as the parameters see it (backends/base.py)."""
         return BACKENDS[self.backend]
 
+    @property
+    def backend_needs(self) -> tuple[str, ...]:
+        """The sections whose results Part A's model loads, with its settings."""
+        return self.spec.needs_for(self.params[self.backend])
+
     def command(self, selector: str, section_ids: list[str], *, backend: bool = False) -> str:
         """The exact command that rebuilds `selector`, with the --set items of `section_ids` (and
         the backend's)."""

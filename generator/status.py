@@ -32,7 +32,7 @@ def states(config: Config) -> dict[str, State]:
     )  # read only: a missing cache folder means nothing was built
     found: dict[str, State] = {}
     for s, key, parts in plan(
-        config, select(list(all_sections()), backend_needs=config.spec.needs)
+        config, select(list(all_sections()), backend_needs=config.backend_needs)
     ):
         found[s.id] = _state_of(
             store, s, key, parts, found
@@ -144,8 +144,7 @@ def dry_run(config: Config, selectors: list[str], *, force: bool = False, log=pr
     """What `build` would run, in its order, and why; runs nothing and writes nothing (no lock, no
     cache folder). Returns the ids that would run."""
     refuse_links(config.root)  # the build would stop there
-    spec = config.spec
-    sections = select(selectors, backend_needs=spec.needs)
+    sections = select(selectors, backend_needs=config.backend_needs)
     named = {s.id for s in select(selectors, include_needs=False)}
     found = states(config)
     if any(s.uses_backend for s in sections):
@@ -165,7 +164,7 @@ def dry_run(config: Config, selectors: list[str], *, force: bool = False, log=pr
         if state.state == "stale":
             why += state.reasons
         if section.id not in named:
-            users = [s.id for s in sections if section.id in s.needs_on(spec.needs)]
+            users = [s.id for s in sections if section.id in s.needs_on(config.backend_needs)]
             why.append(f"needed by {', '.join(users)}")
         for reason in why:
             log(f"    {reason}")

@@ -279,7 +279,7 @@ class Point:
 def points(config: Config, sweep: Sweep, device: str = "auto", cuda: bool = False) -> list[Point]:
     """Each point's parameters (the build's, with one --set per axis) and plan."""
     found = []
-    selected = select([sweep.section], include_needs=True, backend_needs=config.spec.needs)
+    selected = select([sweep.section], include_needs=True, backend_needs=config.backend_needs)
     for values in sweep.points():
         sets = tuple(f"{k}={json.dumps(v)}" for k, v in values.items())
         try:

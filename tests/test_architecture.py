@@ -16,7 +16,7 @@ TEMPLATES = PACKAGE.parent / "templates"
 # Top to bottom; a module may import only from layers below its own (or from its own package).
 LAYERS = [
     {"cli"},
-    {"bench", "bench_part_b", "distributed", "status", "sweep"},
+    {"bench", "bench_part_b", "distributed", "pretrained", "status", "sweep"},
     {"build"},
     {"config", "render"},
     {"chapters"},

@@ -123,3 +123,45 @@ def test_tiny_training_beats_chance(mnist_or_skip):
     other = features(model, test_x[1000:2000])
     noise = features(model, torch.rand(1000, 1, 28, 28, generator=g))
     assert frechet_distance(real, other) < 0.1 * frechet_distance(real, noise)
+
+
+def test_shifted_moves_each_digit_by_whole_pixels_within_the_bound():
+    from generator.models.classifier import shifted
+
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, 0, 13, 14] = 1.0
+    moved = shifted(x, 2, torch.Generator().manual_seed(0))
+    assert moved.shape == x.shape and torch.equal(moved.sum((1, 2, 3)), torch.ones(64))
+    rows, cols = moved[:, 0].nonzero()[:, 1], moved[:, 0].nonzero()[:, 2]
+    assert set((rows - 13).tolist()) == {-2, -1, 0, 1, 2}
+    assert set((cols - 14).tolist()) == {-2, -1, 0, 1, 2}
+    assert torch.equal(shifted(x, 0, torch.Generator()), x)
+
+
+def test_sure_needs_the_right_digit_and_a_confident_reading(tmp_path):
+    from generator.models.classifier import CONFIDENT, Scorer, save_scorer
+
+    model = Classifier(ClassifierConfig(channels=4, features=8)).eval()
+    save_scorer(tmp_path, model, np.zeros((4, 8)), np.zeros(4))
+    scorer = Scorer(tmp_path, "cpu")
+    images = torch.rand(16, 1, 28, 28)
+    digits, probability = scorer.read(images)
+    assert torch.equal(digits, predict(model, images))
+    sure = scorer.sure(images, digits)
+    assert torch.equal(sure, (probability >= CONFIDENT).float())
+    assert scorer.sure(images, (digits + 1) % 10).sum() == 0  # a wrong digit never counts
+
+
+def test_shrunk_shows_a_share_of_the_digits_from_afar():
+    from generator.models.classifier import shrunk
+
+    x = torch.rand(400, 1, 28, 28)
+    assert torch.equal(shrunk(x, 0.0, torch.Generator()), x)
+    out = shrunk(x, 0.25, torch.Generator().manual_seed(0))
+    changed = (out != x).flatten(1).any(1).float().mean().item()
+    assert out.shape == x.shape and 0.15 < changed < 0.35
+    assert out.min() >= 0 and out.max() <= 1
+    # a digit seen from afar keeps its mean brightness and loses its fine detail
+    far = shrunk(x, 1.0, torch.Generator().manual_seed(0))
+    assert torch.allclose(far.mean((1, 2, 3)), x.mean((1, 2, 3)), atol=0.03)
+    assert far.diff(dim=-1).abs().mean() < 0.5 * x.diff(dim=-1).abs().mean()

@@ -64,13 +64,15 @@ def open_backend(config, section_ids, needs: dict, device: str, cache) -> Backen
         spec.name,
         json.dumps(settings.identity(), sort_keys=True),
         device,
-        tuple(needs[n].key for n in spec.needs),
+        tuple(needs[n].key for n in spec.needs_for(settings)),
     )
     if key not in _OPEN:
         _OPEN.clear()  # one model in memory at a time: IF's stages are gigabytes
         gc.collect()
         prompts = prompts_of(config, section_ids)
-        _OPEN[key] = spec.load(settings, {n: needs[n] for n in spec.needs}, prompts, cache, device)
+        _OPEN[key] = spec.load(
+            settings, {n: needs[n] for n in spec.needs_for(settings)}, prompts, cache, device
+        )
     return _OPEN[key]
 
 

@@ -42,15 +42,19 @@ class BackendSpec:
 
     name: str
     settings: type[BackendSettings]
-    needs: tuple[str, ...] = ()  # sections whose results the backend loads
     shape: tuple[int, int, int]  # (C, H, W) of the model's images
     value_range: tuple[float, float]  # pixels 0 and 1 in the model's space
     pixelated: bool = False  # images small enough to show blown up, as crisp pixels
+    classes: tuple[str, ...] = ()  # prompts that are classes its classifier reads (Scoring)
     reference: str = "write-up"  # where its full profile's numbers come from, as pages name it
 
     def num_timesteps(self, config) -> int:
         """T of the model's training schedule."""
         raise NotImplementedError
+
+    def needs_for(self, settings: BackendSettings) -> tuple[str, ...]:
+        """The sections whose results the backend loads with these settings."""
+        return ()
 
     def check_prompt(self, key: str, prompt: str) -> None:
         """Raise UsageError for a prompt the model cannot encode."""
@@ -66,7 +70,7 @@ class BackendSpec:
     def load(
         self, settings: BackendSettings, needs: dict, prompts: list[str], cache: Path, device: str
     ) -> Backend:
-        """The model, ready to run; `needs` are the store entries of `self.needs`."""
+        """The model, ready to run; `needs` are the store entries of `self.needs_for(settings)`."""
         raise NotImplementedError
 
     def check_steps(self, config, key: str, steps: int) -> None:
@@ -155,14 +159,16 @@ class Scoring(Protocol):
         """(N,) the class each prompt asks for; None where the prompts are not all classes."""
         ...
 
-    def classify(self, pixels) -> Any:
-        """(N,) the class the classifier reads in each image (pixels in [0, 1])."""
-        ...
-
-    def confident(self, pixels) -> Any:
-        """(N,) 1.0 where the classifier reads some class with high probability, else 0.0."""
+    def read(self, pixels) -> tuple[Any, Any]:
+        """(N,) the class the classifier reads in each image (pixels in [0, 1]), and (N,) the
+        probability it gives that class."""
         ...
 
     def frechet(self, pixels) -> float:
         """The Fréchet distance of the images' features to those of the reference set."""
+        ...
+
+    def reference(self) -> dict:
+        """What the classifier reads in real test digits (b2.0's metrics): the figures each score
+        stands beside."""
         ...

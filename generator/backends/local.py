@@ -1,37 +1,103 @@
-"""The local backend as the parameters see it: Part A on the class-conditioned MNIST model of b2.4.
+"""The local backend as the parameters see it: Part A on a class-conditioned MNIST DDPM.
 
-A prompt is a digit, "0" to "9", and "" is the unconditional prompt. The model
-works on pixels in [0, 1], as it was trained, with b2.4's schedule; b2.0's
-classifier reads its samples. The model loads in local_model.py.
+The model is the one shipped with the project (trained beforehand by `gen
+pretrain`, generator/pretrained.py) or the build's own b2.4. A prompt is a
+digit, "0" to "9", and "" is the unconditional prompt. The model works on
+pixels in [0, 1], as it was trained, with its own schedule; b2.0's classifier
+reads its samples. The model loads in local_model.py.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
 
 from ..errors import UsageError
 from .base import BackendSettings, BackendSpec
 
 MODEL, SCORER = "b2.4", "b2.0"  # the sections whose results the backend loads
+PRETRAINED = "pretrained"
 DIGITS = tuple(str(d) for d in range(10))
+# The shipped model (`gen pretrain` writes both): fp16 weights, and their training record.
+WEIGHTS = Path(__file__).parent / "weights" / "mnist_ddpm.safetensors"
+RECORD = WEIGHTS.with_suffix(".json")
+FIX = "run `gen pretrain` to train it again, or use --set local.model=b2.4"
 
 
 class LocalSettings(BackendSettings):
-    """Part A on the class-conditioned MNIST model of b2.4: a prompt is a digit, ""
-    unconditional."""
+    """Part A on a class-conditioned MNIST DDPM: a prompt is a digit, "" unconditional."""
+
+    model: Literal["pretrained", "b2.4"] = Field(
+        description="pretrained: the model shipped with the project (gen pretrain); b2.4: the "
+        "one this build trains"
+    )
+
+    def identity(self) -> dict:
+        """The settings, and the shipped weights' sha256 where they are used: a new model rebuilds
+        Part A."""
+        found = self.model_dump(mode="json")
+        if self.model == PRETRAINED:
+            found["weights_sha256"] = _shipped_sha256()
+        return found
+
+
+def shipped_record() -> dict:
+    """The shipped model's training record."""
+    if not RECORD.is_file():
+        raise UsageError(f"the local backend's shipped model has no record {RECORD.name}; {FIX}")
+    return json.loads(RECORD.read_text())
+
+
+def _shipped_sha256() -> str:
+    """The shipped model's sha256 as its record gives it ("missing" without one); the weights are
+    checked against it before a build runs (`preflight`)."""
+    return json.loads(RECORD.read_text())["sha256"] if RECORD.is_file() else "missing"
+
+
+def sha256(path: Path) -> str:
+    found = path.stat()
+    return _digest(path, found.st_mtime_ns, found.st_size)
+
+
+@functools.cache
+def _digest(path: Path, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class LocalSpec(BackendSpec):
     name = "local"
     settings = LocalSettings
-    needs = (MODEL, SCORER)
     shape = (1, 28, 28)
     value_range = (0.0, 1.0)
     pixelated = True
+    classes = DIGITS
     reference = "local full profile"
 
+    def needs_for(self, settings: LocalSettings) -> tuple[str, ...]:
+        return (SCORER,) if settings.model == PRETRAINED else (MODEL, SCORER)
+
     def num_timesteps(self, config) -> int:
+        if config.params[self.name].model == PRETRAINED:
+            return shipped_record()["params"]["T"]
         return config.params[MODEL].T
+
+    def preflight(self, config, section_ids: list[str], prompts: list[str]) -> None:
+        """The shipped weights are there and are the ones their record names."""
+        if config.params[self.name].model != PRETRAINED:
+            return
+        shipped_record()
+        if not WEIGHTS.is_file():
+            raise UsageError(f"the local backend's shipped model {WEIGHTS.name} is missing; {FIX}")
+        if sha256(WEIGHTS) != _shipped_sha256():
+            raise UsageError(
+                f"the local backend's shipped model {WEIGHTS.name} does not match the sha256 of "
+                f"its record {RECORD.name}; {FIX}"
+            )
 
     def check_steps(self, config, key: str, steps: int) -> None:
         """Its text-to-image sampler spaces steps as DDPMScheduler's "leading" does, which
@@ -59,7 +125,7 @@ class LocalSpec(BackendSpec):
     ):
         from .local_model import LocalBackend
 
-        return LocalBackend(self, needs[MODEL], needs[SCORER], settings.timesteps(), device)
+        return LocalBackend(self, needs.get(MODEL), needs[SCORER], settings.timesteps(), device)
 
 
 LOCAL = LocalSpec()

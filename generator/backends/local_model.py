@@ -1,6 +1,6 @@
-"""The local backend loaded: b2.4's UNet (its last kept checkpoint) behind the samplers'
-interface, read by b2.0's classifier (the `Scoring` protocol). `load_ddpm` loads any DDPM that
-Part B trained."""
+"""The local backend loaded: the shipped UNet, or b2.4's (its last kept checkpoint), behind the
+samplers' interface, read by b2.0's classifier (the `Scoring` protocol). `load_ddpm` loads any
+DDPM that Part B trained."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from ..models.denoiser import UNetDenoiser
 from ..models.train import MODEL_FILE, load_model
 from ..models.weights import read_metadata
 from ..outputs import model_of
+from . import local
 from .base import Backend
-from .local import DIGITS
 
 DDPM_META = "ddpm"  # the metadata key of a DDPM's schedule and variance, beside its weights
 
@@ -51,18 +51,35 @@ def load_kept_ddpm(entry, epoch: int, device: str) -> UNetDenoiser:
 
 
 class LocalBackend(Backend):
+    """`model_entry`: b2.4's store entry, or None for the model shipped with the project."""
+
     def __init__(self, spec, model_entry, scorer_entry, timesteps: list[int], device: str):
-        epoch = model_entry.data["checkpoints"][-1]
         self.spec = spec
-        self.denoiser = load_kept_ddpm(model_entry, epoch, device)
+        if model_entry is None:
+            shipped = local.shipped_record()
+            self.denoiser = load_ddpm(local.WEIGHTS, device)
+            made = {
+                "model_id": f"{shipped['model']}, shipped with the project",
+                "pretrained": f"trained beforehand by `{shipped['command']}` "
+                f"({shipped['machine_line']}, {shipped['duration_s'] / 60:.0f} min)",
+                "weights_sha256": shipped["sha256"],
+                "weights_bytes": shipped["bytes"],
+            }
+        else:
+            epoch = model_entry.data["checkpoints"][-1]
+            self.denoiser = load_kept_ddpm(model_entry, epoch, device)
+            record = model_entry.record
+            made = {
+                "model_id": f"{model_of(record)} of {record['id']}, epoch {epoch}",
+                record["id"]: model_entry.key,
+            }
         self._scorer = Scorer(scorer_entry.private, device)
+        self._reference = scorer_entry.record["metrics"]
         self.timesteps = timesteps
         self.device = device
-        model_id = f"{model_of(model_entry.record)} of {model_entry.record['id']}, epoch {epoch}"
         self.describe = {
             "name": spec.name,
-            "model_id": model_id,
-            model_entry.record["id"]: model_entry.key,
+            **made,
             "text_to_image": "our strided sampler with classifier-free guidance",
             "variance_type": self.denoiser.variance_type,
         }
@@ -70,15 +87,15 @@ class LocalBackend(Backend):
     # Scoring: b2.0's classifier reads the digits
 
     def labels_of(self, prompts: list[str]) -> torch.Tensor | None:
-        if all(p in DIGITS for p in prompts):
+        if all(p in local.DIGITS for p in prompts):
             return torch.tensor([int(p) for p in prompts])
         return None
 
-    def classify(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self._scorer.predict(pixels)
+    def read(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._scorer.read(pixels)
 
-    def confident(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self._scorer.confident(pixels)
+    def reference(self) -> dict:
+        return self._reference
 
     def frechet(self, pixels: torch.Tensor) -> float:
         return self._scorer.frechet(pixels)

@@ -15,11 +15,14 @@ from .common import (
     known,
     labels_of,
     quoted,
+    real_digits,
     rng,
     score,
     short,
+    sure,
     table,
     upsampled,
+    versus_real,
 )
 from .params import Guidance, OneStepParams, PromptsParams, Samples
 
@@ -53,12 +56,12 @@ class CFGParams(PromptsParams):
 
 
 def _text_to_image_headline(r) -> Headline | None:
-    if not r.metrics:
-        return None
     steps = r.params["steps"][-1]
+    if f"confident_right_steps_{steps}" not in r.metrics:
+        return None
     return Headline(
-        f"read as the digit asked for ({plain(steps)} steps)",
-        percent(r.metrics[f"accuracy_steps_{steps}"]),
+        f"read confidently as the digit asked for ({plain(steps)} steps)",
+        percent(r.metrics[f"confident_right_steps_{steps}"]),
     )
 
 
@@ -102,22 +105,22 @@ def text_to_image(p: TextToImageParams, ctx) -> Result:
         "prompts": prompts,
     }
     labels = labels_of(backend, prompts)
-    correct = score(backend, pixels, labels)
+    correct, right = score(backend, pixels, labels), sure(backend, pixels, labels)
     metrics, rows = {}, []
     if correct is not None:
         samples["labels"] = labels
         for k, steps in enumerate(p.steps):
-            metrics[f"accuracy_steps_{steps}"] = float(
-                correct[k * len(p.prompts) : (k + 1) * len(p.prompts)].mean()
+            run = slice(k * len(p.prompts), (k + 1) * len(p.prompts))
+            metrics[f"accuracy_steps_{steps}"] = float(correct[run].mean())
+            metrics[f"confident_right_steps_{steps}"] = float(right[run].mean())
+            rows.append(
+                {
+                    "steps": steps,
+                    "accuracy": metrics[f"accuracy_steps_{steps}"],
+                    "confident_right": metrics[f"confident_right_steps_{steps}"],
+                }
             )
-            rows.append({"steps": steps, "accuracy": metrics[f"accuracy_steps_{steps}"]})
     return Result(metrics=metrics, figures=figures, samples=samples, data={"rows": rows})
-
-
-def _sampling_headline(r) -> Headline | None:
-    if "confident" not in r.metrics:
-        return None
-    return Headline("read as some digit with confidence", percent(r.metrics["confident"]))
 
 
 @section(
@@ -126,7 +129,7 @@ def _sampling_headline(r) -> Headline | None:
     NoiseSampleParams,
     version=3,
     uses_backend=True,
-    headline=_sampling_headline,
+    headline=versus_real("read confidently as some digit", "confident", "real_confident"),
 )
 def sampling(p: NoiseSampleParams, ctx) -> Result:
     backend = ctx.backend()
@@ -157,16 +160,13 @@ def sampling(p: NoiseSampleParams, ctx) -> Result:
     figures += upsampled(backend, x, [p.prompt] * p.num_samples, gen, ctx.out, 1)
     pixels = backend.to_pixels(x)
     return Result(
-        metrics=known(confident=confident(backend, pixels)),
+        metrics=known(
+            confident=confident(backend, pixels),
+            real_confident=real_digits(backend).get("test_confident"),
+        ),
         figures=figures,
         samples={"images": pixels, "prompts": [p.prompt] * p.num_samples},
     )
-
-
-def _cfg_headline(r) -> Headline | None:
-    if "accuracy" not in r.metrics:
-        return None
-    return Headline("read as the digit asked for", percent(r.metrics["accuracy"]))
 
 
 @section(
@@ -175,7 +175,9 @@ def _cfg_headline(r) -> Headline | None:
     CFGParams,
     version=4,
     uses_backend=True,
-    headline=_cfg_headline,
+    headline=versus_real(
+        "read confidently as the digit asked for", "confident_right", "real_confident_right"
+    ),
 )
 def cfg(p: CFGParams, ctx) -> Result:
     backend = ctx.backend()
@@ -214,16 +216,25 @@ def cfg(p: CFGParams, ctx) -> Result:
     pixels = backend.to_pixels(x)
     samples = {"images": pixels, "prompts": prompts}
     labels = labels_of(backend, prompts)
-    correct = score(backend, pixels, labels)
+    correct, right = score(backend, pixels, labels), sure(backend, pixels, labels)
     metrics, rows = {}, []
     if correct is not None:
         metrics["accuracy"] = float(correct.mean())
+        metrics["confident_right"] = float(right.mean())
+        metrics["real_confident_right"] = real_digits(backend)["test_confident_right"]
         metrics["confident"] = confident(backend, pixels)
         # Over so few samples a Fréchet distance is noisy, but it compares guidance scales at
         # the same count.
         metrics["frechet"] = frechet(backend, pixels)
         for d in sorted(set(labels.tolist())):
             metrics[f"accuracy_digit_{d}"] = float(correct[labels == d].mean())
-            rows.append({"digit": d, "accuracy": metrics[f"accuracy_digit_{d}"]})
+            metrics[f"confident_right_digit_{d}"] = float(right[labels == d].mean())
+            rows.append(
+                {
+                    "digit": d,
+                    "accuracy": metrics[f"accuracy_digit_{d}"],
+                    "confident_right": metrics[f"confident_right_digit_{d}"],
+                }
+            )
         samples["labels"] = labels
     return Result(metrics=metrics, figures=figures, samples=samples, data={"rows": rows})

@@ -48,6 +48,11 @@ class DDPMParams(Params):
         lt=1.0,
         description="decay of the weights' moving average that samples, in [0, 1); 0: off",
     )
+    min_snr_gamma: float = Field(
+        ge=0.0,
+        le=100.0,
+        description="γ of min-SNR loss weighting (Hang et al. 2023); 0: off, as the write-up",
+    )
     sample_epochs: list[Annotated[int, Field(ge=1, le=1000)]] | None = Field(
         description="epochs whose weights are sampled, each from 1 to epochs; null: a quarter of "
         "the way and the last",
@@ -83,6 +88,15 @@ class ClassifierParams(Params):
         gt=0.0, le=1.0, description="peak learning rate of Adam with OneCycle, in (0, 1]"
     )
     train_subset: TrainSubset
+    channels: int = Field(
+        ge=4, le=128, description="channels of the first conv block (the second has twice)"
+    )
+    max_shift: int = Field(
+        ge=0, le=4, description="training digits moved by up to this many pixels each way; 0: not"
+    )
+    far_share: float = Field(
+        ge=0.0, le=1.0, description="share of training digits seen from afar (shrunk, enlarged)"
+    )
 
 
 @section("b2.1", "Time conditioning", UNetParams, headline=parameters_headline)
@@ -107,7 +121,7 @@ def _train_ddpm(p: DDPMParams, ctx, config: unets.UNetConfig, *, p_uncond: float
         model,
         images,
         labels,
-        ddpm_training_loss(schedule, config.num_classes, p_uncond),
+        ddpm_training_loss(schedule, config.num_classes, p_uncond, p.min_snr_gamma),
         trainer.TrainConfig(p.epochs, p.batch_size, p.lr, p.lr_schedule, p.precision, p.ema_decay),
         generator=rng(p.seed),
         work_dir=ctx.work,
@@ -134,9 +148,19 @@ def _train_ddpm(p: DDPMParams, ctx, config: unets.UNetConfig, *, p_uncond: float
             "iterations": len(losses),
             "train_digits": images.shape[0],
             "params": total,
+            # how much of x0 the last timestep keeps: sampling starts from pure noise regardless
+            "alphabar_last": float(schedule.alphas_cumprod[-1]),
         },
         figures=[Figure("loss.png", "Training loss per iteration; grey lines mark epochs")],
-        data={"checkpoints": p.checkpoints(), "layers": rows, "total_params": total},
+        data={
+            "checkpoints": p.checkpoints(),
+            "layers": rows,
+            "total_params": total,
+            "epoch_losses": [
+                sum(losses[i : i + steps_per_epoch]) / len(losses[i : i + steps_per_epoch])
+                for i in range(0, len(losses), steps_per_epoch)
+            ],
+        },
         model=model_name(config),
     )
 
@@ -173,6 +197,7 @@ def _classifier_headline(r) -> Headline:
     "b2.0",
     "An MNIST classifier for scoring samples",
     ClassifierParams,
+    version=2,
     headline=_classifier_headline,
     after="b2.2",  # on the page just before the samples it scores
 )
@@ -188,20 +213,32 @@ def mnist_classifier(p: ClassifierParams, ctx) -> Result:
         lr=p.lr,
         generator=rng(p.seed),
         device=ctx.device,
+        max_shift=p.max_shift,
+        far_share=p.far_share,
+        config=clf.ClassifierConfig(channels=p.channels),
         progress=ctx.progress,
     )
-    predicted = clf.predict(model, test_images)
+    predicted, probability = clf.read(model, test_images)
     features = clf.features(model, test_images).double().numpy()
     # Real digits seen from afar (a quarter of their size, enlarged back), the ceiling of 1.9's far
     # readings.
     small = TF.resize(TF.resize(test_images, [7, 7], antialias=True), [28, 28], antialias=False)
-    quarter = float((clf.predict(model, small) == test_labels).float().mean())
+    small_predicted, small_probability = clf.read(model, small)
     clf.save_scorer(ctx.private, model, features, test_labels.numpy())
     per_digit = {d: float((predicted[test_labels == d] == d).float().mean()) for d in range(10)}
+    sure = probability >= clf.CONFIDENT
     return Result(
+        # what real test digits score: the reference every generated digit's score stands beside
         metrics={
             "test_accuracy": float((predicted == test_labels).float().mean()),
-            "test_accuracy_quarter_size": quarter,
+            "test_confident": float(sure.float().mean()),
+            "test_confident_right": float((sure & (predicted == test_labels)).float().mean()),
+            "test_accuracy_quarter_size": float((small_predicted == test_labels).float().mean()),
+            "test_confident_right_quarter_size": float(
+                ((small_probability >= clf.CONFIDENT) & (small_predicted == test_labels))
+                .float()
+                .mean()
+            ),
             **{f"test_accuracy_digit_{d}": a for d, a in per_digit.items()},
         },
         data={

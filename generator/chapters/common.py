@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from ..inputs import load_image
-from ..section import Figure, Headline, count, fixed, lazy
+from ..section import Figure, Headline, count, fixed, lazy, percent
 
 # Imported where a run first uses them: reading the table (gen list) imports no torch.
 torch = lazy("torch")
@@ -15,6 +15,7 @@ F = lazy("torch.nn.functional")
 ddpm = lazy("..diffusion.ddpm", __package__)
 samplers = lazy("..diffusion.samplers", __package__)
 figs = lazy("..figures", __package__)
+clf = lazy("..models.classifier", __package__)
 trainer = lazy("..models.train", __package__)
 unets = lazy("..models.unet", __package__)
 
@@ -139,14 +140,25 @@ def labels_of(backend, prompts: list[str]) -> torch.Tensor | None:
 def classes(backend, pixels: torch.Tensor) -> torch.Tensor | None:
     """(N,) the class read in each image."""
     reader = scoring(backend)
-    return None if reader is None else reader.classify(pixels)
+    return None if reader is None else reader.read(pixels)[0]
 
 
 def score(backend, pixels: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
-    """(N,) 1.0 where an image is read as its label, else 0.0; None where there is nothing to
-    read."""
+    """(N,) 1.0 where an image is read as its label, else 0.0 (plain accuracy); None where there
+    is nothing to read."""
     read = classes(backend, pixels) if labels is not None else None
     return None if read is None else (read == labels).float()
+
+
+def sure(backend, pixels: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+    """(N,) 1.0 where an image is read as its label with probability ≥ 0.9 (confidently right),
+    else 0.0; None where there is nothing to read. A blob's argmax names some digit too: this is
+    the score a reader's eye agrees with."""
+    reader = scoring(backend) if labels is not None else None
+    if reader is None:
+        return None
+    digits, probability = reader.read(pixels)
+    return ((digits == labels) & (probability >= clf.CONFIDENT)).float()
 
 
 def agreement(backend, pixels: torch.Tensor, reference: torch.Tensor) -> float | None:
@@ -155,15 +167,37 @@ def agreement(backend, pixels: torch.Tensor, reference: torch.Tensor) -> float |
 
 
 def confident(backend, pixels: torch.Tensor) -> float | None:
-    """The share of images read as some class with high probability."""
+    """The share of images read as some class with probability ≥ 0.9."""
     reader = scoring(backend)
-    return None if reader is None else float(reader.confident(pixels).mean())
+    return (
+        None if reader is None else float((reader.read(pixels)[1] >= clf.CONFIDENT).float().mean())
+    )
+
+
+def real_digits(backend) -> dict:
+    """What the classifier reads in real test digits (b2.0's metrics); {} without a classifier."""
+    reader = scoring(backend)
+    return {} if reader is None else reader.reference()
 
 
 def frechet(backend, pixels: torch.Tensor) -> float | None:
     """The Fréchet distance of the images to the reference set, in the classifier's features."""
     reader = scoring(backend)
     return None if reader is None else reader.frechet(pixels)
+
+
+def versus_real(label: str, metric: str, real: str):
+    """A headline: the share `metric` of a result, with the same score of real test digits (the
+    metric `real`) beside it."""
+
+    def headline(r) -> Headline | None:
+        if metric not in r.metrics:
+            return None
+        ref = r.metrics.get(real)
+        beside = "" if ref is None else f" (real digits: {percent(ref)})"
+        return Headline(label + beside, percent(r.metrics[metric]))
+
+    return headline
 
 
 def mean(values: torch.Tensor | None) -> float | None:
@@ -189,14 +223,16 @@ def denoiser_loss(sigma: float) -> trainer.LossFn:
 
 
 def ddpm_training_loss(
-    schedule: ddpm.Schedule, num_classes: int, p_uncond: float
+    schedule: ddpm.Schedule, num_classes: int, p_uncond: float, min_snr_gamma: float = 0.0
 ) -> trainer.LossFn:
     """b2.2's and b2.4's: ε-prediction (Ho et al. 2020, Algorithm 1), with one-hot classes
-    dropped with p_uncond where the UNet takes them."""
+    dropped with p_uncond where the UNet takes them, weighted by min-SNR-γ where γ > 0."""
 
     def loss_fn(model, x, y, g):
         cond = unets.one_hot(y, num_classes) if num_classes else None
-        return ddpm.ddpm_loss(model, x, cond, g, schedule, p_uncond=p_uncond)
+        return ddpm.ddpm_loss(
+            model, x, cond, g, schedule, p_uncond=p_uncond, min_snr_gamma=min_snr_gamma
+        )
 
     return loss_fn
 

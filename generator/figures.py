@@ -31,6 +31,9 @@ def _to_hwc(image: torch.Tensor) -> np.ndarray:
     return array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
 
 
+MARK = "#2e9d3a"  # the frame of an image that reads as intended
+
+
 def image_table(
     images: torch.Tensor,
     path: Path,
@@ -39,8 +42,10 @@ def image_table(
     col_labels: Sequence[str] = (),
     cell: float = 1.1,
     interpolation: str = "nearest",
+    marked: torch.Tensor | None = None,
 ) -> None:
-    """A grid of images (R, K, C, H, W) in [0, 1], with optional row and column labels.
+    """A grid of images (R, K, C, H, W) in [0, 1], with optional row and column labels, and a
+    green frame round the cells where `marked` (R, K) is true.
 
     `nearest` shows small images as crisp pixels; images shown smaller than they are
     want `antialiased`, which filters instead of dropping rows and columns.
@@ -57,6 +62,10 @@ def image_table(
             )
             ax.set_xticks([])
             ax.set_yticks([])
+            if marked is not None and marked[r, k]:
+                for spine in ax.spines.values():
+                    spine.set_color(MARK)
+                    spine.set_linewidth(3)
             if r == 0 and col_labels:
                 ax.set_title(col_labels[k], fontsize=9)
             if k == 0 and row_labels:
@@ -84,6 +93,22 @@ def loss_curve(
     ax.set_ylabel("loss")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def digit_shares(shares: dict[str, Sequence[float]], path: Path) -> None:
+    """Side-by-side bars: each set's share (0 to 1) of each digit, as percentages."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    width = 0.8 / len(shares)
+    for k, (name, values) in enumerate(shares.items()):
+        x = np.arange(len(values)) + (k - (len(shares) - 1) / 2) * width
+        ax.bar(x, 100 * np.asarray(values), width, label=name)
+    ax.axhline(3, color="0.4", lw=0.8, ls="--", label="3%")
+    ax.set_xticks(np.arange(10))
+    ax.set_xlabel("digit read (probability ≥ 0.9)")
+    ax.set_ylabel("share of confident readings (%)")
+    ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, path)
 

@@ -216,6 +216,24 @@ def test_ddpm_loss_is_zero_for_the_true_noise(schedule):
     assert zero.item() == pytest.approx(1.0, abs=0.15)
 
 
+def test_min_snr_weighting_turns_down_the_nearly_clean_timesteps(schedule):
+    x0 = torch.zeros(4096, 1, 2, 2)
+
+    def zero(x, t):
+        return torch.zeros_like(x)
+
+    def loss(gamma):
+        g = torch.Generator().manual_seed(3)
+        return ddpm_loss(zero, x0, None, g, schedule, min_snr_gamma=gamma).item()
+
+    snr = schedule.alphas_cumprod / (1 - schedule.alphas_cumprod)
+    # γ above every SNR weights nothing down: the plain loss, E[ε²] = 1
+    assert loss(float(snr.max()) + 1) == pytest.approx(loss(0.0), rel=1e-6)
+    # γ = 5: every t with SNR_t > 5 weighs 5/SNR_t; the mean weight is E_t[min(SNR_t, 5)/SNR_t]
+    weight = (snr.clamp(max=5.0) / snr).mean().item()
+    assert weight < 0.9 and loss(5.0) == pytest.approx(weight * loss(0.0), rel=0.1)
+
+
 def test_ddpm_loss_drops_classes(schedule):
     seen = []
 

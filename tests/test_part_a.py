@@ -25,7 +25,7 @@ def test_every_section_says_which_backend_and_model_made_it(built):
         assert record["backend"]["name"] == "local"
         assert record["backend"]["b2.4"] == b24["cache_key"]  # the model is b2.4's entry
         assert "b2.4" in record["backend"]["model_id"]
-        assert record["backend"]["settings"] == {"t_start": 290, "stride": 96}
+        assert record["backend"]["settings"] == {"model": "b2.4", "t_start": 290, "stride": 96}
         assert record["needs"]["b2.4"] == b24["cache_key"]
         assert record["command"].startswith(f"gen build {sid} --profile smoke --backend local")
     page = (built / "docs/part-a.md").read_text()
@@ -36,10 +36,20 @@ def test_every_section_says_which_backend_and_model_made_it(built):
 @pytest.mark.slow
 def test_anagram_samples_name_their_view_and_labels(built):
     samples = np.load(built / "docs/assets/a1.8/samples.npz")
-    params = _record(built, "a1.8")["params"]
+    record = _record(built, "a1.8")
+    params = record["params"]
     n = len(params["anagrams"]) * params["num_samples"]
     assert samples["images"].shape == (n, 1, 28, 28) and samples["images"].dtype == np.float32
     assert str(samples["view"]) == "flip"
+    # every candidate, with the seed it came from, which are shown and which read every view
+    assert samples["seed"].tolist() == [params["seed"]] * n
+    assert samples["candidate"].tolist() == list(range(params["num_samples"])) * 2
+    assert samples["shown"].sum() == params["shown"] * params["num_samples"]
+    assert samples["confident_all_views"].dtype == bool
+    data = json.loads((built / "docs/assets/a1.8/data.json").read_text())
+    assert len(data["shown"]) == params["shown"] and sorted(data["ranked"]) == [0, 1]
+    best = data["rows"][data["ranked"][0]]["all_confident"]
+    assert all(r["all_confident"] <= best for r in data["rows"])
     expected = [[int(p[k])] * params["num_samples"] for p in params["anagrams"] for k in (0,)]
     assert samples["labels_view1"].tolist() == sum(expected, [])
     assert samples["labels_view2"].tolist() == sum(
@@ -227,3 +237,35 @@ def test_a_step_count_the_model_cannot_take_is_one_line_before_anything_runs(tmp
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert "a0.steps" in lines[0] and named in lines[0]
     assert ran(result) == [] and not (project / "docs").exists()
+
+
+def test_all_anagrams_leave_out_the_pairs_a_view_makes_trivial():
+    from generator.chapters.a_illusions import all_anagrams
+
+    digits = tuple("0123456789")
+    flip = all_anagrams(digits, "flip")
+    # 2, 4, 5, 6, 7 and 9 are changed by turning upside down; 2 and 5 turn into each other
+    assert len(flip) == 28 and ["2", "7"] in flip and ["7", "2"] in flip
+    assert ["2", "5"] not in flip and ["5", "2"] not in flip
+    assert not any(set(pair) & set("0138") for pair in flip)
+    rot180 = all_anagrams(digits, "rot180")
+    assert ["6", "9"] not in rot180 and ["6", "4"] in rot180 and len(rot180) == 7 * 6 - 2
+    assert len(all_anagrams(digits, "transpose")) == 90
+
+
+def test_all_anagrams_need_a_backend_that_reads_classes(tmp_path):
+    result = gen(
+        copy_project(tmp_path / "p"),
+        "build",
+        "a1.8",
+        "--profile",
+        "smoke",
+        "--backend",
+        "deepfloyd",
+        "--set",
+        "a1.8.anagrams=all",
+        "--dry-run",
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "'all' takes every pair of classes" in result.stderr

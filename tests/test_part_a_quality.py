@@ -1,11 +1,9 @@
-"""Part A's algorithms on a model that really works: b2.4 and b2.0 as the quick profile trains them.
-
-The model is b2.4 at the quick profile's numbers (D = 16, two epochs, OneCycle, a moving average
-of the weights) on 20,000 digits rather than 30,000: about two minutes on two cores, built
+"""Part A's algorithms on a model that really works: the local backend's shipped model, read by
+b2.0's classifier trained on half of MNIST for one epoch (about a minute on two cores), built
 through `gen` as a user would.
-Its precision is pinned to fp32, so that the model is the same on a CPU with bf16 units and one
-without. The checks are margins far above chance, not the figures the pages report: those are
-measured and shown on the pages (and in the README), where a reader can judge them.
+
+The checks are margins far above chance, not the figures the pages report: those are measured
+and shown on the pages (and in the README), where a reader can judge them.
 """
 
 import json
@@ -16,15 +14,11 @@ from conftest import copy_project, gen
 
 pytestmark = pytest.mark.slow
 
-TRAIN = [
+SCORER = [  # one epoch of half of MNIST reads digits well enough for margins
     "--set",
-    "b2.4.sample_epochs=[2]",
+    "b2.0.epochs=1",
     "--set",
-    "b2.4.precision=fp32",
-    "--set",
-    "b2.4.train_subset=20000",
-    "--set",
-    "b2.0.train_subset=30000",  # the scorer: one epoch of half of MNIST reads digits well enough
+    "b2.0.train_subset=30000",
 ]
 
 
@@ -40,11 +34,11 @@ def trained(tmp_path_factory):
         "quick",
         "--backend",
         "local",
-        *TRAIN,
+        *SCORER,
         "--set",
         "a1.6.num_samples=10",
         "--set",
-        "a1.8.num_samples=20",
+        "a1.8.num_samples=4",
     )
     return project
 
@@ -57,18 +51,18 @@ def test_guided_samples_are_read_as_the_digit_asked_for(trained):
     samples = np.load(trained / "docs/assets/a1.6/samples.npz")
     assert samples["images"].shape == (100, 1, 28, 28)
     # A tenth would be chance; a working guidance reads far above it.
-    assert _metrics(trained, "a1.6")["accuracy"] >= 0.6
+    assert _metrics(trained, "a1.6")["confident_right"] >= 0.6
 
 
 def test_anagrams_of_different_digits_read_both_ways(trained):
     metrics = _metrics(trained, "a1.8")
     samples = np.load(trained / "docs/assets/a1.8/samples.npz")
-    params = json.loads((trained / "docs/assets/a1.8/record.json").read_text())["params"]
-    assert str(samples["view"]) == "flip" and len(params["anagrams"]) >= 3
-    # The view relates neither digit to itself nor to the other.
-    for first, second in params["anagrams"]:
-        assert first != second and {first, second} != {"6", "9"}
+    assert str(samples["view"]) == "flip"
+    # Every pair tried is of two digits the view relates neither to itself nor to the other.
+    for first, second in zip(samples["prompts_view1"], samples["prompts_view2"]):
+        assert first != second and {first, second} != {"2", "5"}
         assert not {first, second} & set("0138")
     # The first digit as it is and the second flipped, in the same sample: about one in a hundred
-    # by chance; the page reports what the model reaches.
-    assert metrics["accuracy_all_views"] >= 0.2
+    # by chance, over all 28 pairs; the page reports what the model reaches.
+    assert metrics["accuracy_all_views_tried"] >= 0.15
+    assert metrics["confident_all_views"] >= metrics["confident_all_views_tried"]

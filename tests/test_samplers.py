@@ -13,6 +13,7 @@ from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 from generator.diffusion.samplers import (
     Denoiser,
     anagram,
+    autoguided,
     classifier_free,
     conditional,
     denoise_step,
@@ -427,6 +428,33 @@ def test_cfg_scale_one_is_the_conditional_estimate_in_one_call(abar):
         variance_type=toy.variance_type,
     )
     assert toy.calls == len(TIMESTEPS) - 1 - 10  # one batched call per step
+
+
+class Weaker(Toy):
+    """The toy with a different, larger error: the "weaker model" of autoguidance."""
+
+    def __call__(self, x_t, t, cond):
+        eps, v = super().__call__(x_t, t, cond)
+        return 1.5 * eps + 0.2, v
+
+
+def test_autoguidance_steps_away_from_the_weaker_model_inside_its_interval_only(abar):
+    strong, weak = Toy(abar, learned=True), Weaker(abar)
+    cond = strong.encode([""])
+    x = torch.randn(3, 3, 8, 8)
+    eps_s, v_s = conditional(strong, cond)(x, 500)
+    eps_w, _ = conditional(weak, cond)(x, 500)
+    eps, v = autoguided(strong, weak, cond, 3.0, (0.2, 0.8))(x, 500)  # t/T = 0.5: guided
+    assert torch.allclose(eps, eps_w + 3.0 * (eps_s - eps_w), atol=1e-5) and torch.equal(v, v_s)
+    assert torch.allclose(autoguided(strong, weak, cond, 1.0)(x, 500)[0], eps_s, atol=1e-6)
+    # outside the interval (t/T = 0.9 and 0.1): the model alone, and the weak model is not asked
+    weak.calls = 0
+    for t in (900, 100):
+        assert torch.equal(
+            autoguided(strong, weak, cond, 3.0, (0.2, 0.8))(x, t)[0],
+            conditional(strong, cond)(x, t)[0],
+        )
+    assert weak.calls == 0
 
 
 def test_anagram_follows_the_write_up_and_is_symmetric(abar):

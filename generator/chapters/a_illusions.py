@@ -8,7 +8,17 @@ from pydantic import Field
 
 from ..errors import UsageError
 from ..section import Figure, Headline, Params, Result, lazy, percent, section
-from .common import cell, from_noise, labels_of, rng, score, short, table, upsampled
+from .common import (
+    cell,
+    from_noise,
+    labels_of,
+    real_digits,
+    rng,
+    score,
+    short,
+    sure,
+    upsampled,
+)
 from .params import Guidance, KernelSize, Prompt, Samples, check_odd, check_prompts
 
 # Imported where a run first uses them: reading the table (gen list) imports no torch.
@@ -21,20 +31,61 @@ figs = lazy("..figures", __package__)
 ViewName = Literal["flip", "rot180", "rot90cw", "rot90ccw", "negate", "transpose"]
 
 
+# Digits a view leaves as they are (as MNIST writes them), and pairs of digits it turns into each
+# other: an anagram of them shows nothing of the method, so `anagrams: all` leaves them out.
+UNCHANGED = {"flip": "0138", "rot180": "018"}
+SWAPPED = {"flip": {"25"}, "rot180": {"69"}}
+
+
+def all_anagrams(classes: tuple[str, ...], view: str) -> list[list[str]]:
+    """Every ordered pair of distinct classes, but those the view makes trivial."""
+    kept = [c for c in classes if c not in UNCHANGED.get(view, "")]
+    return [
+        [a, b]
+        for a in kept
+        for b in kept
+        if a != b and "".join(sorted(a + b)) not in SWAPPED.get(view, set())
+    ]
+
+
 class AnagramParams(Params):
-    anagrams: list[Annotated[list[Prompt], Field(min_length=2, max_length=4)]] = Field(
-        min_length=1,
-        max_length=8,
-        description="prompt lists: the first as the image is, the others under `views`",
+    anagrams: list[Annotated[list[Prompt], Field(min_length=2, max_length=4)]] | Literal["all"] = (
+        Field(
+            description="prompt lists: the first as the image is, the others under `views`; all: "
+            "every pair of the backend's classes (digits) that the view does not make trivial",
+        )
     )
     views: list[ViewName] = Field(
         min_length=1, max_length=3, description="the view of each further prompt"
     )
     num_samples: Samples
+    shown: int = Field(
+        ge=0,
+        le=8,
+        description="anagrams the figure shows, those read confidently in every view most often "
+        "first; 0: every one",
+    )
     guidance: Guidance
 
+    def tried(self, spec) -> list[list[str]]:
+        """The anagrams sampled, in order."""
+        if self.anagrams == "all":
+            return all_anagrams(spec.classes, self.views[0])
+        return self.anagrams
+
     def check(self, config, sid):
-        for prompts in self.anagrams:
+        if self.anagrams == "all":
+            if not config.spec.classes:
+                raise UsageError(
+                    f"bad value {sid}.anagrams: 'all' takes every pair of classes a classifier "
+                    f"reads, and the {config.backend} backend has none; list the prompts"
+                )
+            if len(self.views) != 1:
+                raise UsageError(
+                    f"bad value {sid}.anagrams: 'all' makes pairs, for one view; {sid}.views has "
+                    f"{len(self.views)}"
+                )
+        for prompts in self.tried(config.spec):
             if len(prompts) != len(self.views) + 1:
                 raise UsageError(
                     f"bad value {sid}.anagrams: {prompts} has {len(prompts)} prompts but "
@@ -52,6 +103,8 @@ class AnagramParams(Params):
             )
 
     def all_prompts(self):
+        if self.anagrams == "all":  # pairs of classes, which need no encoding ahead
+            return []
         return [p for prompts in self.anagrams for p in prompts]
 
 
@@ -83,16 +136,22 @@ class HybridParams(Params):
 
 
 def _visual_anagrams_headline(r) -> Headline | None:
-    if "accuracy_all_views" not in r.metrics:
+    if "confident_all_views" not in r.metrics:
         return None
-    return Headline("read right in every view", percent(r.metrics["accuracy_all_views"]))
+    shown, tried = len(r.data["shown"]), len(r.data["rows"])
+    chosen = f", the best {shown} of {tried}" if shown < tried else ""
+    return Headline(
+        f"of the anagrams shown read confidently in every view{chosen} "
+        f"(real digits, one view: {percent(r.metrics['real_confident_right'])})",
+        percent(r.metrics["confident_all_views"]),
+    )
 
 
 @section(
     "a1.8",
     "Visual anagrams",
     AnagramParams,
-    version=3,
+    version=4,
     uses_backend=True,
     headline=_visual_anagrams_headline,
 )
@@ -100,71 +159,121 @@ def visual_anagrams(p: AnagramParams, ctx) -> Result:
     backend = ctx.backend()
     den = backend.denoiser
     views = ["identity", *p.views]
-    uncond = den.encode([""])
-    gen = rng(p.seed)
-    images, prompts_of = [], [[] for _ in views]
-    for prompts in p.anagrams:
-        eps_fn = samplers.anagram(
-            den, [den.encode([q]) for q in prompts], views, uncond, p.guidance
-        )
-        images.append(from_noise(backend, eps_fn, p.num_samples, gen).cpu())  # (n, C, H, W)
-        for k, q in enumerate(prompts):
-            prompts_of[k] += [q] * p.num_samples
-    x = torch.cat(images)
-    # Every sample, as it is and under each view: one row per anagram and view.
-    shown = torch.stack(
-        [diffusion_views.get_view(v).apply(im) for im in images for v in views]
-    )  # (anagrams·views, n, C, H, W)
-    row_labels = [
-        f"{short([q], 14)[0]}: {'as it is' if v == 'identity' else v}"
-        for qs in p.anagrams
-        for q, v in zip(qs, views)
-    ]
-    table(backend, shown, ctx.out / "anagrams.png", row_labels=row_labels)
-    samples = {
-        "images": backend.to_pixels(x),
-        **{f"prompts_view{k + 1}": prompts_of[k] for k in range(len(views))},
-    }
-    samples["view"] = p.views[0] if len(p.views) == 1 else ",".join(p.views)
-    metrics, rows = {}, []
-    labels = [labels_of(backend, q) for q in prompts_of]
-    read = [
-        score(backend, backend.to_pixels(diffusion_views.get_view(v).apply(x)), lab)
-        for v, lab in zip(views, labels)
-    ]
-    if all(r is not None for r in read):
-        both = torch.stack(read).prod(0)  # (N,) 1 where every view reads as its prompt
-        for k, correct in enumerate(read):
-            metrics[f"accuracy_view{k + 1}"] = float(correct.mean())
-            samples[f"labels_view{k + 1}"] = labels[k]
-        metrics["accuracy_all_views"] = float(both.mean())
-        for a, prompts in enumerate(p.anagrams):
-            part = slice(a * p.num_samples, (a + 1) * p.num_samples)
-            metrics[f"accuracy_all_views_anagram_{a + 1}"] = float(both[part].mean())
-            rows.append(
-                {
-                    "prompts": prompts,
-                    "views": [float(r[part].mean()) for r in read],
-                    "all": float(both[part].mean()),
-                }
-            )
-    caption = (
-        f"Every sample of each anagram ({p.num_samples} per row), as it is and under "
-        f"{', '.join(p.views)}; \\(\\gamma = {p.guidance:g}\\)"
+    tried = p.tried(backend.spec)
+    n = p.num_samples
+    # every candidate of every anagram in one batch: prompts[k] is what view k should show
+    prompts = [[a[k] for a in tried for _ in range(n)] for k in range(len(views))]
+    eps_fn = samplers.anagram(
+        den, [den.encode(q) for q in prompts], views, den.encode([""]), p.guidance
     )
-    figures = [Figure("anagrams.png", caption, pixelated=backend.spec.pixelated)]
-    first = torch.cat([im[:1] for im in images])
+    gen = rng(p.seed)
+    x = from_noise(backend, eps_fn, len(tried) * n, gen).cpu()  # (anagrams·n, C, H, W)
+    seen = [backend.to_pixels(diffusion_views.get_view(v).apply(x)) for v in views]
+    labels = [labels_of(backend, q) for q in prompts]
+    plain = [score(backend, px, lab) for px, lab in zip(seen, labels)]
+    confident = [sure(backend, px, lab) for px, lab in zip(seen, labels)]
+    scored = all(r is not None for r in plain)
+    # (anagrams, n): 1 where every view reads as its prompt (confidently); 0 without a classifier
+    every = torch.stack(confident).prod(0) if scored else torch.zeros(len(x))
+    every = every.reshape(len(tried), n)
+    rows = []
+    for a, anagram in enumerate(tried):
+        part = slice(a * n, (a + 1) * n)
+        rows.append({"prompts": anagram, "index": a})
+        if scored:
+            rows[-1] |= {
+                "views": [float(r[part].mean()) for r in plain],
+                "views_confident": [float(r[part].mean()) for r in confident],
+                "all": float(torch.stack(plain)[:, part].prod(0).mean()),
+                "all_confident": float(every[a].mean()),
+            }
+    # The rule that picks what the figure shows: read confidently in every view most often, then
+    # plainly, then the order tried (without a classifier: the order tried).
+    ranked = sorted(rows, key=lambda r: (-r.get("all_confident", 0), -r.get("all", 0), r["index"]))
+    shown = sorted(r["index"] for r in ranked[: p.shown or len(rows)])
+    view_images = torch.stack(seen, 1).reshape(len(tried), n, len(views), *x.shape[1:])
+    figs.image_table(
+        view_images[shown].transpose(1, 2).flatten(0, 1),  # (shown·views, n, C, H, W)
+        ctx.out / "anagrams.png",
+        row_labels=[
+            f"{short([q], 14)[0]}: {'as it is' if v == 'identity' else v}"
+            for a in shown
+            for q, v in zip(tried[a], views)
+        ],
+        cell=cell(backend),
+        marked=every[shown].repeat_interleave(len(views), 0).bool() if scored else None,
+    )
+    mark = " Green frames: the classifier read every view confidently." if scored else ""
+    chosen = (
+        f"the {len(shown)} of {len(tried)} anagrams read confidently in every view most often"
+        if len(shown) < len(tried)
+        else f"every anagram ({len(tried)})"
+    )
+    figures = [
+        Figure(
+            "anagrams.png",
+            f"Every candidate ({n} per anagram) of {chosen}, as it is and under "
+            f"{', '.join(p.views)}; \\(\\gamma = {p.guidance:g}\\).{mark}",
+            pixelated=backend.spec.pixelated,
+        )
+    ]
+    if len(shown) < len(tried):
+        figs.image_table(
+            view_images[:, :, 0],
+            ctx.out / "anagrams_tried.png",
+            row_labels=[" / ".join(a) for a in tried],
+            cell=0.5,
+            marked=every.bool() if scored else None,
+        )
+        figures.append(
+            Figure(
+                "anagrams_tried.png",
+                f"Every anagram tried, as it is: {n} candidates each.{mark}",
+                pixelated=backend.spec.pixelated,
+            )
+        )
+    first = x.reshape(len(tried), n, *x.shape[1:])[shown, 0]
     figures += upsampled(
         backend,
-        first,
-        [q[0] for q in p.anagrams],
+        backend.to_model(first),
+        [tried[a][0] for a in shown],
         gen,
         ctx.out,
-        len(p.anagrams),
+        len(shown),
         "The first sample of each anagram",
     )
+    samples = {
+        "images": seen[0],
+        **{f"prompts_view{k + 1}": prompts[k] for k in range(len(views))},
+        "view": p.views[0] if len(p.views) == 1 else ",".join(p.views),
+        "seed": [p.seed] * len(x),  # the batch's; candidate k of anagram a is image a·n + k
+        "candidate": [k for _ in tried for k in range(n)],
+        "shown": [a in shown for a in range(len(tried)) for _ in range(n)],
+    }
+    metrics = {}
+    if scored:
+        for k in range(len(views)):
+            samples[f"labels_view{k + 1}"] = labels[k]
+        samples["confident_all_views"] = every.flatten().bool()
+        on_show = [rows[a] for a in shown]
+        metrics = {
+            "confident_all_views": sum(r["all_confident"] for r in on_show) / len(on_show),
+            "accuracy_all_views": sum(r["all"] for r in on_show) / len(on_show),
+            "confident_all_views_tried": float(every.mean()),
+            "accuracy_all_views_tried": sum(r["all"] for r in rows) / len(rows),
+            "real_confident_right": real_digits(backend)["test_confident_right"],
+        }
     return Result(
-        metrics=metrics, figures=figures, samples=samples, data={"views": p.views, "rows": rows}
+        metrics=metrics,
+        figures=figures,
+        samples=samples,
+        data={
+            "views": p.views,
+            "rows": rows,
+            "ranked": [r["index"] for r in ranked],
+            "shown": shown,
+            "candidates": n,
+        },
     )
 
 
@@ -184,17 +293,20 @@ def _hybrids(backend, p: HybridParams, sigma: float) -> torch.Tensor:
 
 
 def _hybrid_images_headline(r) -> Headline | None:
-    if "best_sigma" not in r.metrics:
+    if "both_ways_confident" not in r.metrics:
         return None
-    both = r.metrics[f"both_sigma_{r.metrics['best_sigma']:g}"]
-    return Headline("read right close up and from afar", percent(both))
+    return Headline(
+        f"read confidently right close up and from afar, at the best σ (real digits from afar: "
+        f"{percent(r.metrics['real_confident_right_far'])})",
+        percent(r.metrics["both_ways_confident"]),
+    )
 
 
 @section(
     "a1.9",
     "Hybrid images",
     HybridParams,
-    version=4,
+    version=5,
     uses_backend=True,
     headline=_hybrid_images_headline,
 )
@@ -210,47 +322,70 @@ def hybrid_images(p: HybridParams, ctx) -> Result:
         far = TF.resize(
             pixels, [H // p.far_scale, W // p.far_scale], antialias=True
         )  # what a viewer far away sees
-        runs[sigma] = pixels, far
         # the classifier reads the far view enlarged back to its input size
-        far_right, close_right = (
-            score(backend, TF.resize(far, [H, W], antialias=False), low),
-            score(backend, pixels, high),
-        )
+        seen_far = TF.resize(far, [H, W], antialias=False)
+        far_right, close_right = score(backend, seen_far, low), score(backend, pixels, high)
+        runs[sigma] = pixels, far, None
         if far_right is not None and close_right is not None:
+            far_sure, close_sure = sure(backend, seen_far, low), sure(backend, pixels, high)
+            runs[sigma] = pixels, far, (far_sure * close_sure, far_right * close_right)
             rows.append(
                 {
                     "sigma": sigma,
                     "far": float(far_right.mean()),
                     "close": float(close_right.mean()),
                     "both": float((far_right * close_right).mean()),
+                    "far_confident": float(far_sure.mean()),
+                    "close_confident": float(close_sure.mean()),
+                    "both_confident": float((far_sure * close_sure).mean()),
                 }
             )
     best = (
-        max(rows, key=lambda r: (r["both"], r["far"] + r["close"]))["sigma"]
+        max(rows, key=lambda r: (r["both_confident"], r["both"], r["far"] + r["close"]))["sigma"]
         if rows
         else p.sigmas[0]
     )
-    pixels, far = runs[best]
-    shown = torch.stack(
-        [pixels[:: p.num_samples], TF.resize(far[:: p.num_samples], [H, W], interpolation=0)], dim=1
-    )
+    pixels, far, read = runs[best]
+    n = p.num_samples
+    # every candidate of each pair: close up, then from afar (enlarged back, as crisp pixels)
+    shown = torch.stack([pixels, TF.resize(far, [H, W], interpolation=0)])  # (2, pairs·n, C, H, W)
+    shown = shown.unflatten(1, (len(p.pairs), n)).transpose(0, 1).flatten(0, 1)
+    small = f"{H // p.far_scale}×{W // p.far_scale}"
     figs.image_table(
-        shown,
+        shown,  # (pairs·2, n, C, H, W)
         ctx.out / "hybrids.png",
-        row_labels=[f"{short([lo], 14)[0]} / {short([hi], 14)[0]}" for lo, hi in p.pairs],
-        col_labels=["close up", f"from afar ({H // p.far_scale}×{W // p.far_scale})"],
+        row_labels=[
+            f"{short([lo], 14)[0]} / {short([hi], 14)[0]}: {where}"
+            for lo, hi in p.pairs
+            for where in ("close up", f"afar ({small})")
+        ],
         cell=cell(backend),
+        marked=None
+        if read is None
+        else read[0].reshape(len(p.pairs), 1, n).expand(-1, 2, -1).reshape(-1, n).bool(),
     )
+    pairs = []
+    if read is not None:
+        for k, pair in enumerate(p.pairs):
+            part = slice(k * n, (k + 1) * n)
+            pairs.append(
+                {
+                    "prompts": pair,
+                    "both": float(read[1][part].mean()),
+                    "both_confident": float(read[0][part].mean()),
+                }
+            )
     figs.actual_size(
-        [[pixels[i], far[i]] for i in range(0, len(pixels), p.num_samples)],
+        [[pixels[i], far[i]] for i in range(0, len(pixels), n)],
         ctx.out / "hybrids_actual_size.png",
     )
     figures = [
         Figure(
             "hybrids.png",
-            f"Hybrids at \\(\\sigma = {best:g}\\) (kernel {p.kernel_size}): low frequencies of the "
-            "first prompt, "
-            "high of the second; the far view enlarged",
+            f"Every candidate ({n} per pair) at \\(\\sigma = {best:g}\\) (kernel "
+            f"{p.kernel_size}): low frequencies of the first prompt, high of the second; close up, "
+            f"and from afar ({small}, enlarged)."
+            + (" Green frames: read confidently right at both distances." if pairs else ""),
             pixelated=backend.spec.pixelated,
         ),
         Figure(
@@ -262,14 +397,17 @@ def hybrid_images(p: HybridParams, ctx) -> Result:
     metrics = {}
     if rows:
         for r in rows:
-            for kind in ("far", "close", "both"):
+            for kind in ("far", "close", "both", "both_confident"):
                 metrics[f"{kind}_sigma_{r['sigma']:g}"] = r[kind]
         top = next(r for r in rows if r["sigma"] == best)
         metrics |= {
             "far_read_as_low": top["far"],
             "close_read_as_high": top["close"],
             "both_ways": top["both"],
+            "both_ways_confident": top["both_confident"],
             "best_sigma": best,
+            "real_confident_right_far": real_digits(backend)["test_confident_right_quarter_size"],
+            "real_confident_right": real_digits(backend)["test_confident_right"],
         }
         if len(rows) > 1:
             figs.rate_plot(
@@ -278,6 +416,7 @@ def hybrid_images(p: HybridParams, ctx) -> Result:
                     "far view read as the first digit": [r["far"] for r in rows],
                     "close view read as the second": [r["close"] for r in rows],
                     "both": [r["both"] for r in rows],
+                    "both, confidently": [r["both_confident"] for r in rows],
                 },
                 ctx.out / "sweep.png",
                 xlabel="σ of the low-pass filter (pixels)",
@@ -305,8 +444,12 @@ def hybrid_images(p: HybridParams, ctx) -> Result:
         "prompts_high": high_prompts,
         "sigma": [best] * len(pixels),
     }
-    if low is not None and high is not None:
-        samples |= {"labels_low": low, "labels_high": high}
+    samples["seed"] = [p.seed] * len(pixels)  # the batch's: candidate k of pair a is a·n + k
+    if read is not None:
+        samples |= {"labels_low": low, "labels_high": high, "confident_both": read[0].bool()}
     return Result(
-        metrics=metrics, figures=figures, samples=samples, data={"rows": rows, "best_sigma": best}
+        metrics=metrics,
+        figures=figures,
+        samples=samples,
+        data={"rows": rows, "best_sigma": best, "pairs": pairs, "candidates": n},
     )

@@ -51,9 +51,40 @@ class DDPMSampleParams(Params):
     )
     batch_size: int = Field(ge=1, le=10000, description="samples drawn at once, from 1 to 10000")
     gif_frames: GifFrames
+    autoguidance: float = Field(
+        ge=1.0,
+        le=20.0,
+        description="w of autoguidance, ε_weak + w(ε − ε_weak), for a second set of samples of "
+        "the last checkpoint; 1: none",
+    )
+    guide_epoch: int | None = Field(
+        ge=1,
+        le=1000,
+        description="the kept checkpoint of b2.2 that guides as the weaker model; null: the first",
+    )
+    guide_interval: Annotated[
+        list[Annotated[float, Field(ge=0.0, le=1.0)]], Field(min_length=2, max_length=2)
+    ] = Field(description="[low, high]: autoguidance where t/T lies between them")
 
     def check(self, config, sid):
         _check_frames(config, sid, self.gif_frames, "b2.2")
+        kept = config.params["b2.2"].checkpoints()
+        if self.autoguidance > 1 and len(kept) < 2:
+            raise UsageError(
+                f"bad value {sid}.autoguidance={self.autoguidance:g}: it needs a weaker model, an "
+                f"earlier checkpoint of b2.2, which keeps only epoch {kept[0]}; set "
+                "b2.2.sample_epochs to two epochs or more, or autoguidance to 1"
+            )
+        if self.guide_epoch is not None and self.guide_epoch not in kept[:-1]:
+            raise UsageError(
+                f"bad value {sid}.guide_epoch={self.guide_epoch}: the weaker model must be a "
+                f"checkpoint b2.2 keeps before its last: one of {kept[:-1]} (b2.2.sample_epochs)"
+            )
+        low, high = self.guide_interval
+        if low >= high:
+            raise UsageError(
+                f"bad value {sid}.guide_interval={self.guide_interval}: low must be below high"
+            )
 
 
 class GuidedSampleParams(Params):
@@ -78,11 +109,9 @@ def _models(ctx, train_id: str):
         yield epoch, local_model.load_kept_ddpm(entry, epoch, ctx.device)
 
 
-def _draw(
-    den, ctx, count: int, batch_size: int, seed: int, *, prompts=None, guidance=None, recorder=None
-) -> torch.Tensor:
-    """`count` samples in batches, clamped to [0, 1]; guided towards `prompts` (one per sample)
-    where given.
+def _draw(den, ctx, count: int, batch_size: int, seed: int, eps_for, recorder=None) -> torch.Tensor:
+    """`count` samples in batches, clamped to [0, 1]; `eps_for(start, size)` is the noise estimate
+    of the batch of samples start, …, start + size − 1.
 
     `recorder` sees the steps of the first batch only.
     """
@@ -90,15 +119,9 @@ def _draw(
     out = []
     for start in ctx.progress(range(0, count, batch_size), desc="sampling"):
         size = min(batch_size, count - start)
-        if prompts is None:
-            eps_fn = samplers.conditional(den, den.encode([""]))
-        else:
-            eps_fn = samplers.classifier_free(
-                den, den.encode(prompts[start : start + size]), den.encode([""]), guidance
-            )
         x = torch.randn((size, 1, 28, 28), generator=gen).to(ctx.device)
         x = samplers.ddpm_sample(
-            eps_fn,
+            eps_for(start, size),
             x,
             den.alphas_cumprod,
             generator=gen,
@@ -129,7 +152,7 @@ def _sample_time_ddpm_headline(r) -> Headline | None:
     "Sampling from the time-conditioned DDPM",
     DDPMSampleParams,
     needs=("b2.2", "b2.0"),
-    version=2,
+    version=3,
     headline=_sample_time_ddpm_headline,
 )
 def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
@@ -137,22 +160,27 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
     epochs = ctx.needs["b2.2"].data["checkpoints"]
     shown, steps, figures, rows = [], [], [], []
     recorder = figs.FrameRecorder(ANIMATED)
+    count = max(p.num_samples, p.eval_samples)
     # What a perfect generator would score: real training digits, as many as the samples scored.
     real = subset(*mnist(ctx.data_root, train=True), p.eval_samples, p.seed)[0]
     metrics = {
         "fid_real": reader.frechet(real),
         "confident_real": float(reader.confident(real).mean()),
     }
-    for epoch, den in _models(ctx, "b2.2"):
+    digits = {"real": _digit_shares(reader, real)}  # by method: how the readings spread
+    models = dict(_models(ctx, "b2.2"))
+    for epoch, den in models.items():
         last = epoch == epochs[-1]
         recorder.keep = figs.evenly_spread(den.alphas_cumprod.shape[0], p.gif_frames)
+        uncond = den.encode([""])
         images = _draw(
             den,
             ctx,
-            max(p.num_samples, p.eval_samples),
+            count,
             p.batch_size,
             p.seed,
-            recorder=recorder if last else None,
+            lambda start, size, den=den, uncond=uncond: samplers.conditional(den, uncond),
+            recorder if last else None,
         )
         metrics[f"fid_epoch_{epoch}"] = reader.frechet(images[: p.eval_samples])
         metrics[f"confident_epoch_{epoch}"] = float(
@@ -161,6 +189,7 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
         rows.append(
             {
                 "epoch": epoch,
+                "method": "plain",
                 "fid": metrics[f"fid_epoch_{epoch}"],
                 "confident": metrics[f"confident_epoch_{epoch}"],
             }
@@ -174,6 +203,8 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
                 name, f"{p.num_samples} samples after epoch {epoch}", pixelated=True, enlarge=True
             )
         )
+        if last:
+            digits["plain"] = _digit_shares(reader, images[: p.eval_samples])
     figs.animation(recorder.frames, ctx.out / "sampling.gif")
     T = ctx.params_of("b2.2").T
     figures.append(
@@ -185,20 +216,107 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
             enlarge=True,
         )
     )
+    # The last epoch's, under names that do not depend on the profile's epochs (what sweeps plot).
+    metrics["confident"] = metrics[f"confident_epoch_{epochs[-1]}"]
+    metrics["fid"] = metrics[f"fid_epoch_{epochs[-1]}"]
+    methods = ["plain"] * len(steps)
+    guide = None
+    if p.autoguidance > 1:
+        guide = p.guide_epoch or epochs[0]
+        strong, weak = models[epochs[-1]], models[guide]
+        uncond = strong.encode([""])
+        images = _draw(
+            strong,
+            ctx,
+            count,
+            p.batch_size,
+            p.seed,
+            lambda start, size: samplers.autoguided(
+                strong, weak, uncond, p.autoguidance, tuple(p.guide_interval)
+            ),
+        )
+        scored = images[: p.eval_samples]
+        metrics["fid_autoguided"] = reader.frechet(scored)
+        metrics["confident_autoguided"] = float(reader.confident(scored).mean())
+        rows.append(
+            {
+                "epoch": epochs[-1],
+                "method": "autoguided",
+                "fid": metrics["fid_autoguided"],
+                "confident": metrics["confident_autoguided"],
+            }
+        )
+        digits["autoguided"] = _digit_shares(reader, scored)
+        shown.append(images[: p.num_samples])
+        steps += [epochs[-1]] * p.num_samples
+        methods += ["autoguided"] * p.num_samples
+        figs.save_png(figs.tile(images[: p.num_samples], nrow=10), ctx.out / "autoguided.png")
+        low, high = p.guide_interval
+        figures.append(
+            Figure(
+                "autoguided.png",
+                f"The same noise after epoch {epochs[-1]}, autoguided by the epoch-{guide} model: "
+                f"\\(w = {p.autoguidance:g}\\) for \\({low:g}T \\le t \\le {high:g}T\\)",
+                pixelated=True,
+                enlarge=True,
+            )
+        )
+    named = {"real": "real training digits", "plain": "samples", "autoguided": "autoguided"}
+    for method, found in digits.items():
+        metrics[f"digit_entropy_{method}"] = found["entropy"]
+        metrics[f"digit_min_share_{method}"] = min(found["shares"])
+    figs.digit_shares(
+        {named[method]: found["shares"] for method, found in digits.items()},
+        ctx.out / "digits.png",
+    )
+    figures.append(
+        Figure(
+            "digits.png",
+            "Which digits the confident readings are: the share of each digit among the samples "
+            "read with probability at least 0.9",
+        )
+    )
     return Result(
         metrics=metrics,
         figures=figures,
-        samples={"images": torch.cat(shown), "steps": steps},
-        data={"rows": rows, "epochs": epochs, "reference_digits": len(reader.reference)},
+        samples={"images": torch.cat(shown), "steps": steps, "method": methods},
+        data={
+            "rows": rows,
+            "epochs": epochs,
+            "guide_epoch": guide,
+            "digits": digits,
+            "reference_digits": len(reader.reference),
+        },
         model=outputs.model_of(ctx.needs["b2.2"].record),
     )
+
+
+def _digit_shares(reader, images) -> dict:
+    """How the confident readings of `images` spread over the ten digits: each digit's share,
+    the entropy of the shares in bits (log2 10 ≈ 3.32 when even), and how many readings."""
+    digits, probability = reader.read(images)
+    sure = digits[probability >= clf.CONFIDENT]
+    counts = torch.bincount(sure, minlength=DIGITS).double()
+    shares = counts / counts.sum().clamp(min=1)
+    nonzero = shares[shares > 0]
+    return {
+        "shares": shares.tolist(),
+        "entropy": float(-(nonzero * nonzero.log2()).sum()) + 0.0,  # + 0.0: no "-0.00"
+        "readings": int(counts.sum()),
+    }
 
 
 def _sample_class_ddpm_headline(r) -> Headline | None:
     last = _last_epoch(r)
     if not last:
         return None
-    return Headline("read as the digit asked for", percent(r.metrics[f"accuracy_epoch_{last}"]))
+    if f"confident_right_epoch_{last}" not in r.metrics:
+        return None
+    return Headline(
+        "read confidently as the digit asked for "
+        f"(real digits: {percent(r.metrics['real_confident_right'])})",
+        percent(r.metrics[f"confident_right_epoch_{last}"]),
+    )
 
 
 @section(
@@ -206,7 +324,7 @@ def _sample_class_ddpm_headline(r) -> Headline | None:
     "Sampling with classifier-free guidance",
     GuidedSampleParams,
     needs=("b2.4", "b2.0"),
-    version=3,
+    version=4,
     headline=_sample_class_ddpm_headline,
 )
 def sample_class_ddpm(p: GuidedSampleParams, ctx) -> Result:
@@ -223,18 +341,23 @@ def sample_class_ddpm(p: GuidedSampleParams, ctx) -> Result:
     for epoch, den in _models(ctx, "b2.4"):
         last = epoch == epochs[-1]
         recorder.keep = figs.evenly_spread(den.alphas_cumprod.shape[0], p.gif_frames)
+        uncond = den.encode([""])
         images = _draw(
             den,
             ctx,
             len(labels),
             p.batch_size,
             p.seed,
-            prompts=prompts,
-            guidance=p.guidance,
-            recorder=recorder if last else None,
+            lambda start, size, den=den, uncond=uncond: samplers.classifier_free(
+                den, den.encode(prompts[start : start + size]), uncond, p.guidance
+            ),
+            recorder if last else None,
         )
         correct = (reader.predict(images[:scored]) == labels[:scored]).float()
         metrics[f"accuracy_epoch_{epoch}"] = float(correct.mean())
+        metrics[f"confident_right_epoch_{epoch}"] = float(
+            reader.sure(images[:scored], labels[:scored]).mean()
+        )
         for d in range(DIGITS):
             metrics[f"accuracy_epoch_{epoch}_digit_{d}"] = float(
                 correct[labels[:scored] == d].mean()
@@ -244,6 +367,7 @@ def sample_class_ddpm(p: GuidedSampleParams, ctx) -> Result:
             {
                 "epoch": epoch,
                 "accuracy": metrics[f"accuracy_epoch_{epoch}"],
+                "confident_right": metrics[f"confident_right_epoch_{epoch}"],
                 "fid": metrics[f"fid_epoch_{epoch}"],
                 "per_digit": [metrics[f"accuracy_epoch_{epoch}_digit_{d}"] for d in range(DIGITS)],
             }
@@ -257,10 +381,12 @@ def sample_class_ddpm(p: GuidedSampleParams, ctx) -> Result:
         )  # (10, per_digit, 1, 28, 28)
     # The last epoch's, under names that do not depend on the profile's epochs (what the guidance
     # sweep plots).
-    metrics["accuracy"], metrics["fid"] = (
+    metrics["accuracy"], metrics["confident_right"], metrics["fid"] = (
         metrics[f"accuracy_epoch_{epochs[-1]}"],
+        metrics[f"confident_right_epoch_{epochs[-1]}"],
         metrics[f"fid_epoch_{epochs[-1]}"],
     )
+    metrics["real_confident_right"] = ctx.needs["b2.0"].record["metrics"]["test_confident_right"]
     figs.image_table(
         torch.cat(columns, dim=1),
         ctx.out / "samples.png",

@@ -151,9 +151,12 @@ def ddpm_loss(
     schedule: Schedule,
     *,
     p_uncond: float = 0.1,
+    min_snr_gamma: float = 0.0,
 ) -> torch.Tensor:
     """‖ε − ε_θ(x_t, t/T[, c])‖², t uniform (Ho et al. 2020, Algorithm 1); c zeroed with p_uncond
-    (Ho & Salimans 2022).
+    (Ho & Salimans 2022). With min_snr_gamma > 0 each sample's term is weighted by
+    min(SNR_t, γ)/SNR_t, SNR_t = ᾱ_t/(1 − ᾱ_t) (Hang et al. 2023, min-SNR-γ for ε-prediction),
+    which turns down the nearly clean timesteps.
 
     `cond` is a (B, classes) one-hot batch for a class-conditioned model, else None.
     """
@@ -168,7 +171,12 @@ def ddpm_loss(
         eps = model(x_t, t_in, cond * keep[:, None])  # a zeroed row is "no class"
     else:
         eps = model(x_t, t_in)
-    return F.mse_loss(eps.float(), noise)
+    if not min_snr_gamma:
+        return F.mse_loss(eps.float(), noise)
+    abar = schedule.alphas_cumprod[t].to(device)  # (B,)
+    snr = abar / (1 - abar)
+    weight = snr.clamp(max=min_snr_gamma) / snr  # (B,)
+    return (weight * (eps.float() - noise).pow(2).flatten(1).mean(1)).mean()
 
 
 # ---------------------------------------------------------------- a step's record

@@ -171,6 +171,30 @@ def classifier_free(denoiser: Denoiser, cond: Tensor, uncond: Tensor, scale: flo
     return eps_fn
 
 
+def autoguided(
+    denoiser: Denoiser,
+    weak: Denoiser,
+    cond: Tensor | None,
+    scale: float,
+    interval: tuple[float, float] = (0.0, 1.0),
+) -> EpsFn:
+    """ε = ε_weak + w(ε_θ − ε_weak) where t/T lies in `interval`, else ε_θ: the model guided away
+    from a weaker version of itself (Karras et al. 2024, autoguidance), over part of the schedule
+    only (Kynkäänniemi et al. 2024). w = 1 is the model alone; variance from the model."""
+    T = denoiser.alphas_cumprod.shape[0]
+    low, high = interval
+
+    def eps_fn(x_t: Tensor, t: int) -> tuple[Tensor, Tensor | None]:
+        c = _batch(cond, x_t.shape[0])
+        eps, v = denoiser(x_t, t, c)
+        if not low <= t / T <= high:
+            return eps, v
+        eps_weak = weak(x_t, t, c)[0].float()
+        return eps_weak + scale * (eps.float() - eps_weak), v
+
+    return eps_fn
+
+
 def anagram(
     denoiser: Denoiser,
     conds: Sequence[Tensor],

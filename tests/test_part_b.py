@@ -23,13 +23,20 @@ def private(project, sid):
 def test_time_conditioned_samples_follow_the_contract(built):
     epochs = record(built, "b2.2")["params"]["epochs"]
     with np.load(built / "docs/assets/b2.3/samples.npz") as npz:
-        images, steps = npz["images"], npz["steps"]
+        images, steps, method = npz["images"], npz["steps"], npz["method"]
         assert "labels" not in npz
     shown = record(built, "b2.3")["params"]["num_samples"]
     checkpoints = sorted({max(1, round(epochs / 4)), epochs})
-    assert images.dtype == np.float32 and images.shape == (shown * len(checkpoints), 1, 28, 28)
+    # the plain samples of each checkpoint, then the last one's autoguided by the first
+    plain = [e for e in checkpoints for _ in range(shown)]
+    assert images.dtype == np.float32 and images.shape == (shown * 3, 1, 28, 28)
     assert images.min() >= 0.0 and images.max() <= 1.0
-    assert steps.tolist() == [e for e in checkpoints for _ in range(shown)]
+    assert steps.tolist() == plain + [checkpoints[-1]] * shown
+    assert method.tolist() == ["plain"] * len(plain) + ["autoguided"] * shown
+    data = json.loads((built / "docs/assets/b2.3/data.json").read_text())
+    assert data["guide_epoch"] == checkpoints[0]
+    for found in data["digits"].values():  # shares of the confident readings over the digits
+        assert len(found["shares"]) == 10 and 0 <= found["entropy"] <= np.log2(10) + 1e-9
 
 
 @pytest.mark.slow
@@ -149,3 +156,21 @@ def test_more_frames_than_sampling_steps_is_one_line_before_anything_runs(tmp_pa
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and named in lines[0], result.stderr
     assert "at most" in lines[0] and not (project / "docs").exists()
+
+
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--set", "b2.3.guide_epoch=2"], "b2.3.guide_epoch=2"),  # the last: no weaker model
+        (["--set", "b2.2.sample_epochs=[2]"], "b2.3.autoguidance=2"),  # nothing earlier kept
+        (["--set", "b2.3.guide_interval=[0.8,0.2]"], "b2.3.guide_interval=[0.8, 0.2]"),
+    ],
+)
+def test_autoguidance_without_a_weaker_model_is_one_line_before_anything_runs(
+    tmp_path, args, named
+):
+    project = copy_project(tmp_path / "p")
+    result = gen(project, "build", "b2.3", "--profile", "smoke", *args, check=False)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and named in lines[0], result.stderr
+    assert not (project / "docs").exists()

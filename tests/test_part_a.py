@@ -25,7 +25,12 @@ def test_every_section_says_which_backend_and_model_made_it(built):
         assert record["backend"]["name"] == "local"
         assert record["backend"]["b2.4"] == b24["cache_key"]  # the model is b2.4's entry
         assert "b2.4" in record["backend"]["model_id"]
-        assert record["backend"]["settings"] == {"model": "b2.4", "t_start": 290, "stride": 96}
+        assert record["backend"]["settings"] == {
+            "model": "b2.4",
+            "variance": "fixed_small",
+            "t_start": 290,
+            "stride": 96,
+        }
         assert record["needs"]["b2.4"] == b24["cache_key"]
         assert record["command"].startswith(f"gen build {sid} --profile smoke --backend local")
     page = (built / "docs/part-a.md").read_text()

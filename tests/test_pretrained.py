@@ -79,6 +79,6 @@ def test_the_shipped_model_is_small_and_its_sha256_enters_part_a_keys():
     assert record["command"].startswith("gen pretrain ")
     from generator.backends.local import LocalSettings
 
-    settings = LocalSettings(model="pretrained", t_start=290, stride=10)
+    settings = LocalSettings(model="pretrained", variance="fixed_small", t_start=290, stride=10)
     assert settings.identity()["weights_sha256"] == record["sha256"]
     assert "weights_sha256" not in settings.model_copy(update={"model": "b2.4"}).identity()

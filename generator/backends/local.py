@@ -36,6 +36,10 @@ class LocalSettings(BackendSettings):
         description="pretrained: the model shipped with the project (gen pretrain); b2.4: the "
         "one this build trains"
     )
+    variance: Literal["fixed_small", "fixed_large"] = Field(
+        description="σ² of each strided step: fixed_small, the posterior β̃ between the two "
+        "timesteps (no noise left after the last); fixed_large, β, as the weights declare"
+    )
 
     def identity(self) -> dict:
         """The settings, and the shipped weights' sha256 where they are used: a new model rebuilds
@@ -125,7 +129,9 @@ class LocalSpec(BackendSpec):
     ):
         from .local_model import LocalBackend
 
-        return LocalBackend(self, needs.get(MODEL), needs[SCORER], settings.timesteps(), device)
+        return LocalBackend(
+            self, needs.get(MODEL), needs[SCORER], settings.timesteps(), device, settings.variance
+        )
 
 
 LOCAL = LocalSpec()

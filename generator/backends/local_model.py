@@ -34,14 +34,18 @@ def ddpm_metadata(T: int, beta_1: float, beta_T: float, variance_type: str) -> d
     }
 
 
-def load_ddpm(path: Path, device: str) -> UNetDenoiser:
-    """A DDPM's weights as a denoiser, with the schedule and the variance its metadata declare."""
+def load_ddpm(path: Path, device: str, variance_type: str | None = None) -> UNetDenoiser:
+    """A DDPM's weights as a denoiser, with the schedule its metadata declares, and the variance
+    it declares unless `variance_type` says otherwise."""
     found = read_metadata(path).get(DDPM_META)
     if found is None or found.get("schedule") != "linear":
         raise ValueError(f"{path.name} holds no DDPM schedule in its metadata; train it again")
     schedule = linear_schedule(found["T"], found["beta_1"], found["beta_T"])
     return UNetDenoiser(
-        load_model(path, device), schedule.alphas_cumprod, device, found["variance_type"]
+        load_model(path, device),
+        schedule.alphas_cumprod,
+        device,
+        variance_type or found["variance_type"],
     )
 
 
@@ -53,11 +57,13 @@ def load_kept_ddpm(entry, epoch: int, device: str) -> UNetDenoiser:
 class LocalBackend(Backend):
     """`model_entry`: b2.4's store entry, or None for the model shipped with the project."""
 
-    def __init__(self, spec, model_entry, scorer_entry, timesteps: list[int], device: str):
+    def __init__(
+        self, spec, model_entry, scorer_entry, timesteps: list[int], device: str, variance: str
+    ):
         self.spec = spec
         if model_entry is None:
             shipped = local.shipped_record()
-            self.denoiser = load_ddpm(local.WEIGHTS, device)
+            self.denoiser = load_ddpm(local.WEIGHTS, device, variance)
             made = {
                 "model_id": f"{shipped['model']}, shipped with the project",
                 "pretrained": f"trained beforehand by `{shipped['command']}` "
@@ -67,7 +73,9 @@ class LocalBackend(Backend):
             }
         else:
             epoch = model_entry.data["checkpoints"][-1]
-            self.denoiser = load_kept_ddpm(model_entry, epoch, device)
+            self.denoiser = load_ddpm(
+                model_entry.private / MODEL_FILE.format(epoch=epoch), device, variance
+            )
             record = model_entry.record
             made = {
                 "model_id": f"{model_of(record)} of {record['id']}, epoch {epoch}",

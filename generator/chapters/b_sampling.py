@@ -182,9 +182,8 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
             lambda start, size, den=den, uncond=uncond: samplers.conditional(den, uncond),
             recorder if last else None,
         )
-        metrics[f"fid_epoch_{epoch}"] = reader.frechet(images[: p.eval_samples])
-        metrics[f"confident_epoch_{epoch}"] = float(
-            reader.confident(images[: p.eval_samples]).mean()
+        metrics[f"fid_epoch_{epoch}"], metrics[f"confident_epoch_{epoch}"] = _scored(
+            reader, images[: p.eval_samples]
         )
         rows.append(
             {
@@ -236,8 +235,7 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
             ),
         )
         scored = images[: p.eval_samples]
-        metrics["fid_autoguided"] = reader.frechet(scored)
-        metrics["confident_autoguided"] = float(reader.confident(scored).mean())
+        metrics["fid_autoguided"], metrics["confident_autoguided"] = _scored(reader, scored)
         rows.append(
             {
                 "epoch": epochs[-1],
@@ -252,11 +250,16 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
         methods += ["autoguided"] * p.num_samples
         figs.save_png(figs.tile(images[: p.num_samples], nrow=10), ctx.out / "autoguided.png")
         low, high = p.guide_interval
+        where = (
+            "at every step"
+            if (low, high) == (0.0, 1.0)
+            else f"for \\({low:g}T \\le t \\le {high:g}T\\)"
+        )
         figures.append(
             Figure(
                 "autoguided.png",
                 f"The same noise after epoch {epochs[-1]}, autoguided by the epoch-{guide} model: "
-                f"\\(w = {p.autoguidance:g}\\) for \\({low:g}T \\le t \\le {high:g}T\\)",
+                f"\\(w = {p.autoguidance:g}\\) {where}",
                 pixelated=True,
                 enlarge=True,
             )
@@ -289,6 +292,11 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
         },
         model=outputs.model_of(ctx.needs["b2.2"].record),
     )
+
+
+def _scored(reader, images) -> tuple[float, float]:
+    """The Fréchet distance of `images` to the test digits, and the share read confidently."""
+    return reader.frechet(images), float(reader.confident(images).mean())
 
 
 def _digit_shares(reader, images) -> dict:

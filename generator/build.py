@@ -83,7 +83,7 @@ def key_parts(config: Config, section: Section, needs: dict[str, str]) -> dict:
     inputs = {spec: file_digest(spec, config.root) for spec in params.input_files()}
     return {
         "version": section.version,
-        "params": params.model_dump(mode="json"),
+        "params": params.identity(),
         "backend": backend_identity(config, section),
         "needs": needs,
         "inputs": {spec: digest for spec, digest in inputs.items() if digest},
@@ -201,7 +201,7 @@ def run_job(
         record = {
             "id": section.id,
             "title": section.title,
-            "params": params.model_dump(mode="json"),
+            "params": params.identity(),
             "version": section.version,
             # with the version: what `gen status` compares, beyond params and needs
             "inputs": parts["inputs"],

@@ -284,41 +284,48 @@ def sweep(what, every, profile, sets, backend, device, name, show, metrics, exec
 
 
 @cli.command()
+@click.argument("name", type=click.Choice(["ddpm", "classifier"]), default="ddpm")
 @click.option(
     "--profile",
     default="full",
     show_default=True,
     type=click.Choice(["full", "quick", "smoke"]),
-    help="b2.4's recipe to train by (full: the write-up's).",
+    help="The recipe to train by (full: the write-up's).",
 )
 @click.option(
     "--set",
     "sets",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Override one of b2.4's parameters, e.g. --set b2.4.epochs=6 (repeatable).",
+    help="Override one of the recipe's parameters, e.g. --set b2.4.epochs=6 (repeatable).",
 )
 @_device_option
 @_handles_errors
-def pretrain(profile, sets, device):
-    """Train the local backend's shipped model again.
+def pretrain(name, profile, sets, device):
+    """Train a model shipped with the project again.
 
-    Trains b2.4's class-conditioned DDPM with PROFILE's numbers and the
-    --set items (cached in .gen like a build; docs/ is left as it is), then
-    writes its last weights in fp16, with their training record, to
-    generator/backends/weights/. Part A on the local backend then rebuilds
-    with the new model.
+    NAME is ddpm, the local backend's class-conditioned DDPM (b2.4's recipe),
+    or classifier, the classifier that scores samples (b2.0's). Trains it with
+    PROFILE's numbers and the --set items (cached in .gen like a build; docs/
+    is left as it is), then writes its last weights in fp16, with their
+    training record, to generator/weights/. The sections that use it then
+    rebuild with the new weights.
     """
-    from .pretrained import WEIGHTS, pretrain
+    from .pretrained import pretrain
+    from .shipped import MODELS
 
-    if any(not item.startswith("b2.4.") for item in sets):
-        raise UsageError("gen pretrain takes only b2.4's parameters, e.g. --set b2.4.epochs=6")
-    # b2.4's own model as the backend, so that the model it replaces need not be there
-    config, _ = _prepare(profile, (*sets, "local.model=b2.4"), "local", device)
-    shipped = pretrain(config, device=device, log=click.echo)
+    shipped = MODELS[name]
+    sid = shipped.section
+    if any(not item.startswith(f"{sid}.") for item in sets):
+        raise UsageError(
+            f"gen pretrain {name} takes only {sid}'s parameters, e.g. --set {sid}.epochs=6"
+        )
+    # trained by the build, so that the weights it replaces need not be there
+    config, _ = _prepare(profile, (*sets, shipped.instead), "local", device)
+    record = pretrain(config, shipped, device=device, log=click.echo)
     click.echo(
-        f"wrote {WEIGHTS.name} ({shipped['bytes'] / 1e6:.2f} MB, sha256 {shipped['sha256'][:12]}) "
-        f"and its record, after {shipped['duration_s']:.0f} s of training"
+        f"wrote {shipped.weights.name} ({record['bytes'] / 1e6:.2f} MB, sha256 "
+        f"{record['sha256'][:12]}) and its record, after {record['duration_s']:.0f} s of training"
     )
 
 

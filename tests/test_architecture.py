@@ -22,7 +22,7 @@ LAYERS = [
     {"chapters"},
     {"backends"},
     {"diffusion", "models", "figures", "inputs", "outputs"},
-    {"data"},
+    {"data", "shipped"},
     {"section", "store"},
     {"errors", "hardware", "site_hooks"},
 ]

@@ -1,6 +1,5 @@
 """Part A's algorithms on a model that really works: the local backend's shipped model, read by
-b2.0's classifier trained on half of MNIST for one epoch (about a minute on two cores), built
-through `gen` as a user would.
+the shipped classifier, built through `gen` as a user would.
 
 The checks are margins far above chance, not the figures the pages report: those are measured
 and shown on the pages (and in the README), where a reader can judge them.
@@ -13,13 +12,6 @@ import pytest
 from conftest import copy_project, gen
 
 pytestmark = pytest.mark.slow
-
-SCORER = [  # one epoch of half of MNIST reads digits well enough for margins
-    "--set",
-    "b2.0.epochs=1",
-    "--set",
-    "b2.0.train_subset=30000",
-]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +26,6 @@ def trained(tmp_path_factory):
         "quick",
         "--backend",
         "local",
-        *SCORER,
         "--set",
         "a1.6.num_samples=10",
         "--set",

@@ -148,6 +148,8 @@ def test_checkpoint_epochs_default_to_a_quarter_and_the_end(tmp_path):
             ["--set", "b2.4.T=296", "--set", "a0.steps=[4]", "--set", "b2.5.gif_frames=297"],
             "b2.5.gif_frames=297",
         ),
+        (["--set", "b2.5.stride=3", "--set", "b2.5.gif_frames=101"], "b2.5.gif_frames=101"),
+        (["--set", "b2.2.T=50", "--set", "b2.3.stride=50"], "b2.3.stride=50"),
     ],
 )
 def test_more_frames_than_sampling_steps_is_one_line_before_anything_runs(tmp_path, args, named):

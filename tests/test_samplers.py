@@ -11,11 +11,13 @@ import torch
 from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 
 from generator.diffusion.samplers import (
+    CLEAN,
     Denoiser,
     anagram,
     autoguided,
     classifier_free,
     conditional,
+    ddpm_timesteps,
     denoise_step,
     forward,
     hybrid,
@@ -103,6 +105,15 @@ def test_strided_timesteps():
     ]  # stop is always the last value
     with pytest.raises(ValueError):
         strided_timesteps(10, 0)
+
+
+def test_part_bs_timesteps_walk_down_to_zero_with_any_stride():
+    assert ddpm_timesteps(300) == [*range(299, -1, -1), CLEAN]  # Algorithm 2 of Ho et al.
+    strided = ddpm_timesteps(300, 3)
+    assert strided[:3] == [297, 294, 291] and strided[-2:] == [0, CLEAN] and len(strided) == 101
+    assert ddpm_timesteps(10, 4) == [8, 4, 0, CLEAN]
+    with pytest.raises(ValueError):
+        ddpm_timesteps(300, 300)
 
 
 def test_leading_timesteps_are_ddpmschedulers_and_refuse_a_count_that_does_not_divide_t():

@@ -9,24 +9,18 @@ reads its samples. The model loads in local_model.py.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from ..errors import UsageError
+from ..shipped import DDPM
 from .base import BackendSettings, BackendSpec
 
 MODEL, SCORER = "b2.4", "b2.0"  # the sections whose results the backend loads
 PRETRAINED = "pretrained"
 DIGITS = tuple(str(d) for d in range(10))
-# The shipped model (`gen pretrain` writes both): fp16 weights, and their training record.
-WEIGHTS = Path(__file__).parent / "weights" / "mnist_ddpm.safetensors"
-RECORD = WEIGHTS.with_suffix(".json")
-FIX = "run `gen pretrain` to train it again, or use --set local.model=b2.4"
 
 
 class LocalSettings(BackendSettings):
@@ -46,31 +40,8 @@ class LocalSettings(BackendSettings):
         Part A."""
         found = self.model_dump(mode="json")
         if self.model == PRETRAINED:
-            found["weights_sha256"] = _shipped_sha256()
+            found["weights_sha256"] = DDPM.recorded_sha256()
         return found
-
-
-def shipped_record() -> dict:
-    """The shipped model's training record."""
-    if not RECORD.is_file():
-        raise UsageError(f"the local backend's shipped model has no record {RECORD.name}; {FIX}")
-    return json.loads(RECORD.read_text())
-
-
-def _shipped_sha256() -> str:
-    """The shipped model's sha256 as its record gives it ("missing" without one); the weights are
-    checked against it before a build runs (`preflight`)."""
-    return json.loads(RECORD.read_text())["sha256"] if RECORD.is_file() else "missing"
-
-
-def sha256(path: Path) -> str:
-    found = path.stat()
-    return _digest(path, found.st_mtime_ns, found.st_size)
-
-
-@functools.cache
-def _digest(path: Path, mtime_ns: int, size: int) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class LocalSpec(BackendSpec):
@@ -87,21 +58,14 @@ class LocalSpec(BackendSpec):
 
     def num_timesteps(self, config) -> int:
         if config.params[self.name].model == PRETRAINED:
-            return shipped_record()["params"]["T"]
+            return DDPM.record()["params"]["T"]
         return config.params[MODEL].T
 
     def preflight(self, config, section_ids: list[str], prompts: list[str]) -> None:
         """The shipped weights are there and are the ones their record names."""
         if config.params[self.name].model != PRETRAINED:
             return
-        shipped_record()
-        if not WEIGHTS.is_file():
-            raise UsageError(f"the local backend's shipped model {WEIGHTS.name} is missing; {FIX}")
-        if sha256(WEIGHTS) != _shipped_sha256():
-            raise UsageError(
-                f"the local backend's shipped model {WEIGHTS.name} does not match the sha256 of "
-                f"its record {RECORD.name}; {FIX}"
-            )
+        DDPM.check()
 
     def check_steps(self, config, key: str, steps: int) -> None:
         """Its text-to-image sampler spaces steps as DDPMScheduler's "leading" does, which

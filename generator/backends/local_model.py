@@ -15,6 +15,7 @@ from ..models.denoiser import UNetDenoiser
 from ..models.train import MODEL_FILE, load_model
 from ..models.weights import read_metadata
 from ..outputs import model_of
+from ..shipped import DDPM
 from . import local
 from .base import Backend
 
@@ -62,8 +63,8 @@ class LocalBackend(Backend):
     ):
         self.spec = spec
         if model_entry is None:
-            shipped = local.shipped_record()
-            self.denoiser = load_ddpm(local.WEIGHTS, device, variance)
+            shipped = DDPM.record()
+            self.denoiser = load_ddpm(DDPM.weights, device, variance)
             made = {
                 "model_id": f"{shipped['model']}, shipped with the project",
                 "pretrained": f"trained beforehand by `{shipped['command']}` "

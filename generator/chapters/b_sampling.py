@@ -29,16 +29,35 @@ GifFrames = Annotated[
     int, Field(ge=2, le=300, description="frames of the animation, from 2 to 300")
 ]
 
+Stride = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=100,
+        description="sample every stride-th timestep, down to t = 0; 1: all T, as the write-up",
+    ),
+]
+
 ANIMATED = 10  # samples in the animation
 DIGITS = 10
 
 
-def _check_frames(config, sid: str, frames: int, model: str) -> None:
+def _steps(T: int, stride: int) -> int:
+    """How many denoising steps sampling makes (`ddpm_timesteps`)."""
+    return (T - 1) // stride + 1
+
+
+def _check_sampling(config, sid: str, p, model: str) -> None:
     T = config.params[model].T
-    if frames > T:
+    if p.stride >= T:
         raise UsageError(
-            f"bad value {sid}.gif_frames={frames}: the animation shows frames of the {T} "
-            f"sampling steps of {model} (T = {T}); use at most {T}"
+            f"bad value {sid}.stride={p.stride}: {model} has T = {T} timesteps; use at most {T - 1}"
+        )
+    steps = _steps(T, p.stride)
+    if p.gif_frames > steps:
+        raise UsageError(
+            f"bad value {sid}.gif_frames={p.gif_frames}: the animation shows frames of the "
+            f"{steps} sampling steps of {model} (T = {T}, stride {p.stride}); use at most {steps}"
         )
 
 
@@ -50,6 +69,7 @@ class DDPMSampleParams(Params):
         ge=2, le=10000, description="samples scored per checkpoint, from 2 to 10000"
     )
     batch_size: int = Field(ge=1, le=10000, description="samples drawn at once, from 1 to 10000")
+    stride: Stride
     gif_frames: GifFrames
     autoguidance: float = Field(
         ge=1.0,
@@ -67,7 +87,7 @@ class DDPMSampleParams(Params):
     ] = Field(description="[low, high]: autoguidance where t/T lies between them")
 
     def check(self, config, sid):
-        _check_frames(config, sid, self.gif_frames, "b2.2")
+        _check_sampling(config, sid, self, "b2.2")
         kept = config.params["b2.2"].checkpoints()
         if self.autoguidance > 1 and len(kept) < 2:
             raise UsageError(
@@ -96,10 +116,11 @@ class GuidedSampleParams(Params):
         ge=1, le=1000, description="samples scored per digit and checkpoint"
     )
     batch_size: int = Field(ge=1, le=10000, description="samples drawn at once, from 1 to 10000")
+    stride: Stride
     gif_frames: GifFrames
 
     def check(self, config, sid):
-        _check_frames(config, sid, self.gif_frames, "b2.4")
+        _check_sampling(config, sid, self, "b2.4")
 
 
 def _models(ctx, train_id: str):
@@ -109,16 +130,17 @@ def _models(ctx, train_id: str):
         yield epoch, local_model.load_kept_ddpm(entry, epoch, ctx.device)
 
 
-def _draw(den, ctx, count: int, batch_size: int, seed: int, eps_for, recorder=None) -> torch.Tensor:
-    """`count` samples in batches, clamped to [0, 1]; `eps_for(start, size)` is the noise estimate
-    of the batch of samples start, …, start + size − 1.
+def _draw(den, ctx, p, eps_for, count: int, recorder=None) -> torch.Tensor:
+    """`count` samples in batches of `p.batch_size`, every `p.stride`-th timestep, from `p.seed`,
+    clamped to [0, 1]; `eps_for(start, size)` is the noise estimate of the batch of samples start,
+    …, start + size − 1.
 
     `recorder` sees the steps of the first batch only.
     """
-    gen = rng(seed)
+    gen = rng(p.seed)
     out = []
-    for start in ctx.progress(range(0, count, batch_size), desc="sampling"):
-        size = min(batch_size, count - start)
+    for start in ctx.progress(range(0, count, p.batch_size), desc="sampling"):
+        size = min(p.batch_size, count - start)
         x = torch.randn((size, 1, 28, 28), generator=gen).to(ctx.device)
         x = samplers.ddpm_sample(
             eps_for(start, size),
@@ -126,6 +148,7 @@ def _draw(den, ctx, count: int, batch_size: int, seed: int, eps_for, recorder=No
             den.alphas_cumprod,
             generator=gen,
             variance_type=den.variance_type,
+            stride=p.stride,
             callback=recorder if start == 0 else None,
         )
         out.append(x.float().cpu().clamp(0, 1))
@@ -171,15 +194,16 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
     models = dict(_models(ctx, "b2.2"))
     for epoch, den in models.items():
         last = epoch == epochs[-1]
-        recorder.keep = figs.evenly_spread(den.alphas_cumprod.shape[0], p.gif_frames)
+        recorder.keep = figs.evenly_spread(
+            _steps(den.alphas_cumprod.shape[0], p.stride), p.gif_frames
+        )
         uncond = den.encode([""])
         images = _draw(
             den,
             ctx,
-            count,
-            p.batch_size,
-            p.seed,
+            p,
             lambda start, size, den=den, uncond=uncond: samplers.conditional(den, uncond),
+            count,
             recorder if last else None,
         )
         metrics[f"fid_epoch_{epoch}"], metrics[f"confident_epoch_{epoch}"] = _scored(
@@ -210,7 +234,8 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
         Figure(
             "sampling.gif",
             f"Sampling after epoch {epochs[-1]}: \\(x_t\\) (top) and the estimate \\(\\hat x_0\\) "
-            f"(bottom), \\(t = {T - 1} \\to 0\\)",
+            f"(bottom), \\(t = {(T - 1) // p.stride * p.stride} \\to 0\\)"
+            + (f" in steps of {p.stride}" if p.stride > 1 else ""),
             pixelated=True,
             enlarge=True,
         )
@@ -227,12 +252,11 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
         images = _draw(
             strong,
             ctx,
-            count,
-            p.batch_size,
-            p.seed,
+            p,
             lambda start, size: samplers.autoguided(
                 strong, weak, uncond, p.autoguidance, tuple(p.guide_interval)
             ),
+            count,
         )
         scored = images[: p.eval_samples]
         metrics["fid_autoguided"], metrics["confident_autoguided"] = _scored(reader, scored)
@@ -348,17 +372,18 @@ def sample_class_ddpm(p: GuidedSampleParams, ctx) -> Result:
     recorder = figs.FrameRecorder(ANIMATED)
     for epoch, den in _models(ctx, "b2.4"):
         last = epoch == epochs[-1]
-        recorder.keep = figs.evenly_spread(den.alphas_cumprod.shape[0], p.gif_frames)
+        recorder.keep = figs.evenly_spread(
+            _steps(den.alphas_cumprod.shape[0], p.stride), p.gif_frames
+        )
         uncond = den.encode([""])
         images = _draw(
             den,
             ctx,
-            len(labels),
-            p.batch_size,
-            p.seed,
+            p,
             lambda start, size, den=den, uncond=uncond: samplers.classifier_free(
                 den, den.encode(prompts[start : start + size]), uncond, p.guidance
             ),
+            len(labels),
             recorder if last else None,
         )
         correct = (reader.predict(images[:scored]) == labels[:scored]).float()
@@ -409,7 +434,9 @@ def sample_class_ddpm(p: GuidedSampleParams, ctx) -> Result:
             Figure(
                 "samples.png",
                 f"{p.per_digit} samples of each digit with \\(\\gamma = {p.guidance:g}\\), after "
-                "epochs " + " and ".join(map(str, epochs)),
+                "epochs "
+                + " and ".join(map(str, epochs))
+                + (f", sampled every {p.stride} timesteps" if p.stride > 1 else ""),
             ),
             Figure(
                 "sampling.gif",

@@ -8,7 +8,9 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from ..data import mnist, subset
+from ..errors import UsageError
 from ..section import Figure, Headline, Params, Result, lazy, percent, section
+from ..shipped import CLASSIFIER
 from .common import (
     architecture,
     ddpm_training_loss,
@@ -82,6 +84,10 @@ class ClassDDPMParams(DDPMParams):
 
 
 class ClassifierParams(Params):
+    model: Literal["pretrained", "trained"] = Field(
+        description="pretrained: the classifier shipped with the project, trained beforehand by "
+        "these numbers (gen pretrain classifier); trained: this build trains it"
+    )
     epochs: int = Field(ge=1, le=100, description="training epochs, from 1 to 100")
     batch_size: BatchSize
     lr: float = Field(
@@ -97,6 +103,32 @@ class ClassifierParams(Params):
     far_share: float = Field(
         ge=0.0, le=1.0, description="share of training digits seen from afar (shrunk, enlarged)"
     )
+
+    def recipe(self) -> dict:
+        """The numbers it is trained by."""
+        return {k: v for k, v in self.model_dump(mode="json").items() if k != "model"}
+
+    def identity(self) -> dict:
+        """The parameters, and the shipped weights' sha256 where they are used: new weights
+        rescore every sample."""
+        found = self.model_dump(mode="json")
+        if self.model == "pretrained":
+            found["weights_sha256"] = CLASSIFIER.recorded_sha256()
+        return found
+
+    def check(self, config, sid):
+        if self.model != "pretrained":
+            return
+        CLASSIFIER.check()
+        shipped = CLASSIFIER.record()["params"]
+        for name, value in self.recipe().items():
+            if shipped.get(name) != value:
+                raise UsageError(
+                    f"bad value {sid}.{name}={value}: the shipped classifier was trained with "
+                    f"{name}={shipped.get(name)}; set {sid}.model=trained to train by these "
+                    f"numbers, or ship new weights with `gen pretrain classifier --set "
+                    f"{sid}.{name}={value}`"
+                )
 
 
 @section("b2.1", "Time conditioning", UNetParams, headline=parameters_headline)
@@ -202,22 +234,14 @@ def _classifier_headline(r) -> Headline:
     after="b2.2",  # on the page just before the samples it scores
 )
 def mnist_classifier(p: ClassifierParams, ctx) -> Result:
-    images, labels = subset(*mnist(ctx.data_root, train=True), p.train_subset, p.seed)
     test_images, test_labels = mnist(ctx.data_root, train=False)
-    torch.manual_seed(p.seed)
-    model = clf.train_classifier(
-        images,
-        labels,
-        epochs=p.epochs,
-        batch_size=p.batch_size,
-        lr=p.lr,
-        generator=rng(p.seed),
-        device=ctx.device,
-        max_shift=p.max_shift,
-        far_share=p.far_share,
-        config=clf.ClassifierConfig(channels=p.channels),
-        progress=ctx.progress,
-    )
+    made = None  # for the page: how the shipped weights were made
+    if p.model == "pretrained":
+        model = clf.load_classifier(CLASSIFIER.weights, ctx.device)
+        shipped = CLASSIFIER.record()
+        made = {k: shipped[k] for k in ("command", "machine_line", "duration_s", "sha256", "bytes")}
+    else:
+        model = _train_classifier(p, ctx)
     predicted, probability = clf.read(model, test_images)
     features = clf.features(model, test_images).double().numpy()
     # Real digits seen from afar (a quarter of their size, enlarged back), the ceiling of 1.9's far
@@ -243,8 +267,27 @@ def mnist_classifier(p: ClassifierParams, ctx) -> Result:
         },
         data={
             "per_digit": per_digit,
+            "shipped": made,
             "features": int(features.shape[1]),
             "test_digits": int(test_images.shape[0]),
         },
-        model="MNIST CNN classifier",
+        model="MNIST CNN classifier" + (", shipped with the project" if made else ""),
+    )
+
+
+def _train_classifier(p: ClassifierParams, ctx):
+    images, labels = subset(*mnist(ctx.data_root, train=True), p.train_subset, p.seed)
+    torch.manual_seed(p.seed)
+    return clf.train_classifier(
+        images,
+        labels,
+        epochs=p.epochs,
+        batch_size=p.batch_size,
+        lr=p.lr,
+        generator=rng(p.seed),
+        device=ctx.device,
+        max_shift=p.max_shift,
+        far_share=p.far_share,
+        config=clf.ClassifierConfig(channels=p.channels),
+        progress=ctx.progress,
     )

@@ -368,11 +368,12 @@ def ddpm_sample(
     *,
     generator: torch.Generator,
     variance_type: VarianceType,
+    stride: int = 1,
     callback: Callable[[StepInfo], None] | None = None,
 ) -> Tensor:
     """Every timestep from T − 1 down, then the clean image: Algorithm 2 of Ho et al. 2020, as
-    Part B samples."""
-    timesteps = ddpm_timesteps(alphas_cumprod.shape[0])
+    Part B samples; or every `stride`-th (`ddpm_timesteps`)."""
+    timesteps = ddpm_timesteps(alphas_cumprod.shape[0], stride)
     return iterative_denoise(
         eps_fn,
         x,

@@ -24,10 +24,13 @@ def strided_timesteps(start: int, stride: int, stop: int = 0) -> list[int]:
     return ts
 
 
-def ddpm_timesteps(T: int) -> list[int]:
-    """T − 1, T − 2, …, 0, then the clean image: Algorithm 2 of Ho et al. 2020, a strided
-    schedule with stride 1."""
-    return strided_timesteps(T - 1, 1) + [CLEAN]
+def ddpm_timesteps(T: int, stride: int = 1) -> list[int]:
+    """Every `stride`-th timestep from the largest one below T down to 0, then the clean image:
+    with stride 1, T − 1, …, 0 (Algorithm 2 of Ho et al. 2020); with stride 3 and T = 300, 297,
+    294, …, 0, so that the last noisy step is still t = 0, which adds no noise."""
+    if not 1 <= stride < T:
+        raise ValueError(f"need 1 <= stride < T, got stride={stride}, T={T}")
+    return list(range((T - 1) // stride * stride, -1, -stride)) + [CLEAN]
 
 
 def leading_timesteps(T: int, num_inference_steps: int) -> list[int]:

@@ -260,9 +260,17 @@ def build(ids, every, profile, sets, backend, device, force, dry_run, executor, 
     help="A metric to plot against the parameter (repeatable; "
     "default: those that vary, up to six).",
 )
+@click.option(
+    "--figure",
+    metavar="FILE",
+    help="The section's figure shown of each point, e.g. autoguided.png (default: its first "
+    "still image).",
+)
 @_executor_options
 @_handles_errors
-def sweep(what, every, profile, sets, backend, device, name, show, metrics, executor, address):
+def sweep(
+    what, every, profile, sets, backend, device, name, show, metrics, figure, executor, address
+):
     """Build a section at every point of a grid of parameter values, and show them side by side.
 
     WHAT is SECTION.PARAM=V1,V2,… (or =start:stop:step, stop included), once
@@ -277,7 +285,14 @@ def sweep(what, every, profile, sets, backend, device, name, show, metrics, exec
     runner = _runner(executor, address)
     config, cuda = _prepare(profile, sets, backend, device)
     chosen = chosen_sweeps(
-        config.root, config.profile, list(what), every, name=name, show=show, metrics=tuple(metrics)
+        config.root,
+        config.profile,
+        list(what),
+        every,
+        name=name,
+        show=show,
+        metrics=tuple(metrics),
+        figure=figure,
     )
     for one in chosen:
         run(config, one, device=device, cuda=cuda, runner=runner, log=click.echo)

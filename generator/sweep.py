@@ -62,6 +62,7 @@ class Sweep:
         str, ...
     ] = ()  # plotted against the parameter; () = those that vary, up to MAX_PLOTS
     order: int | None = None  # its place in gen.yaml; None for one given on the command line
+    figure: str | None = None  # the section's figure shown of each point; None: its first still
 
     def points(self) -> list[dict[str, Any]]:
         return [
@@ -138,7 +139,12 @@ def axis(key: str, values: Any) -> Axis:
 
 
 def from_command_line(
-    expressions: list[str], *, name: str | None, show: str | None, metrics: tuple[str, ...]
+    expressions: list[str],
+    *,
+    name: str | None,
+    show: str | None,
+    metrics: tuple[str, ...],
+    figure: str | None = None,
 ) -> Sweep:
     axes = []
     for text in expressions:
@@ -149,7 +155,7 @@ def from_command_line(
                 f"got '{text}'"
             )
         axes.append(axis(key, values))
-    return _sweep(name or "-".join(a.key for a in axes), tuple(axes), show, metrics, None)
+    return _sweep(name or "-".join(a.key for a in axes), tuple(axes), show, metrics, None, figure)
 
 
 def definitions(root: Path, profile: str) -> dict[str, Any]:
@@ -166,7 +172,7 @@ def definitions(root: Path, profile: str) -> dict[str, Any]:
         ):
             raise UsageError(
                 f"{CONFIG_FILE}: {where} must be a mapping of sweep names to mappings "
-                "(vary, metrics, show)" + (" or null (left out)" if left_out else "")
+                "(vary, metrics, show, figure)" + (" or null (left out)" if left_out else "")
             )
     unknown = sorted(set(overlay) - set(found))
     if unknown:
@@ -190,6 +196,7 @@ def chosen(
     name: str | None,
     show: str | None,
     metrics: tuple[str, ...],
+    figure: str | None = None,
 ) -> list[Sweep]:
     """The sweeps `gen sweep WHAT` names: one given as SECTION.PARAM=VALUES axes, or sweeps of
     gen.yaml."""
@@ -204,10 +211,12 @@ def chosen(
     if expressions:
         if len(expressions) != len(what):
             raise UsageError("give either SECTION.PARAM=VALUES axes or sweep names, not both")
-        return [from_command_line(expressions, name=name, show=show, metrics=metrics)]
-    if name or show or metrics:
+        return [
+            from_command_line(expressions, name=name, show=show, metrics=metrics, figure=figure)
+        ]
+    if name or show or metrics or figure:
         raise UsageError(
-            "--name, --show and --metric are for a sweep given as SECTION.PARAM=VALUES"
+            "--name, --show, --metric and --figure are for a sweep given as SECTION.PARAM=VALUES"
         )
     defined = named(root, profile)
     unknown = [w for w in what if w not in defined]
@@ -229,19 +238,29 @@ def named(root: Path, profile: str) -> dict[str, Sweep]:
                 f"{where} needs `vary:`, a mapping of parameter keys to values, e.g. "
                 "{vary: {a1.6.guidance: [0, 1, 3]}}"
             )
-        unknown = set(spec) - {"vary", "metrics", "show"}
+        unknown = set(spec) - {"vary", "metrics", "show", "figure"}
         if unknown:
-            raise UsageError(f"{where} has '{sorted(unknown)[0]}'; valid: vary, metrics, show")
+            raise UsageError(
+                f"{where} has '{sorted(unknown)[0]}'; valid: vary, metrics, show, figure"
+            )
+        figure = spec.get("figure")
+        if figure is not None and not isinstance(figure, str):
+            raise UsageError(f"{where}.figure must be a file name, e.g. samples.png")
         metrics = spec.get("metrics") or []
         if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
             raise UsageError(f"{where}.metrics must be a list of metric names")
         axes = tuple(axis(str(key), values) for key, values in spec["vary"].items())
-        found[str(name)] = _sweep(str(name), axes, spec.get("show"), tuple(metrics), order)
+        found[str(name)] = _sweep(str(name), axes, spec.get("show"), tuple(metrics), order, figure)
     return found
 
 
 def _sweep(
-    name: str, axes: tuple[Axis, ...], show: str | None, metrics: tuple[str, ...], order: int | None
+    name: str,
+    axes: tuple[Axis, ...],
+    show: str | None,
+    metrics: tuple[str, ...],
+    order: int | None,
+    figure: str | None = None,
 ) -> Sweep:
     if not NAME.fullmatch(name):
         raise UsageError(
@@ -259,7 +278,7 @@ def _sweep(
     count = math.prod(len(a.values) for a in axes)
     if count > MAX_POINTS:
         raise UsageError(f"sweep {name}: {count} points, more than {MAX_POINTS}")
-    return Sweep(name, axes, section, metrics, order)
+    return Sweep(name, axes, section, metrics, order, figure)
 
 
 # ------------------------------------------------------------------ running sweeps
@@ -413,11 +432,11 @@ def write_outcome(store: Store, config: Config, sweep: Sweep, found: list[Point]
             return False
     except (OSError, ValueError, KeyError, TypeError):
         pass
+    figures = [_key_figure(entry.record, sweep) for entry in entries]  # checked before writing
     with store.writing_sweep(sweep.name) as folder:
         rows = []
-        for i, (point, entry) in enumerate(zip(found, entries)):
+        for i, (point, entry, figure) in enumerate(zip(found, entries, figures)):
             record = entry.record
-            figure = _key_figure(record)
             copied = f"point{i}_{figure['file']}" if figure else None
             if figure:
                 shutil.copy(entry.public / figure["file"], folder / copied)
@@ -458,6 +477,7 @@ def _describe(sweep: Sweep) -> dict:
     return {
         "axes": [{"key": a.key, "name": a.name, "values": list(a.values)} for a in sweep.axes],
         "metrics_asked": list(sweep.metrics),
+        "figure_asked": sweep.figure,
     }
 
 
@@ -473,6 +493,12 @@ def command(config: Config, sweep: Sweep) -> str:
             f"{a.key}={','.join(json.dumps(v, ensure_ascii=False) for v in a.values)}"
             for a in sweep.axes
         ]
+        default = parameter(sweep.axes[0].key)[0]
+        head += ["--name", sweep.name] if sweep.name != "-".join(a.key for a in sweep.axes) else []
+        head += ["--show", sweep.section] if sweep.section != default else []
+        for metric in sweep.metrics:
+            head += ["--metric", metric]
+        head += ["--figure", sweep.figure] if sweep.figure else []
     head += ["--profile", config.profile]
     if all_sections()[sweep.section].uses_backend:
         head += ["--backend", config.backend]
@@ -481,10 +507,19 @@ def command(config: Config, sweep: Sweep) -> str:
     return shlex.join(head)
 
 
-def _key_figure(record: dict) -> dict | None:
-    """The figure a sweep shows of each point: the section's first still image, else its first
-    figure."""
+def _key_figure(record: dict, sweep: Sweep) -> dict | None:
+    """The figure a sweep shows of each point: the one it names, else the section's first still
+    image, else its first figure."""
     figures = record.get("figures") or []
+    if sweep.figure:
+        named = [f for f in figures if f["file"] == sweep.figure]
+        if not named:
+            files = ", ".join(f["file"] for f in figures) or "none"
+            raise UsageError(
+                f"sweep {sweep.name}: {sweep.section} made no figure {sweep.figure} at "
+                f"{record['command']!r}; its figures: {files}"
+            )
+        return named[0]
     still = [f for f in figures if not f["file"].endswith(".gif")]
     return (still or figures or [None])[0]
 

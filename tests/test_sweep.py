@@ -221,3 +221,21 @@ def test_a_sweep_never_moves_the_sections_last_build_and_shows_the_points_own_fi
     assert "{: #two }" in (project / "docs/sweeps.md").read_text()
     build = gen(project, "build", "a1.6", *SMOKE)
     assert ran(build) == []
+
+
+@pytest.mark.slow
+def test_a_sweep_shows_the_figure_it_names_and_its_command_makes_it_again(project):
+    gen(project, "sweep", "a1.6.guidance=1,2", "--name", "gif", "--figure", "sampling.gif", *SMOKE)
+    outcome = json.loads((project / "docs/assets/sweeps/gif/sweep.json").read_text())
+    assert outcome["figure_asked"] == "sampling.gif"
+    for point in outcome["points"]:
+        published = project / "docs/assets/sweeps/gif" / point["figure"]
+        own = project / ".gen/store" / point["key"] / "public/sampling.gif"
+        assert published.read_bytes() == own.read_bytes()
+    assert "--name gif --figure sampling.gif" in outcome["command"]
+    assert "`sampling.gif`" in (project / "docs/sweeps.md").read_text()
+    # a figure the section does not make: one line that lists those it does
+    result = gen(project, "sweep", "a1.6.guidance=1,2", "--figure", "nope.png", *SMOKE, check=False)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "no figure nope.png" in lines[0] and "samples.png, sampling.gif" in lines[0]

@@ -113,6 +113,44 @@ def digit_shares(shares: dict[str, Sequence[float]], path: Path) -> None:
     _save(fig, path)
 
 
+def pair_rates(
+    rates: dict[tuple[str, str], tuple[float, float]],
+    classes: Sequence[str],
+    path: Path,
+    *,
+    rows: str,
+    columns: str,
+    marked: Container[tuple[str, str]] = (),
+) -> None:
+    """A table of ordered pairs of classes: the first share (0 to 1) as colour and per cent, the
+    second below it in brackets; pairs not tried are blank, and those in `marked` are framed."""
+    n = len(classes)
+    first = np.full((n, n), np.nan)
+    for (a, b), (value, _) in rates.items():
+        first[classes.index(a), classes.index(b)] = 100 * value
+    fig, ax = plt.subplots(figsize=(0.62 * n + 1.4, 0.55 * n + 0.9))
+    ax.imshow(first, cmap="Greens", vmin=0, vmax=100)
+    for (a, b), (value, plain) in rates.items():
+        i, j = classes.index(a), classes.index(b)
+        dark = 100 * value > 60
+        ax.text(
+            j,
+            i,
+            f"{100 * value:.0f}\n({100 * plain:.0f})",
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if dark else "black",
+        )
+        if (a, b) in marked:
+            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec=MARK, lw=2.5))
+    ax.set_xticks(range(n), classes)
+    ax.set_yticks(range(n), classes)
+    ax.set_xlabel(columns)
+    ax.set_ylabel(rows)
+    _save(fig, path)
+
+
 def rate_plot(
     x: Sequence[float], rates: dict[str, Sequence[float]], path: Path, *, xlabel: str, title: str
 ) -> None:

@@ -274,3 +274,44 @@ def test_all_anagrams_need_a_backend_that_reads_classes(tmp_path):
     )
     assert result.returncode == 2
     assert "'all' takes every pair of classes" in result.stderr
+
+
+def test_all_hybrid_pairs_need_a_backend_that_reads_classes(tmp_path):
+    result = gen(
+        copy_project(tmp_path / "p"),
+        "build",
+        "a1.9",
+        "--profile",
+        "smoke",
+        "--backend",
+        "deepfloyd",
+        "--set",
+        "a1.9.pairs=all",
+        "--dry-run",
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "'all' takes every pair of classes" in result.stderr
+
+
+@pytest.mark.slow
+def test_all_hybrid_pairs_are_tried_and_the_figure_shows_the_best_by_the_rule(tmp_path):
+    project = copy_project(tmp_path / "p")
+    sets = ["--set", "a1.9.pairs=all", "--set", "a1.9.shown=2", "--set", "a1.9.sigmas=[1.0]"]
+    gen(project, "build", "a1.9", "--profile", "smoke", "--backend", "local", *sets)
+    record = _record(project, "a1.9")
+    data = json.loads((project / "docs/assets/a1.9/data.json").read_text())
+    samples = np.load(project / "docs/assets/a1.9/samples.npz")
+    assert len(data["pairs"]) == 90 and len(samples["images"]) == 90
+    assert all(p["prompts"][0] != p["prompts"][1] for p in data["pairs"])
+    # the pairs shown are the top of the ranking, by the confident rate, then the plain one
+    key = [(-p["both_confident"], -p["both"], p["index"]) for p in data["pairs"]]
+    assert data["ranked"] == sorted(range(90), key=lambda k: key[k])
+    assert data["shown"] == sorted(data["ranked"][:2]) and samples["shown"].sum() == 2
+    shown = [data["pairs"][k] for k in data["shown"]]
+    metrics = record["metrics"]
+    assert metrics["both_ways"] == pytest.approx(sum(p["both"] for p in shown) / 2)
+    assert metrics["both_ways_tried"] == pytest.approx(sum(p["both"] for p in data["pairs"]) / 90)
+    assert "hybrids_tried.png" in {f["file"] for f in record["figures"]}
+    page = (project / "docs/part-a.md").read_text()
+    assert "**The figure is a selection, made by a stated rule:**\n90 pairs were tried" in page

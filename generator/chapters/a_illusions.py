@@ -109,10 +109,11 @@ class AnagramParams(Params):
 
 
 class HybridParams(Params):
-    pairs: list[Annotated[list[Prompt], Field(min_length=2, max_length=2)]] = Field(
-        min_length=1,
-        max_length=8,
-        description="[low-frequency prompt, high-frequency prompt] pairs",
+    pairs: list[Annotated[list[Prompt], Field(min_length=2, max_length=2)]] | Literal["all"] = (
+        Field(
+            description="[low-frequency prompt, high-frequency prompt] pairs, 1 to 8; all: every "
+            "ordered pair of two of the backend's classes (digits)",
+        )
     )
     kernel_size: KernelSize
     sigmas: list[Annotated[float, Field(gt=0.0, le=50.0)]] = Field(
@@ -124,14 +125,35 @@ class HybridParams(Params):
         ge=2, le=16, description="how many times smaller the image is seen from afar"
     )
     num_samples: Samples
+    shown: int = Field(
+        ge=0,
+        le=8,
+        description="pairs the figure shows, those read confidently at both distances most often "
+        "first; 0: every one",
+    )
     guidance: Guidance
+
+    def tried(self, spec) -> list[list[str]]:
+        """The pairs sampled, in order."""
+        if self.pairs == "all":
+            return [[a, b] for a in spec.classes for b in spec.classes if a != b]
+        return self.pairs
 
     def check(self, config, sid):
         check_odd(f"{sid}.kernel_size", self.kernel_size)
-        for pair in self.pairs:
+        if self.pairs == "all" and not config.spec.classes:
+            raise UsageError(
+                f"bad value {sid}.pairs: 'all' takes every pair of classes a classifier reads, "
+                f"and the {config.backend} backend has none; list the prompts"
+            )
+        if self.pairs != "all" and not 1 <= len(self.pairs) <= 8:
+            raise UsageError(f"bad value {sid}.pairs: give 1 to 8 pairs, or all")
+        for pair in self.tried(config.spec):
             check_prompts(config, f"{sid}.pairs", pair)
 
     def all_prompts(self):
+        if self.pairs == "all":  # pairs of classes, which need no encoding ahead
+            return []
         return [p for pair in self.pairs for p in pair]
 
 
@@ -277,27 +299,24 @@ def visual_anagrams(p: AnagramParams, ctx) -> Result:
     )
 
 
-def _hybrids(backend, p: HybridParams, sigma: float) -> torch.Tensor:
-    """`num_samples` hybrids of each pair at one σ of the low-pass filter, all from the same
-    seed."""
+def _hybrids(backend, p: HybridParams, low: list[str], high: list[str], sigma: float):
+    """A hybrid of each (low[i], high[i]) at one σ of the low-pass filter: every candidate of
+    every pair in one batch, from the seed."""
     den = backend.denoiser
-    uncond = den.encode([""])
-    gen = rng(p.seed)
-    images = []
-    for low, high in p.pairs:
-        eps_fn = samplers.hybrid(
-            den, den.encode([low]), den.encode([high]), uncond, p.guidance, p.kernel_size, sigma
-        )
-        images.append(from_noise(backend, eps_fn, p.num_samples, gen).cpu())
-    return torch.cat(images)
+    eps_fn = samplers.hybrid(
+        den, den.encode(low), den.encode(high), den.encode([""]), p.guidance, p.kernel_size, sigma
+    )
+    return from_noise(backend, eps_fn, len(low), rng(p.seed)).cpu()
 
 
 def _hybrid_images_headline(r) -> Headline | None:
     if "both_ways_confident" not in r.metrics:
         return None
+    shown, tried = len(r.data.get("shown", [])), len(r.data["pairs"])
+    chosen = f", the best {shown} of {tried} pairs" if 0 < shown < tried else ""
     return Headline(
-        f"read confidently right close up and from afar, at the best σ (real digits from afar: "
-        f"{percent(r.metrics['real_confident_right_far'])})",
+        f"read confidently right close up and from afar, at the best σ{chosen} (real digits "
+        f"from afar: {percent(r.metrics['real_confident_right_far'])})",
         percent(r.metrics["both_ways_confident"]),
     )
 
@@ -306,19 +325,21 @@ def _hybrid_images_headline(r) -> Headline | None:
     "a1.9",
     "Hybrid images",
     HybridParams,
-    version=5,
+    version=6,
     uses_backend=True,
     headline=_hybrid_images_headline,
 )
 def hybrid_images(p: HybridParams, ctx) -> Result:
     backend = ctx.backend()
     H, W = backend.shape[-2:]
-    low_prompts = [lo for lo, _ in p.pairs for _ in range(p.num_samples)]
-    high_prompts = [hi for _, hi in p.pairs for _ in range(p.num_samples)]
+    tried = p.tried(backend.spec)
+    n = p.num_samples
+    low_prompts = [lo for lo, _ in tried for _ in range(n)]
+    high_prompts = [hi for _, hi in tried for _ in range(n)]
     low, high = labels_of(backend, low_prompts), labels_of(backend, high_prompts)
     runs, rows = {}, []
     for sigma in p.sigmas:
-        pixels = backend.to_pixels(_hybrids(backend, p, sigma))
+        pixels = backend.to_pixels(_hybrids(backend, p, low_prompts, high_prompts, sigma))
         far = TF.resize(
             pixels, [H // p.far_scale, W // p.far_scale], antialias=True
         )  # what a viewer far away sees
@@ -346,54 +367,76 @@ def hybrid_images(p: HybridParams, ctx) -> Result:
         else p.sigmas[0]
     )
     pixels, far, read = runs[best]
-    n = p.num_samples
-    # every candidate of each pair: close up, then from afar (enlarged back, as crisp pixels)
-    shown = torch.stack([pixels, TF.resize(far, [H, W], interpolation=0)])  # (2, pairs·n, C, H, W)
-    shown = shown.unflatten(1, (len(p.pairs), n)).transpose(0, 1).flatten(0, 1)
+    # each pair's rates at the best σ, and the rule that picks what the figure shows: read
+    # confidently at both distances most often, then plainly, then the order tried
+    pairs = [{"prompts": pair, "index": k} for k, pair in enumerate(tried)]
+    if read is not None:
+        for k, row in enumerate(pairs):
+            part = slice(k * n, (k + 1) * n)
+            row |= {
+                "both": float(read[1][part].mean()),
+                "both_confident": float(read[0][part].mean()),
+            }
+    ranked = sorted(
+        pairs, key=lambda r: (-r.get("both_confident", 0), -r.get("both", 0), r["index"])
+    )
+    shown = sorted(r["index"] for r in ranked[: p.shown or len(pairs)])
+    on_show = [tried[k] for k in shown]
+    # every candidate of each pair shown: close up, then from afar (enlarged back, as crisp pixels)
+    both_views = torch.stack([pixels, TF.resize(far, [H, W], interpolation=0)])  # (2, pairs·n, …)
+    both_views = both_views.unflatten(1, (len(tried), n))[:, shown]  # (2, shown, n, C, H, W)
     small = f"{H // p.far_scale}×{W // p.far_scale}"
     figs.image_table(
-        shown,  # (pairs·2, n, C, H, W)
+        both_views.transpose(0, 1).flatten(0, 1),  # (shown·2, n, C, H, W)
         ctx.out / "hybrids.png",
         row_labels=[
             f"{short([lo], 14)[0]} / {short([hi], 14)[0]}: {where}"
-            for lo, hi in p.pairs
+            for lo, hi in on_show
             for where in ("close up", f"afar ({small})")
         ],
         cell=cell(backend),
         marked=None
         if read is None
-        else read[0].reshape(len(p.pairs), 1, n).expand(-1, 2, -1).reshape(-1, n).bool(),
+        else read[0].reshape(len(tried), 1, n)[shown].expand(-1, 2, -1).reshape(-1, n).bool(),
     )
-    pairs = []
-    if read is not None:
-        for k, pair in enumerate(p.pairs):
-            part = slice(k * n, (k + 1) * n)
-            pairs.append(
-                {
-                    "prompts": pair,
-                    "both": float(read[1][part].mean()),
-                    "both_confident": float(read[0][part].mean()),
-                }
-            )
-    figs.actual_size(
-        [[pixels[i], far[i]] for i in range(0, len(pixels), n)],
-        ctx.out / "hybrids_actual_size.png",
+    first = [k * n for k in shown]  # the first candidate of each pair shown
+    figs.actual_size([[pixels[i], far[i]] for i in first], ctx.out / "hybrids_actual_size.png")
+    chosen = (
+        f"the {len(shown)} of {len(tried)} pairs read confidently at both distances most often"
+        if len(shown) < len(tried)
+        else "each pair"
     )
     figures = [
         Figure(
             "hybrids.png",
-            f"Every candidate ({n} per pair) at \\(\\sigma = {best:g}\\) (kernel "
+            f"Every candidate ({n} per pair) of {chosen}, at \\(\\sigma = {best:g}\\) (kernel "
             f"{p.kernel_size}): low frequencies of the first prompt, high of the second; close up, "
             f"and from afar ({small}, enlarged)."
-            + (" Green frames: read confidently right at both distances." if pairs else ""),
+            + (" Green frames: read confidently right at both distances." if rows else ""),
             pixelated=backend.spec.pixelated,
         ),
         Figure(
             "hybrids_actual_size.png",
-            f"The same at actual size: {H}×{W} pixels, and {H // p.far_scale}×{W // p.far_scale} "
-            "as seen from afar",
+            f"The same at actual size: {H}×{W} pixels, and {small} as seen from afar",
         ),
     ]
+    if len(shown) < len(tried) and rows:
+        figs.pair_rates(
+            {tuple(r["prompts"]): (r["both_confident"], r["both"]) for r in pairs},
+            list(backend.spec.classes),
+            ctx.out / "hybrids_tried.png",
+            rows="seen from afar (low frequencies)",
+            columns="seen close up (high frequencies)",
+            marked={tuple(tried[k]) for k in shown},
+        )
+        figures.append(
+            Figure(
+                "hybrids_tried.png",
+                f"Every pair tried at \\(\\sigma = {best:g}\\), {n} candidates each: the share "
+                "read confidently right at both distances, and in brackets plainly right; framed: "
+                "the pairs shown",
+            )
+        )
     metrics = {}
     if rows:
         for r in rows:
@@ -403,8 +446,10 @@ def hybrid_images(p: HybridParams, ctx) -> Result:
         metrics |= {
             "far_read_as_low": top["far"],
             "close_read_as_high": top["close"],
-            "both_ways": top["both"],
-            "both_ways_confident": top["both_confident"],
+            "both_ways": sum(pairs[k]["both"] for k in shown) / len(shown),
+            "both_ways_confident": sum(pairs[k]["both_confident"] for k in shown) / len(shown),
+            "both_ways_tried": top["both"],
+            "both_ways_confident_tried": top["both_confident"],
             "best_sigma": best,
             "real_confident_right_far": real_digits(backend)["test_confident_right_quarter_size"],
             "real_confident_right": real_digits(backend)["test_confident_right"],
@@ -431,11 +476,11 @@ def hybrid_images(p: HybridParams, ctx) -> Result:
             )
     figures += upsampled(
         backend,
-        backend.to_model(pixels[:: p.num_samples]),
-        [hi for _, hi in p.pairs],
+        backend.to_model(pixels[first]),
+        [hi for _, hi in on_show],
         rng(p.seed),
         ctx.out,
-        len(p.pairs),
+        len(shown),
     )
     samples = {
         "images": pixels,
@@ -443,13 +488,22 @@ def hybrid_images(p: HybridParams, ctx) -> Result:
         "prompts_low": low_prompts,
         "prompts_high": high_prompts,
         "sigma": [best] * len(pixels),
+        "seed": [p.seed] * len(pixels),  # the batch's: candidate k of pair a is a·n + k
+        "candidate": [k for _ in tried for k in range(n)],
+        "shown": [a in shown for a in range(len(tried)) for _ in range(n)],
     }
-    samples["seed"] = [p.seed] * len(pixels)  # the batch's: candidate k of pair a is a·n + k
     if read is not None:
         samples |= {"labels_low": low, "labels_high": high, "confident_both": read[0].bool()}
     return Result(
         metrics=metrics,
         figures=figures,
         samples=samples,
-        data={"rows": rows, "best_sigma": best, "pairs": pairs, "candidates": n},
+        data={
+            "rows": rows,
+            "best_sigma": best,
+            "pairs": pairs,
+            "shown": shown,
+            "ranked": [r["index"] for r in ranked],
+            "candidates": n,
+        },
     )

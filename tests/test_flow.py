@@ -195,6 +195,7 @@ def test_the_smoke_training_loss_falls(tmp_path, one_thread, classes):
     assert np.mean(losses[-4:]) < 0.75 * np.mean(losses[:2])
 
 
+@pytest.mark.slow
 def test_the_sections_follow_the_samples_contract(tmp_path):
     project = copy_project(tmp_path / "p")
     gen(project, "build", "f2.3", "f2.6", "b1.2.3", "--profile", "smoke")
@@ -225,7 +226,8 @@ def test_the_sections_follow_the_samples_contract(tmp_path):
 @pytest.mark.parametrize(
     "args, named",
     [
-        (["--set", "f2.3.gif_frames=9"], "f2.3.gif_frames=9"),  # smoke: num_ts = 4
+        (["--set", "f2.6.guidance=-1"], "f2.6.guidance"),
+        (["--set", "f3.stride=300"], "f3.stride=300"),  # b2.2 has T = 300
         (["--set", "f2.6.num_ts=0"], "f2.6.num_ts"),
         (["--set", "f2.2.sample_epochs=[3]"], "f2.2.sample_epochs"),
     ],

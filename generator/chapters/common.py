@@ -240,13 +240,15 @@ def ddpm_training_loss(
     return loss_fn
 
 
-def flow_training_loss(num_classes: int, p_uncond: float) -> trainer.LossFn:
+def flow_training_loss(
+    num_classes: int, p_uncond: float, t_sampling: str = "uniform"
+) -> trainer.LossFn:
     """The flow-matching sections': the velocity x1 − x0 regressed at x_t = (1 − t)x0 + t·x1
     (Lipman et al. 2023), with one-hot classes dropped with p_uncond where the UNet takes them."""
 
     def loss_fn(model, x, y, g):
         cond = unets.one_hot(y, num_classes) if num_classes else None
-        return flow.flow_loss(model, x, cond, g, p_uncond=p_uncond)
+        return flow.flow_loss(model, x, cond, g, p_uncond=p_uncond, t_sampling=t_sampling)
 
     return loss_fn
 

@@ -79,6 +79,10 @@ class FlowTrainParams(Params):
         description="epochs whose weights are sampled, each from 1 to epochs; null: the first, "
         "half-way and the last (1, 5, 10)",
     )
+    t_sampling: Literal["uniform", "logit_normal"] = Field(
+        description="how training draws t: uniform on [0, 1] (the course's), or logit_normal, "
+        "sigmoid of a standard normal, more often mid-path (Esser et al. 2024)"
+    )
 
     @field_validator("sample_epochs")
     @classmethod
@@ -106,12 +110,10 @@ class NoSchedulerParams(ClassFlowTrainParams):
     hidden: Hidden
 
 
-def _check_gif(sid: str, p) -> None:
-    if p.gif_frames > p.num_ts:
-        raise UsageError(
-            f"bad value {sid}.gif_frames={p.gif_frames}: the animation shows frames of the "
-            f"{p.num_ts} Euler steps ({sid}.num_ts); use at most {p.num_ts}"
-        )
+def _frames(p) -> set[int]:
+    """The Euler steps the animation shows: `gif_frames` of them, at most every step (so that a
+    sweep of num_ts keeps one gif_frames)."""
+    return figs.evenly_spread(p.num_ts, min(p.gif_frames, max(p.num_ts, 2)))
 
 
 class FlowSampleParams(Params):
@@ -123,10 +125,7 @@ class FlowSampleParams(Params):
     )
     batch_size: int = Field(ge=1, le=10000, description="samples drawn at once, from 1 to 10000")
     num_ts: NumTs
-    gif_frames: GifFrames
-
-    def check(self, config, sid):
-        _check_gif(sid, self)
+    gif_frames: GifFrames  # at most num_ts are shown
 
 
 class FlowGuidedParams(Params):
@@ -139,10 +138,7 @@ class FlowGuidedParams(Params):
     )
     batch_size: int = Field(ge=1, le=10000, description="samples drawn at once, from 1 to 10000")
     num_ts: NumTs
-    gif_frames: GifFrames
-
-    def check(self, config, sid):
-        _check_gif(sid, self)
+    gif_frames: GifFrames  # at most num_ts are shown
 
 
 class CompareParams(Params):
@@ -205,7 +201,7 @@ def _train_flow(
         model,
         images,
         labels,
-        flow_training_loss(config.num_classes, p_uncond),
+        flow_training_loss(config.num_classes, p_uncond, p.t_sampling),
         trainer.TrainConfig(p.epochs, p.batch_size, p.lr, p.lr_schedule, p.precision, p.ema_decay),
         generator=rng(p.seed),
         work_dir=ctx.work,
@@ -369,7 +365,7 @@ def sample_time_flow(p: FlowSampleParams, ctx) -> Result:
         "confident_real": float(reader.confident(real).mean()),
     }
     digits = {"real": _digit_shares(reader, real)}
-    recorder = figs.FrameRecorder(ANIMATED, figs.evenly_spread(p.num_ts, p.gif_frames))
+    recorder = figs.FrameRecorder(ANIMATED, _frames(p))
     shown, steps, figures, rows = [], [], [], []
     for epoch in epochs:
         vel = _velocity(entry, epoch, ctx.device)
@@ -445,7 +441,7 @@ def _guided(p: FlowGuidedParams, ctx, entry, reader) -> tuple[dict, list, dict, 
     prompts = [str(int(d)) for d in labels]
     scored = DIGITS * p.eval_per_digit
     shown, shown_labels, steps, metrics, columns, rows = [], [], [], {}, [], []
-    recorder = figs.FrameRecorder(ANIMATED, figs.evenly_spread(p.num_ts, p.gif_frames))
+    recorder = figs.FrameRecorder(ANIMATED, _frames(p))
     for epoch in epochs:
         vel = _velocity(entry, epoch, ctx.device)
         uncond = vel.encode([""])

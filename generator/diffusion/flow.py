@@ -53,15 +53,25 @@ def flow_loss(
     generator: torch.Generator,
     *,
     p_uncond: float = 0.1,
+    t_sampling: str = "uniform",
 ) -> Tensor:
-    """‖(x1 − x0) − u_θ(x_t, t[, c])‖², one t ~ U[0, 1] per image; c zeroed with p_uncond, as the
-    DDPM's loss does (Ho & Salimans 2022).
+    """‖(x1 − x0) − u_θ(x_t, t[, c])‖², one t per image; c zeroed with p_uncond, as the DDPM's
+    loss does (Ho & Salimans 2022).
 
-    `cond` is a (B, classes) one-hot batch for a class-conditioned model, else None.
+    t ~ U[0, 1] (the course's), or with `t_sampling="logit_normal"` t = sigmoid(n), n ~ N(0, 1),
+    which trains the middle of the path, where the velocity is hardest to guess, more often
+    (Esser et al. 2024). `cond` is a (B, classes) one-hot batch for a class-conditioned model,
+    else None.
     """
     B, device = x1.shape[0], x1.device
     x0 = torch.randn(x1.shape, generator=generator).to(device)  # (B, C, H, W)
-    t = torch.rand(B, generator=generator).to(device)  # (B,)
+    if t_sampling == "uniform":
+        t = torch.rand(B, generator=generator)  # (B,)
+    elif t_sampling == "logit_normal":
+        t = torch.sigmoid(torch.randn(B, generator=generator))
+    else:
+        raise ValueError(f"t_sampling is uniform or logit_normal, not {t_sampling!r}")
+    t = t.to(device)
     x_t = interpolate(x0, x1, t)
     if cond is not None:
         u = model(x_t, t, drop_classes(cond, p_uncond, generator))

@@ -249,3 +249,20 @@ def test_the_unet_velocity_sees_t_itself_and_digit_prompts(one_thread):
     with torch.no_grad():
         expected = model(x, torch.full((3,), 0.3), cond)
     assert torch.equal(vel(x, 0.3, cond)[0], expected)
+
+
+def test_logit_normal_t_stays_inside_the_path_and_a_bad_choice_is_refused():
+    x1 = torch.rand(256, 1, 2, 2)
+    seen = []
+
+    def model(x_t, t):
+        seen.append(t)
+        return torch.zeros_like(x_t)
+
+    g = torch.Generator().manual_seed(0)
+    flow.flow_loss(model, x1, None, g, t_sampling="logit_normal")
+    t = seen[0]
+    assert 0 < t.min() and t.max() < 1
+    assert abs(float(t.mean()) - 0.5) < 0.05 and float(t.std()) < 0.25  # uniform: 0.29
+    with pytest.raises(ValueError):
+        flow.flow_loss(model, x1, None, g, t_sampling="sideways")

@@ -188,6 +188,33 @@ def metric_plot(
     _save(fig, path)
 
 
+def compare_methods(rows: Sequence[dict], path: Path) -> None:
+    """Fréchet distance and the share read confidently against training time, one line per model
+    and method (rows with "model", "method", "train_s", "fid", "confident"), one point per
+    epoch."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    lines: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        lines.setdefault((row["model"], row["method"]), []).append(row)
+    for (model, method), points in lines.items():
+        points = sorted(points, key=lambda r: r["epoch"])
+        style = {"ls": "-" if model == "class-conditioned" else "--", "marker": "o", "lw": 1.5}
+        color = "C0" if method == "DDPM" else "C1"
+        label = f"{method}, {model}"
+        t = [r["train_s"] for r in points]
+        left.plot(t, [r["fid"] for r in points], color=color, label=label, **style)
+        right.plot(t, [100 * r["confident"] for r in points], color=color, label=label, **style)
+    left.set_yscale("log")
+    left.set_title("Fréchet distance (lower is better)", fontsize=10)
+    right.set_title("% read confidently as a digit", fontsize=10)
+    right.set_ylim(-3, 103)
+    for ax in (left, right):
+        ax.set_xlabel("training time (s)")
+        ax.grid(True, which="both", alpha=0.3)
+    right.legend(fontsize=7)
+    _save(fig, path)
+
+
 def actual_size(rows: Sequence[Sequence[torch.Tensor]], path: Path, *, gap: int = 6) -> None:
     """Images (C, h, w) in [0, 1] at one screen pixel per pixel, rows of differently sized
     images, on grey."""

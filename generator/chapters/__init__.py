@@ -15,9 +15,27 @@ from collections.abc import Iterable
 
 from ..errors import UsageError
 from ..section import Section
-from . import a_denoising, a_editing, a_illusions, a_sampling, b_denoiser, b_sampling, b_training
+from . import (
+    a_denoising,
+    a_editing,
+    a_illusions,
+    a_sampling,
+    b_denoiser,
+    b_sampling,
+    b_training,
+    f_flow,
+)
 
-CHAPTERS = (a_sampling, a_denoising, a_editing, a_illusions, b_denoiser, b_training, b_sampling)
+CHAPTERS = (
+    a_sampling,
+    a_denoising,
+    a_editing,
+    a_illusions,
+    b_denoiser,
+    b_training,
+    b_sampling,
+    f_flow,
+)
 
 
 def _number(section: Section) -> tuple:

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from ..data import mnist, subset
-from ..section import Figure, Headline, Params, Result, db, lazy, plain, section
+from ..section import Figure, Headline, Params, Result, db, fixed, lazy, plain, section
 from .common import (
     architecture,
     denoiser_loss,
@@ -164,6 +164,100 @@ def train_denoiser(p: TrainDenoiserParams, ctx) -> Result:
             ),
         ],
         data={"shown_epochs": shown, "steps_per_epoch": steps_per_epoch, "epoch": p.epochs},
+        model=f"UNet(D={hidden})",
+    )
+
+
+class PureNoiseParams(Params):
+    epochs: Epochs
+    batch_size: BatchSize
+    lr: LearningRate
+    train_subset: TrainSubset
+    precision: Precision
+    num_digits: int = Field(ge=1, le=20, description="noise inputs shown, from 1 to 20")
+
+
+def _pure_noise_headline(r) -> Headline:
+    return Headline(
+        "RMS distance of the last epoch's outputs from the mean training digit",
+        fixed(r.metrics["rms_to_mean"], ".3f"),
+    )
+
+
+@section(
+    "b1.2.3",
+    "Denoising pure noise",
+    PureNoiseParams,
+    needs=("b1.1",),
+    headline=_pure_noise_headline,
+)
+def denoise_pure_noise(p: PureNoiseParams, ctx) -> Result:
+    """The denoiser of 1.2.1 asked to turn pure noise, z = ε, into a digit: with nothing of the
+    digit in its input, the squared error is least for the mean of the training digits."""
+    hidden = ctx.params_of("b1.1").hidden
+    images, labels = subset(*mnist(ctx.data_root, train=True), p.train_subset, p.seed)
+    mean_digit = images.mean(0)  # (1, 28, 28): the minimiser of E‖D(ε) − x‖² over constants
+    noise = torch.randn((p.num_digits, 1, 28, 28), generator=rng(p.seed + 1))
+    outputs = {}
+
+    def keep_outputs(epoch, model):
+        with torch.no_grad():
+            outputs[epoch] = model(noise.to(ctx.device)).float().cpu()
+
+    torch.manual_seed(p.seed)  # the UNet's initial weights
+    model = unets.UNet(unets.UNetConfig(hidden=hidden))
+    losses = trainer.train(
+        model,
+        images,
+        labels,
+        denoiser_loss(1.0, pure_noise=True),
+        trainer.TrainConfig(p.epochs, p.batch_size, p.lr, precision=p.precision),
+        generator=rng(p.seed),
+        work_dir=ctx.work,
+        device=ctx.device,
+        progress=ctx.progress,
+        on_epoch_end=keep_outputs,
+        label=ctx.section.id,
+    )
+    shown = sorted({1, p.epochs})
+    steps_per_epoch = -(-images.shape[0] // p.batch_size)
+    figs.loss_curve(
+        losses, ctx.out / "loss.png", title="denoising pure noise", per_epoch=steps_per_epoch
+    )
+    mean_row = mean_digit.expand(p.num_digits, -1, -1, -1)
+    figs.image_table(
+        torch.stack([noise] + [outputs[e] for e in shown] + [mean_row]),
+        ctx.out / "outputs.png",
+        row_labels=["input: pure noise"] + [f"epoch {e}" for e in shown] + ["mean training digit"],
+    )
+    last = outputs[p.epochs]
+    last_epoch = losses[-steps_per_epoch:]
+    # The loss the mean digit itself scores: the floor a model that ignores its input can reach.
+    floor = float((images - mean_digit).pow(2).mean())
+    return Result(
+        metrics={
+            "final_loss": sum(last_epoch) / len(last_epoch),
+            "mean_digit_loss": floor,
+            "iterations": len(losses),
+            "train_digits": images.shape[0],
+            # how far the outputs are from the mean digit, and from each other
+            "rms_to_mean": float((last - mean_digit).pow(2).mean().sqrt()),
+            "rms_between_outputs": float((last - last.mean(0)).pow(2).mean().sqrt()),
+        },
+        figures=[
+            Figure("loss.png", "Training loss (MSE) per iteration; grey lines mark epochs"),
+            Figure(
+                "outputs.png",
+                "Pure-noise inputs, the UNet's outputs after "
+                + " and ".join(f"epoch {e}" for e in shown)
+                + ", and the mean of the training digits",
+            ),
+        ],
+        samples={
+            "images": torch.cat([outputs[e] for e in shown]).clamp(0, 1),
+            "steps": [e for e in shown for _ in range(p.num_digits)],
+        },
+        data={"shown_epochs": shown, "steps_per_epoch": steps_per_epoch},
         model=f"UNet(D={hidden})",
     )
 

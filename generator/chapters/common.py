@@ -13,6 +13,7 @@ torch = lazy("torch")
 backend_base = lazy("..backends.base", __package__)
 F = lazy("torch.nn.functional")
 ddpm = lazy("..diffusion.ddpm", __package__)
+flow = lazy("..diffusion.flow", __package__)
 samplers = lazy("..diffusion.samplers", __package__)
 figs = lazy("..figures", __package__)
 clf = lazy("..models.classifier", __package__)
@@ -212,11 +213,13 @@ def known(**values) -> dict:
 # ---------------------------------------------------------------- Part B: the training losses
 
 
-def denoiser_loss(sigma: float) -> trainer.LossFn:
-    """b1.2.1's: ‖D_θ(x + σε) − x‖², fresh ε every batch."""
+def denoiser_loss(sigma: float, *, pure_noise: bool = False) -> trainer.LossFn:
+    """b1.2.1's: ‖D_θ(x + σε) − x‖², fresh ε every batch; b1.2.3's, with `pure_noise`:
+    ‖D_θ(σε) − x‖², an input that holds nothing of x."""
 
     def loss_fn(model, x, _labels, g):
-        z = x + sigma * torch.randn(x.shape, generator=g).to(x.device)
+        noise = sigma * torch.randn(x.shape, generator=g).to(x.device)
+        z = noise if pure_noise else x + noise
         return F.mse_loss(model(z), x)
 
     return loss_fn
@@ -237,6 +240,19 @@ def ddpm_training_loss(
     return loss_fn
 
 
+def flow_training_loss(
+    num_classes: int, p_uncond: float, t_sampling: str = "uniform"
+) -> trainer.LossFn:
+    """The flow-matching sections': the velocity x1 − x0 regressed at x_t = (1 − t)x0 + t·x1
+    (Lipman et al. 2023), with one-hot classes dropped with p_uncond where the UNet takes them."""
+
+    def loss_fn(model, x, y, g):
+        cond = unets.one_hot(y, num_classes) if num_classes else None
+        return flow.flow_loss(model, x, cond, g, p_uncond=p_uncond, t_sampling=t_sampling)
+
+    return loss_fn
+
+
 # ---------------------------------------------------------------- Part B: the UNets
 
 
@@ -248,7 +264,8 @@ def model_name(config: unets.UNetConfig) -> str:
         if config.time_conditioned
         else ""
     )
-    return f"{kind} UNet(D={config.hidden})".strip()
+    scaled = ", t scales" if config.time_modulation == "multiplicative" else ""
+    return f"{kind} UNet(D={config.hidden}{scaled})".strip()
 
 
 def architecture(config: unets.UNetConfig) -> tuple[list[dict], int]:

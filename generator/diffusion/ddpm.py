@@ -143,6 +143,14 @@ def ddpm_step(
 # ---------------------------------------------------------------- training
 
 
+def drop_classes(cond: torch.Tensor, p_uncond: float, generator: torch.Generator) -> torch.Tensor:
+    """The one-hot rows of `cond` (B, classes), each zeroed with probability p_uncond: a zeroed
+    row is "no class", so one model learns the conditional and the unconditional estimate (Ho &
+    Salimans 2022). One draw per row from `generator`, on the CPU."""
+    keep = (torch.rand(cond.shape[0], generator=generator) >= p_uncond).float().to(cond.device)
+    return cond * keep[:, None]
+
+
 def ddpm_loss(
     model: Callable,
     x0: torch.Tensor,
@@ -167,8 +175,7 @@ def ddpm_loss(
     x_t = q_sample(x0, t.to(device), noise, schedule.alphas_cumprod)
     t_in = (t.float() / T).to(device)  # (B,) in [0, 1)
     if cond is not None:
-        keep = (torch.rand(B, generator=generator) >= p_uncond).float().to(device)  # (B,)
-        eps = model(x_t, t_in, cond * keep[:, None])  # a zeroed row is "no class"
+        eps = model(x_t, t_in, drop_classes(cond, p_uncond, generator))
     else:
         eps = model(x_t, t_in)
     if not min_snr_gamma:

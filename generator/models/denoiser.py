@@ -4,6 +4,10 @@ The UNet predicts ε from x_t and t/T, and, where it is class-conditioned, a
 one-hot class. Prompts are digits, "0" to "9", and "" is the unconditional
 prompt (the all-zero class row the model saw with probability p_uncond in
 training). A time-only UNet takes no condition: its `encode` gives None.
+
+`UNetVelocity` is the same for a flow-matching UNet: it returns the velocity
+u_θ(x_t, t[, c]) at a time t in [0, 1] where a denoiser returns ε̂, so the
+samplers' `conditional` and `classifier_free` combine either alike.
 """
 
 from __future__ import annotations
@@ -13,21 +17,12 @@ import torch
 from .unet import UNet, one_hot
 
 
-class UNetDenoiser:
-    """ε_θ(x_t, t/T[, c]) of a Part B UNet. It predicts no variance: it samples with the fixed one
-    it declares, β_t unless told otherwise (the write-up's sampler adds √β_t·z)."""
+class DigitPrompts:
+    """A Part B UNet whose prompts are digits: "0" to "9", and "" for none."""
 
-    def __init__(
-        self,
-        model: UNet,
-        alphas_cumprod: torch.Tensor,
-        device: str,
-        variance_type: str = "fixed_large",
-    ):
+    def __init__(self, model: UNet, device: str):
         self.model = model
-        self.alphas_cumprod = alphas_cumprod  # (T,) of the schedule the model was trained with
         self.device = device
-        self.variance_type = variance_type  # "fixed_large" (β_t) or "fixed_small" (β̃_t)
         self.num_classes = model.config.num_classes
 
     def encode(self, prompts: list[str]) -> torch.Tensor | None:
@@ -45,15 +40,43 @@ class UNetDenoiser:
         keep = torch.tensor([1.0 if p else 0.0 for p in prompts])
         return one_hot(labels, self.num_classes) * keep[:, None]  # (B, classes)
 
+    def _run(self, x_t: torch.Tensor, t_in: float, cond: torch.Tensor | None) -> torch.Tensor:
+        t_in = torch.full((x_t.shape[0],), t_in, device=self.device)  # (B,)
+        x_t = x_t.to(self.device)
+        out = (
+            self.model(x_t, t_in) if cond is None else self.model(x_t, t_in, cond.to(self.device))
+        )  # (B, 1, 28, 28)
+        return out.float()
+
+
+class UNetDenoiser(DigitPrompts):
+    """ε_θ(x_t, t/T[, c]) of a Part B UNet. It predicts no variance: it samples with the fixed one
+    it declares, β_t unless told otherwise (the write-up's sampler adds √β_t·z)."""
+
+    def __init__(
+        self,
+        model: UNet,
+        alphas_cumprod: torch.Tensor,
+        device: str,
+        variance_type: str = "fixed_large",
+    ):
+        super().__init__(model, device)
+        self.alphas_cumprod = alphas_cumprod  # (T,) of the schedule the model was trained with
+        self.variance_type = variance_type  # "fixed_large" (β_t) or "fixed_small" (β̃_t)
+
     @torch.no_grad()
     def __call__(
         self, x_t: torch.Tensor, t: int, cond: torch.Tensor | None
     ) -> tuple[torch.Tensor, None]:
-        B = x_t.shape[0]
         T = self.alphas_cumprod.shape[0]
-        t_in = torch.full((B,), t / T, device=self.device)  # (B,) the model sees t/T
-        x_t = x_t.to(self.device)
-        eps = (
-            self.model(x_t, t_in) if cond is None else self.model(x_t, t_in, cond.to(self.device))
-        )  # (B, 1, 28, 28)
-        return eps.float(), None
+        return self._run(x_t, t / T, cond), None  # the model sees t/T
+
+
+class UNetVelocity(DigitPrompts):
+    """u_θ(x_t, t[, c]) of a flow-matching UNet, t in [0, 1]: noise at 0, a digit at 1."""
+
+    @torch.no_grad()
+    def __call__(
+        self, x_t: torch.Tensor, t: float, cond: torch.Tensor | None
+    ) -> tuple[torch.Tensor, None]:
+        return self._run(x_t, float(t), cond), None

@@ -4,7 +4,8 @@ Follows the course's design (CS180 project 5B): two downsamplings 28→14→7, a
 bottleneck flattened to 1×1, skip connections by concatenation. Conditioning
 enters at two places, after the unflatten (2D channels) and after the first
 upsampling block (D channels): `unflatten ← c1·unflatten + t1`,
-`up1 ← c2·up1 + t2`.
+`up1 ← c2·up1 + t2`. The flow-matching version's time-only UNet scales instead
+(`time_modulation="multiplicative"`): `unflatten ← t1·unflatten`, `up1 ← t2·up1`.
 """
 
 from __future__ import annotations
@@ -22,9 +23,25 @@ class UNetConfig:
     in_channels: int = 1
     time_conditioned: bool = False  # takes t/T in [0, 1]
     num_classes: int = 0  # 0: no class conditioning; 10 for MNIST digits
+    # How t enters a time-only UNet: "additive" (the DDPM write-up) or "multiplicative" (the
+    # flow-matching course page); with classes, c scales and t shifts either way.
+    time_modulation: str = "additive"
+
+    def __post_init__(self):
+        if self.time_modulation not in ("additive", "multiplicative"):
+            raise ValueError(
+                f"time_modulation is additive or multiplicative, not {self.time_modulation!r}"
+            )
+        if self.time_modulation == "multiplicative" and (
+            self.num_classes or not self.time_conditioned
+        ):
+            raise ValueError("multiplicative time modulation is for a time-only UNet")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        found = asdict(self)
+        if self.time_modulation == "additive":  # the DDPMs' weight files stay as they were
+            del found["time_modulation"]
+        return found
 
 
 def _conv_bn_gelu(conv: nn.Module, channels: int) -> nn.Sequential:
@@ -116,6 +133,8 @@ class UNet(nn.Module):
             t1 = self.fc1_t(t)[:, :, None, None]  # (B, 2D, 1, 1)
             t2 = self.fc2_t(t)[:, :, None, None]  # (B, D, 1, 1)
 
+        if cfg.time_modulation == "multiplicative":
+            c1, c2, t1, t2 = t1, t2, 0.0, 0.0  # time scales where a class would
         h = c1 * h + t1
         h = self.up1(torch.cat([h, x2], dim=1))  # (B, D, 14, 14)
         h = c2 * h + t2

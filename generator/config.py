@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from .backends import BACKENDS, BackendSpec, resolve_backend
 from .chapters import all_sections
 from .errors import UsageError
-from .hardware import choose_precision, forced_precision
+from .hardware import FAST_PATHS, choose_fast_path, choose_precision, forced_precision
 from .section import Settings
 
 PROFILES = ("full", "quick", "smoke")
@@ -378,14 +378,21 @@ def _layers(data: dict, profile: str, backend: str) -> list[tuple[dict, str]]:
 def _chosen(
     params: dict[str, Settings], device: str
 ) -> tuple[dict[str, Settings], dict[str, dict]]:
-    """`params` with each `precision: auto` replaced by the device's choice (or GEN_PRECISION's),
-    and what was chosen and why."""
+    """`params` with each `precision: auto` and fast path `auto` replaced by the device's choice
+    (or GEN_PRECISION's), and what was chosen and why."""
     chosen, choices = dict(params), {}
     for owner, p in params.items():
+        picked = {}
         if getattr(p, "precision", None) == "auto":
             value, why = choose_precision(device)
-            chosen[owner] = p.model_copy(update={"precision": value})
-            choices[owner] = {"precision": {"value": value, "why": why}}
+            picked["precision"] = {"value": value, "why": why}
+        for name in FAST_PATHS:
+            if getattr(p, name, None) == "auto":
+                value, why = choose_fast_path(name, device)
+                picked[name] = {"value": value, "why": why}
+        if picked:
+            chosen[owner] = p.model_copy(update={k: v["value"] for k, v in picked.items()})
+            choices[owner] = picked
     return chosen, choices
 
 

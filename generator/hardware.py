@@ -126,6 +126,28 @@ def choose_precision(device: str) -> tuple[str, str]:
     return "fp32", "auto: this CPU has no bf16 units (no avx512_bf16 or amx_bf16 flag)"
 
 
+# Part B's fast paths: each a setting `auto`, `on` or `off`, chosen per device as precision is.
+FAST_PATHS = ("channels_last", "compile", "data_on_device")
+
+
+def choose_fast_path(name: str, device: str) -> tuple[str, str]:
+    """`auto` for one of FAST_PATHS on `device` ("cpu" or "cuda"): on or off, with the reason."""
+    cuda = device.startswith("cuda") and cuda_available()
+    if name == "data_on_device":
+        if cuda:
+            return "on", "auto: the training digits are copied to the GPU once, not every batch"
+        return "off", "auto: on the CPU the digits are where the model is already"
+    if name == "channels_last":
+        if cuda:
+            return "on", "auto: the GPU's tensor cores convolve channels-last without transposes"
+        return "off", "auto: on the CPU channels-last measured 1.02× the default layout (noise)"
+    if name == "compile":
+        # A fixed rule until `gen bench` measures it faster on a GPU: it compiles for minutes on a
+        # CPU, measured 0.92× there, and a build's three trainings would each pay the compile.
+        return "off", "auto: torch.compile is not measured faster here (gen bench measures it)"
+    raise ValueError(f"unknown fast path {name!r}")
+
+
 def torch_threads() -> int:
     """The threads torch computes with in this process (its default: the physical cores)."""
     import torch

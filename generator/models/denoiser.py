@@ -8,6 +8,8 @@ training). A time-only UNet takes no condition: its `encode` gives None.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from .unet import UNet, one_hot
@@ -23,12 +25,16 @@ class UNetDenoiser:
         alphas_cumprod: torch.Tensor,
         device: str,
         variance_type: str = "fixed_large",
+        precision: str = "fp32",
+        channels_last: bool = False,
     ):
-        self.model = model
+        self.model = model.to(memory_format=torch.channels_last) if channels_last else model
         self.alphas_cumprod = alphas_cumprod  # (T,) of the schedule the model was trained with
         self.device = device
         self.variance_type = variance_type  # "fixed_large" (β_t) or "fixed_small" (β̃_t)
         self.num_classes = model.config.num_classes
+        self.precision = precision  # "fp32", or "bf16": autocast, the weights stay fp32
+        self.channels_last = channels_last
 
     def encode(self, prompts: list[str]) -> torch.Tensor | None:
         """One-hot digits (B, classes); "" gives the zero row. None for a model without classes."""
@@ -53,7 +59,19 @@ class UNetDenoiser:
         T = self.alphas_cumprod.shape[0]
         t_in = torch.full((B,), t / T, device=self.device)  # (B,) the model sees t/T
         x_t = x_t.to(self.device)
-        eps = (
-            self.model(x_t, t_in) if cond is None else self.model(x_t, t_in, cond.to(self.device))
-        )  # (B, 1, 28, 28)
-        return eps.float(), None
+        if self.channels_last:
+            x_t = x_t.contiguous(memory_format=torch.channels_last)
+        with self.autocast():
+            eps = (
+                self.model(x_t, t_in)
+                if cond is None
+                else self.model(x_t, t_in, cond.to(self.device))
+            )  # (B, 1, 28, 28)
+        # The sampler's arithmetic stays fp32 and contiguous whatever the model ran in.
+        return eps.float().contiguous(), None
+
+    def autocast(self):
+        """bf16 autocast where the denoiser runs in bf16, else nothing."""
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16)
+        return contextlib.nullcontext()

@@ -58,9 +58,13 @@ class Sizes:
     sample_steps: int  # timesteps a timed sample runs (the rate is scaled to T)
 
 
-def sizes(config, quick: bool) -> Sizes:
-    """From the full profile's parameters (`config` = gen.yaml at profile full)."""
+def sizes(config, quick: bool, tiny: bool = False) -> Sizes:
+    """From the full profile's parameters (`config` = gen.yaml at profile full); `tiny`: UNets of
+    width 8 on small batches, a check on a CPU that every path runs (`gen bench --size tiny`)."""
     p = config.params
+    if tiny:
+        few = {k: 8 for k in MODELS}
+        return Sizes(few, {k: 16 for k in MODELS}, p["b2.2"].T, 2, sample_count=8, sample_steps=5)
     hidden = {"single_step": p["b1.1"].hidden, "time": p["b2.1"].hidden, "class": p["b2.4"].hidden}
     batch = {
         "single_step": p["b1.2.1"].batch_size,
@@ -389,11 +393,11 @@ def fast_path_variants(device: str) -> tuple[dict, dict]:
     return train_paths, sample_paths
 
 
-def measure(config, device: str, quick: bool, log=print) -> dict:
+def measure(config, device: str, quick: bool, log=print, tiny: bool = False) -> dict:
     """{"train": {MODEL: …}, "sample": {MODEL: …}, "auto": …} at the full profile's sizes
     (`config`: profile full); ours runs as `auto` picks here, and each fast path is timed alone
     against the same plain loop."""
-    s = sizes(config, quick)
+    s = sizes(config, quick, tiny)
     train_auto, sample_auto = auto_settings(device)
     train_paths, sample_paths = fast_path_variants(device)
     out = {"train": {}, "sample": {}, "auto": {"train": train_auto, "sample": sample_auto}}

@@ -216,7 +216,7 @@ def denoiser_loss(sigma: float) -> trainer.LossFn:
     """b1.2.1's: ‖D_θ(x + σε) − x‖², fresh ε every batch."""
 
     def loss_fn(model, x, _labels, g):
-        z = x + sigma * torch.randn(x.shape, generator=g).to(x.device)
+        z = x + sigma * ddpm.to_device(torch.randn(x.shape, generator=g), x.device)
         return F.mse_loss(model(z), x)
 
     return loss_fn

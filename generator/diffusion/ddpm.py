@@ -29,12 +29,20 @@ import torch.nn.functional as F
 # ---------------------------------------------------------------- helpers
 
 
+def to_device(values: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """A tensor drawn on the CPU, on `device`. To a GPU it goes from pinned memory without
+    waiting: a copy from ordinary memory first waits for every step the GPU has queued."""
+    if torch.device(device).type != "cuda" or values.device.type == "cuda":
+        return values.to(device)
+    return values.pin_memory().to(device, non_blocking=True)
+
+
 def _extract(values: torch.Tensor, t: int | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """values[t] shaped to broadcast against `like`: 0-d for an int t, (B, 1, …, 1) for a (B,) t."""
     if isinstance(t, torch.Tensor) and t.ndim > 0:
-        out = values.to(like.device)[t.to(like.device)]  # (B,)
+        out = to_device(values, like.device)[to_device(t, like.device)]  # (B,)
         return out.reshape(-1, *([1] * (like.ndim - 1))).to(like.dtype)
-    return values[int(t)].to(device=like.device, dtype=like.dtype)
+    return to_device(values[int(t)], like.device).to(like.dtype)
 
 
 def _scalar(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -163,17 +171,19 @@ def ddpm_loss(
     B, device = x0.shape[0], x0.device
     T = schedule.num_timesteps
     t = torch.randint(0, T, (B,), generator=generator)  # (B,) long, on the CPU
-    noise = torch.randn(x0.shape, generator=generator).to(device)  # (B, C, H, W)
-    x_t = q_sample(x0, t.to(device), noise, schedule.alphas_cumprod)
-    t_in = (t.float() / T).to(device)  # (B,) in [0, 1)
+    noise = to_device(torch.randn(x0.shape, generator=generator), device)  # (B, C, H, W)
+    alphas_cumprod = to_device(schedule.alphas_cumprod, device)
+    t_device = to_device(t, device)
+    x_t = q_sample(x0, t_device, noise, alphas_cumprod)
+    t_in = to_device(t.float() / T, device)  # (B,) in [0, 1)
     if cond is not None:
-        keep = (torch.rand(B, generator=generator) >= p_uncond).float().to(device)  # (B,)
+        keep = to_device((torch.rand(B, generator=generator) >= p_uncond).float(), device)  # (B,)
         eps = model(x_t, t_in, cond * keep[:, None])  # a zeroed row is "no class"
     else:
         eps = model(x_t, t_in)
     if not min_snr_gamma:
         return F.mse_loss(eps.float(), noise)
-    abar = schedule.alphas_cumprod[t].to(device)  # (B,)
+    abar = alphas_cumprod[t_device]  # (B,)
     snr = abar / (1 - abar)
     weight = snr.clamp(max=min_snr_gamma) / snr  # (B,)
     return (weight * (eps.float() - noise).pow(2).flatten(1).mean(1)).mean()

@@ -12,6 +12,7 @@ import contextlib
 
 import torch
 
+from ..diffusion.ddpm import to_device
 from .unet import UNet, one_hot
 
 
@@ -65,7 +66,7 @@ class UNetDenoiser:
             eps = (
                 self.model(x_t, t_in)
                 if cond is None
-                else self.model(x_t, t_in, cond.to(self.device))
+                else self.model(x_t, t_in, to_device(cond, self.device))
             )  # (B, 1, 28, 28)
         # The sampler's arithmetic stays fp32 and contiguous whatever the model ran in.
         return eps.float().contiguous(), None

@@ -142,7 +142,7 @@ step part_b_build 240 "${gen[@]}" build b --profile "$profile" --device "$device
 keep b part_b
 step part_b_records 30 "${steps[@]}" records . b
 step part_b_flops 60 "${steps[@]}" part-b-flops . "$profile"
-step bench_part_b 150 "${gen[@]}" bench --part b --size "$bench_size" --device "$device"
+step bench_part_b 200 "${gen[@]}" bench --part b --size "$bench_size" --device "$device"
 
 # ---------------------------------------------------------------- 2. IF stage I at full size
 

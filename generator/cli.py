@@ -496,6 +496,22 @@ def bench(size, device, repeats, quick, parts):
         ]
     )
     click.echo(json.dumps(report, indent=2))
+    if "b" in parts and size != "tiny":
+        # What `auto` reads of the fast paths, for this GPU: each path's ratio per model.
+        from .hardware import MEASURED
+        from .store import write_json
+
+        by_path = {
+            part: {
+                path: {kind: row["paths"][path] for kind, row in report[part].items()}
+                for path in next(iter(report[part].values()))["paths"]
+            }
+            for part in ("train", "sample")
+        }
+        write_json(
+            check_cache_dir(root) / MEASURED,
+            {"gpu": torch.cuda.get_device_name() if device == "cuda" else None, **by_path},
+        )
     # The site's Speed page shows the last full report (`gen render` publishes it); Part B at
     # --size tiny is a check, not a figure.
     if len(parts) == 3 and size != "tiny":

@@ -127,3 +127,19 @@ def test_plain_settings_leave_the_keys_of_earlier_results(monkeypatch):
     assert plain_training["precision"] == "fp32"  # training always named its precision
     assert not {"channels_last", "compile", "data_on_device"} & set(plain_training)
     assert training.model_copy(update={"compile": "on"}).identity()["compile"] == "on"
+
+
+def test_auto_compiles_where_gen_bench_measured_it_faster_on_this_gpu(monkeypatch):
+    from generator import hardware
+
+    monkeypatch.setattr(hardware, "cuda_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA H100 80GB HBM3")
+    faster = {"gpu": "NVIDIA H100 80GB HBM3", "train": {"compile": {"time": 1.4, "class": 1.2}}}
+    value, why = choose_fast_path("compile", "cuda", faster)
+    assert value == "on" and "1.20×" in why and "H100" in why
+    slower = {**faster, "train": {"compile": {"time": 1.4, "class": 1.01}}}
+    assert choose_fast_path("compile", "cuda", slower)[0] == "off"
+    elsewhere = {**faster, "gpu": "NVIDIA H200"}
+    assert choose_fast_path("compile", "cuda", elsewhere) == choose_fast_path("compile", "cuda")
+    assert choose_fast_path("compile", "cuda")[0] == "off"
+    assert choose_fast_path("compile", "cpu", faster)[0] == "off"

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from generator import bench_part_b as b
+from generator.hardware import bf16_units
 
 T = 50
 
@@ -71,6 +72,8 @@ def test_each_fast_path_is_timed_against_the_same_plain_loop(one_thread):
     )
     train_paths, sample_paths = b.fast_path_variants("cpu")
     assert "compile" not in train_paths  # minutes of compiling on a CPU: timed on CUDA only
+    assert ("bf16" in train_paths) == bf16_units("cpu")  # emulated bf16 is not worth timing
+    train_paths["bf16"] = sample_paths["bf16"] = {"precision": "bf16"}  # its path runs anyway
     train = b.time_training("time", s, "cpu", "fp32", {"data_on_device": False}, train_paths)
     sample = b.time_sampling("class", s, "cpu", {"precision": "fp32"}, sample_paths)
     assert set(train["paths"]) == {"bf16", "channels_last", "data_on_device"}

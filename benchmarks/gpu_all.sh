@@ -69,9 +69,15 @@ import json, sys
 name, code, seconds, file = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 line = {"step": name, "exit": code, "seconds": seconds, "timed_out": code in (124, 137)}
 try:
-    line["result"] = json.loads(open(file).read())
-except (OSError, ValueError):
-    pass
+    text = open(file).read()
+except OSError:
+    text = ""
+for candidate in (text, *reversed(text.splitlines()[-1:])):  # all of it, else its last line
+    try:
+        line["result"] = json.loads(candidate)
+        break
+    except ValueError:
+        pass
 print(json.dumps(line))
 EOF
 }
@@ -154,12 +160,15 @@ weights="$work/if"
 if step if_weights 150 "${steps[@]}" if-weights "$weights" --scale "$scale"; then
   ids=(--set "deepfloyd.stage_1=$weights/stage_1" --set "deepfloyd.stage_2=$weights/stage_2")
   a_build=(build --backend deepfloyd --profile smoke --device "$device" "${ids[@]}")
-  # none first: every section of Part A, T5 run once (its embeddings are cached for the rest)
+  # none first: every section of Part A, T5 run once (its embeddings are cached for the rest);
+  # then a0 and a1.5 again under each other mode. Each run's peak GPU memory is in its result,
+  # each section's time in the records after it.
   step if_offload_none 180 "${steps[@]}" gen -- "${a_build[@]}" "${a_sections[@]}" --set deepfloyd.offload=none
   step if_offload_none_records 30 "${steps[@]}" records . a
   keep a part_a_deepfloyd
   for mode in model sequential; do
     step "if_offload_$mode" 90 "${steps[@]}" gen -- "${a_build[@]}" a0 a1.5 --force --set "deepfloyd.offload=$mode"
+    step "if_offload_${mode}_records" 30 "${steps[@]}" records . a
   done
   step if_offload_auto_16gib 90 "${steps[@]}" gen --gpu-gib 16 -- "${a_build[@]}" a0 a1.5 --force --set deepfloyd.offload=auto
   step if_offload_auto_16gib_records 30 "${steps[@]}" records . a

@@ -28,6 +28,7 @@ esac
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 out="$(mkdir -p "${OUT:-/tmp/gen-gpu-all}" && cd "${OUT:-/tmp/gen-gpu-all}" && pwd)"
 work="${WORK:-$(mktemp -d /tmp/gen-gpu-all.XXXXXX)}"
+[[ -n "${WORK:-}" ]] || trap 'rm -rf "$work"' EXIT  # the cache and the project copy
 python="${PYTHON:-python3}"
 # The whole run's seconds, and each step's limits × stretch: a dry run checks that every step
 # runs, on a CPU that may be shared, not how fast.

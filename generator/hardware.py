@@ -182,6 +182,16 @@ def choose_fast_path(name: str, device: str, measured: dict | None = None) -> tu
     raise ValueError(f"unknown fast path {name!r}")
 
 
+def to_device(values, device):
+    """A tensor drawn on the CPU, on `device`. To a GPU it goes from pinned memory without
+    waiting: a copy from ordinary memory first waits for every step the GPU has queued."""
+    import torch
+
+    if torch.device(device).type != "cuda" or values.device.type == "cuda":
+        return values.to(device)
+    return values.pin_memory().to(device, non_blocking=True)
+
+
 def torch_threads() -> int:
     """The threads torch computes with in this process (its default: the physical cores)."""
     import torch

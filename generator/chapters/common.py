@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from ..hardware import to_device
 from ..inputs import load_image
 from ..section import Figure, Headline, count, fixed, lazy, percent
 
@@ -216,7 +217,7 @@ def denoiser_loss(sigma: float) -> trainer.LossFn:
     """b1.2.1's: ‖D_θ(x + σε) − x‖², fresh ε every batch."""
 
     def loss_fn(model, x, _labels, g):
-        z = x + sigma * ddpm.to_device(torch.randn(x.shape, generator=g), x.device)
+        z = x + sigma * to_device(torch.randn(x.shape, generator=g), x.device)
         return F.mse_loss(model(z), x)
 
     return loss_fn

@@ -26,15 +26,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..hardware import to_device
+
 # ---------------------------------------------------------------- helpers
-
-
-def to_device(values: torch.Tensor, device: torch.device | str) -> torch.Tensor:
-    """A tensor drawn on the CPU, on `device`. To a GPU it goes from pinned memory without
-    waiting: a copy from ordinary memory first waits for every step the GPU has queued."""
-    if torch.device(device).type != "cuda" or values.device.type == "cuda":
-        return values.to(device)
-    return values.pin_memory().to(device, non_blocking=True)
 
 
 def _extract(values: torch.Tensor, t: int | torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ import contextlib
 
 import torch
 
-from ..diffusion.ddpm import to_device
+from ..hardware import to_device
 from .unet import UNet, one_hot
 
 

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from .chapters.common import ddpm_training_loss, denoiser_loss
 from .diffusion.ddpm import linear_schedule
 from .diffusion.samplers import CLEAN, classifier_free, conditional, iterative_denoise
-from .hardware import choose_precision
+from .hardware import FAST_PATHS, bf16_units, choose_fast_path, choose_precision
 from .models.denoiser import UNetDenoiser
 from .models.train import TrainConfig, train
 from .models.unet import UNet, UNetConfig
@@ -58,9 +58,13 @@ class Sizes:
     sample_steps: int  # timesteps a timed sample runs (the rate is scaled to T)
 
 
-def sizes(config, quick: bool) -> Sizes:
-    """From the full profile's parameters (`config` = gen.yaml at profile full)."""
+def sizes(config, quick: bool, tiny: bool = False) -> Sizes:
+    """From the full profile's parameters (`config` = gen.yaml at profile full); `tiny`: UNets of
+    width 8 on small batches, a check on a CPU that every path runs (`gen bench --size tiny`)."""
     p = config.params
+    if tiny:
+        few = {k: 8 for k in MODELS}
+        return Sizes(few, {k: 16 for k in MODELS}, p["b2.2"].T, 2, sample_count=8, sample_steps=5)
     hidden = {"single_step": p["b1.1"].hidden, "time": p["b2.1"].hidden, "class": p["b2.4"].hidden}
     batch = {
         "single_step": p["b1.2.1"].batch_size,
@@ -112,15 +116,25 @@ def our_loss(kind: str, T: int):
 
 
 def train_ours(
-    model: UNet, images, labels, kind: str, batch: int, T: int, device: str, precision: str = "fp32"
+    model: UNet,
+    images,
+    labels,
+    kind: str,
+    batch: int,
+    T: int,
+    device: str,
+    precision: str = "fp32",
+    **fast: bool,
 ) -> list[float]:
+    """The sections' training loop for one epoch; `fast`: TrainConfig's fast paths
+    (channels_last, compile, data_on_device)."""
     with tempfile.TemporaryDirectory(prefix="gen-bench-") as work:
         return train(
             model,
             images,
             labels,
             our_loss(kind, T),
-            TrainConfig(1, batch, LR, precision=precision),
+            TrainConfig(1, batch, LR, precision=precision, **fast),
             generator=torch.Generator().manual_seed(0),
             work_dir=Path(work),
             device=device,
@@ -182,11 +196,22 @@ def sample_ours(
     T: int,
     device: str,
     seed: int = 1,
+    precision: str = "fp32",
+    channels_last: bool = False,
 ):
-    den = UNetDenoiser(model.eval(), linear_schedule(T).alphas_cumprod.to(device), device)
+    den = UNetDenoiser(
+        model.eval(),
+        linear_schedule(T).alphas_cumprod.to(device),
+        device,
+        precision=precision,
+        channels_last=channels_last,
+    )
     if kind == "single_step":  # one call: the denoiser is its own sampler
-        with torch.no_grad():
-            return model(x.to(device)).float()
+        with torch.no_grad(), den.autocast():
+            x = x.to(device)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            return model(x).float().contiguous()
     labels = [str(d % 10) for d in range(x.shape[0])]
     if kind == "class":
         eps_fn = classifier_free(den, den.encode(labels), den.encode([""]), GUIDANCE)
@@ -263,17 +288,34 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def time_training(kind: str, s: Sizes, device: str, precision: str) -> dict:
+def _variants(ours: dict, paths: dict[str, dict] | None) -> dict[str, dict]:
+    """The loops one measurement times, in order: the plain one, ours (as `auto` picks here), and
+    ours with each fast path alone on top of plain fp32."""
+    return {"baseline": {}, "ours": ours, **{f"path:{k}": v for k, v in (paths or {}).items()}}
+
+
+def _ratios(seconds: dict[str, float]) -> dict:
+    """Each loop's speed over the plain loop's, measured in the same run."""
+    base = seconds["baseline"]
+    return {
+        "ratio": round(base / seconds["ours"], 3),
+        "paths": {k[5:]: round(base / v, 3) for k, v in seconds.items() if k.startswith("path:")},
+    }
+
+
+def time_training(kind: str, s: Sizes, device: str, precision: str, fast=None, paths=None) -> dict:
+    """Images per second of the plain loop and of ours (at `precision` with the fast paths
+    `fast`), and the ratio of each of `paths` (name → train_ours' settings) to the plain loop."""
     batch = s.batch[kind]
     warm_images, warm_labels = batches(1, batch, seed=1)
     images, labels = batches(s.train_batches, batch)
     result, seconds = {}, {}
-    for name, loop in (("baseline", train_baseline), ("ours", train_ours)):
+    for name, extra in _variants({"precision": precision, **(fast or {})}, paths).items():
+        loop = train_baseline if name == "baseline" else train_ours
         model = build_model(kind, s.hidden[kind])
-        extra = {"precision": precision} if name == "ours" else {}
         loop(
             model, warm_images, warm_labels, kind, batch, s.T, device, **extra
-        )  # first calls allocate and tune
+        )  # first calls allocate, tune and compile
         _sync(device)
         seconds[name] = _timed(
             lambda loop=loop, model=model, extra=extra: (
@@ -281,28 +323,42 @@ def time_training(kind: str, s: Sizes, device: str, precision: str) -> dict:
                 _sync(device),
             )
         )
-        result[f"{name}_img_s"] = _rate(images.shape[0], seconds[name])
-    result["ratio"] = round(seconds["baseline"] / seconds["ours"], 3)
-    return {**result, "hidden": s.hidden[kind], "batch": batch, "steps_timed": s.train_batches}
+        if not name.startswith("path:"):
+            result[f"{name}_img_s"] = _rate(images.shape[0], seconds[name])
+    return {
+        **result,
+        **_ratios(seconds),
+        "hidden": s.hidden[kind],
+        "batch": batch,
+        "steps_timed": s.train_batches,
+    }
 
 
-def time_sampling(kind: str, s: Sizes, device: str) -> dict:
-    model = build_model(kind, s.hidden[kind]).to(device)
+def time_sampling(kind: str, s: Sizes, device: str, ours=None, paths=None) -> dict:
+    """Images per second of a full sample, the plain loop's and ours (`ours`: sample_ours'
+    precision and channels_last), and the ratio of each of `paths` to the plain loop."""
     x = torch.randn((s.sample_count, 1, 28, 28), generator=torch.Generator().manual_seed(2))
     steps = 1 if kind == "single_step" else s.sample_steps
     timesteps = sample_timesteps(s.T, steps) if steps > 1 else [s.T - 1]
     full = 1 if kind == "single_step" else s.T / steps  # a full sample runs T steps
     result, seconds = {}, {}
-    for name, sample in (("baseline", sample_baseline), ("ours", sample_ours)):
-        sample(model, kind, x[:2], timesteps[:2], s.T, device)  # warm-up
+    for name, extra in _variants(ours or {}, paths).items():
+        sample = sample_baseline if name == "baseline" else sample_ours
+        # the same weights each time, in a fresh module: channels_last changes a module's layout
+        model = build_model(kind, s.hidden[kind]).to(device)
+        sample(model, kind, x[:2], timesteps[:2], s.T, device, **extra)  # warm-up
         _sync(device)
         seconds[name] = _timed(
-            lambda sample=sample: (sample(model, kind, x, timesteps, s.T, device), _sync(device))
+            lambda sample=sample, model=model, extra=extra: (
+                sample(model, kind, x, timesteps, s.T, device, **extra),
+                _sync(device),
+            )
         )
-        result[f"{name}_img_s"] = _rate(s.sample_count, seconds[name] * full)
-    result["ratio"] = round(seconds["baseline"] / seconds["ours"], 3)
+        if not name.startswith("path:"):
+            result[f"{name}_img_s"] = _rate(s.sample_count, seconds[name] * full)
     return {
         **result,
+        **_ratios(seconds),
         "hidden": s.hidden[kind],
         "batch": s.sample_count,
         "steps_timed": steps,
@@ -313,17 +369,48 @@ def time_sampling(kind: str, s: Sizes, device: str) -> dict:
 # ---------------------------------------------------------------- the report
 
 
-def measure(config, device: str, quick: bool, log=print) -> dict:
-    """{"train": {MODEL: …}, "sample": {MODEL: …}} at the full profile's sizes (`config`: profile
-    full)."""
-    s = sizes(config, quick)
-    out = {"train": {}, "sample": {}}
-    precision, _ = choose_precision(device)  # ours trains as `precision: auto` would here
+def auto_settings(device: str) -> tuple[dict, dict]:
+    """What `auto` picks here for training and for sampling, as a build would."""
+    precision, _ = choose_precision(device)
+    on = {name: choose_fast_path(name, device)[0] == "on" for name in FAST_PATHS}
+    return {"precision": precision, **on}, {
+        "precision": precision,
+        "channels_last": on["channels_last"],
+    }
+
+
+def fast_path_variants(device: str) -> tuple[dict, dict]:
+    """Each fast path alone, for training and for sampling. bf16 is timed where the device has
+    bf16 units (elsewhere it is emulated, about ten times slower, and `auto` never picks it);
+    torch.compile on CUDA only (on a CPU it compiles for minutes and measured 0.92×)."""
+    bf16 = {"bf16": {"precision": "bf16"}} if bf16_units(device) else {}
+    train_paths = {
+        **bf16,
+        "channels_last": {"channels_last": True},
+        "data_on_device": {"data_on_device": True},
+    }
+    if device == "cuda":
+        train_paths["compile"] = {"compile": True}
+    sample_paths = {**bf16, "channels_last": {"channels_last": True}}
+    return train_paths, sample_paths
+
+
+def measure(config, device: str, quick: bool, log=print, tiny: bool = False) -> dict:
+    """{"train": {MODEL: …}, "sample": {MODEL: …}, "auto": …} at the full profile's sizes
+    (`config`: profile full); ours runs as `auto` picks here, and each fast path is timed alone
+    against the same plain loop."""
+    s = sizes(config, quick, tiny)
+    train_auto, sample_auto = auto_settings(device)
+    train_paths, sample_paths = fast_path_variants(device)
+    out = {"train": {}, "sample": {}, "auto": {"train": train_auto, "sample": sample_auto}}
+    fast = {k: v for k, v in train_auto.items() if k != "precision"}
     for kind in MODELS:
         log(f"Part B, {kind}: training")
-        out["train"][kind] = time_training(kind, s, device, precision)
+        out["train"][kind] = time_training(
+            kind, s, device, train_auto["precision"], fast, train_paths
+        )
         log(f"Part B, {kind}: sampling")
-        out["sample"][kind] = time_sampling(kind, s, device)
+        out["sample"][kind] = time_sampling(kind, s, device, sample_auto, sample_paths)
     return out
 
 

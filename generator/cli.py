@@ -406,7 +406,8 @@ def verify(every, repair):
     type=click.Choice(["full", "tiny"]),
     default=None,
     help="IF stage I: full = IF-I-XL's UNet (needs a CUDA GPU), tiny = a small one of the same "
-    "design. Default: full on CUDA, tiny on the CPU.",
+    "design. Default: full on CUDA, tiny on the CPU. Part B runs at the full profile's sizes "
+    "unless --size tiny is given (UNets of width 8: a check that every path runs).",
 )
 @_device_option
 @click.option(
@@ -457,7 +458,11 @@ def bench(size, device, repeats, quick, parts):
     report = {}
     if "b" in parts:
         # The full profile's sizes: Part B's parameters are the same on every backend.
-        report.update(bench_part_b.measure(load(root, "full"), device, quick, log=if_bench.log))
+        report.update(
+            bench_part_b.measure(
+                load(root, "full"), device, quick, log=if_bench.log, tiny=size == "tiny"
+            )
+        )
     if "if" in parts:
         if_bench.log("IF stage I")
         report["if"] = if_bench.run(size, device, repeats)
@@ -486,13 +491,30 @@ def bench(size, device, repeats, quick, parts):
         [
             "gen bench",
             *(["--quick"] if quick else []),
+            *([f"--size {size}"] if size else []),
             *(f"--part {p}" for p in sorted(parts) if len(parts) < 3),
         ]
     )
     click.echo(json.dumps(report, indent=2))
-    if (
-        len(parts) == 3
-    ):  # the site's Speed page shows the last full report (`gen render` publishes it)
+    if "b" in parts and size != "tiny":
+        # What `auto` reads of the fast paths, for this GPU: each path's ratio per model.
+        from .hardware import MEASURED
+        from .store import write_json
+
+        by_path = {
+            part: {
+                path: {kind: row["paths"][path] for kind, row in report[part].items()}
+                for path in next(iter(report[part].values()))["paths"]
+            }
+            for part in ("train", "sample")
+        }
+        write_json(
+            check_cache_dir(root) / MEASURED,
+            {"gpu": torch.cuda.get_device_name() if device == "cuda" else None, **by_path},
+        )
+    # The site's Speed page shows the last full report (`gen render` publishes it); Part B at
+    # --size tiny is a check, not a figure.
+    if len(parts) == 3 and size != "tiny":
         from .render import BENCH
         from .store import write_json
 

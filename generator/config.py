@@ -26,7 +26,13 @@ from pydantic import ValidationError
 from .backends import BACKENDS, BackendSpec, resolve_backend
 from .chapters import all_sections
 from .errors import UsageError
-from .hardware import choose_precision, forced_precision
+from .hardware import (
+    FAST_PATHS,
+    choose_fast_path,
+    choose_precision,
+    forced_precision,
+    read_measured,
+)
 from .section import Settings
 
 PROFILES = ("full", "quick", "smoke")
@@ -48,6 +54,8 @@ class Config:
     choices: dict[str, dict] = field(default_factory=dict)
     # The backend's settings in the full profile: what a record's departures compare with.
     full_backend: dict = field(default_factory=dict)
+    # What `gen bench` measured of the fast paths on this GPU (hardware.MEASURED), read on CUDA
+    measured: dict = field(default_factory=dict)
 
     @property
     def spec(self) -> BackendSpec:
@@ -310,7 +318,8 @@ def with_sets(
             raise _describe_error(owner, model, e, raw) from None
         kept.append((owner, item))
         changed.append(owner)
-    params, choices = _chosen(params, "cuda" if cuda and device != "cpu" else "cpu")
+    on = "cuda" if cuda and device != "cpu" else "cpu"
+    params, choices = _chosen(params, on, config.measured)
     sections = all_sections()
     point = dataclasses.replace(
         config, params=params, sets=tuple(kept), choices={**config.choices, **choices}
@@ -376,16 +385,23 @@ def _layers(data: dict, profile: str, backend: str) -> list[tuple[dict, str]]:
 
 
 def _chosen(
-    params: dict[str, Settings], device: str
+    params: dict[str, Settings], device: str, measured: dict | None = None
 ) -> tuple[dict[str, Settings], dict[str, dict]]:
-    """`params` with each `precision: auto` replaced by the device's choice (or GEN_PRECISION's),
-    and what was chosen and why."""
+    """`params` with each `precision: auto` and fast path `auto` replaced by the device's choice
+    (or GEN_PRECISION's), and what was chosen and why."""
     chosen, choices = dict(params), {}
     for owner, p in params.items():
+        picked = {}
         if getattr(p, "precision", None) == "auto":
             value, why = choose_precision(device)
-            chosen[owner] = p.model_copy(update={"precision": value})
-            choices[owner] = {"precision": {"value": value, "why": why}}
+            picked["precision"] = {"value": value, "why": why}
+        for name in FAST_PATHS:
+            if getattr(p, name, None) == "auto":
+                value, why = choose_fast_path(name, device, measured)
+                picked[name] = {"value": value, "why": why}
+        if picked:
+            chosen[owner] = p.model_copy(update={k: v["value"] for k, v in picked.items()})
+            choices[owner] = picked
     return chosen, choices
 
 
@@ -454,13 +470,13 @@ def _check_every_profile(data: dict) -> None:
                 ) from None
 
 
-def _write_up(data: dict, device: str) -> dict[str, dict]:
+def _write_up(data: dict, device: str, measured: dict) -> dict[str, dict]:
     """Every section's numbers as gen.yaml's `sections:` gives them (`auto` chosen as for a
     build)."""
     seed = {"seed": data["seed"]} if "seed" in data else {}
     sections = all_sections()
     base = {sid: {**seed, **((data.get("sections") or {}).get(sid) or {})} for sid in sections}
-    params, _ = _chosen(_validated(base, sections), device)
+    params, _ = _chosen(_validated(base, sections), device, measured)
     return {sid: p.model_dump(mode="json") for sid, p in params.items()}
 
 
@@ -496,8 +512,9 @@ def load(
     }
     backend, backend_reason = resolve_backend(backend, settings, cuda)
     on = "cuda" if cuda and device != "cpu" else "cpu"
+    measured = read_measured(cache_dir(root)) if on == "cuda" else {}
     params, choices = _chosen(
-        _validated(_raw_values(data, backend, profile, owned_sets), _models()), on
+        _validated(_raw_values(data, backend, profile, owned_sets), _models()), on, measured
     )
     full = _validated(_raw_values(data, backend, "full", []), [backend])
     config = Config(
@@ -508,9 +525,10 @@ def load(
         tuple((owner, item) for owner, _, _, item in owned_sets),
         backend,
         backend_reason,
-        _write_up(data, on),
+        _write_up(data, on, measured),
         choices,
-        full_backend=_chosen(full, on)[0][backend].model_dump(mode="json"),
+        full_backend=_chosen(full, on, measured)[0][backend].model_dump(mode="json"),
+        measured=measured,
     )
     for sid in all_sections():
         params[sid].check(config, sid)

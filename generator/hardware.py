@@ -126,6 +126,72 @@ def choose_precision(device: str) -> tuple[str, str]:
     return "fp32", "auto: this CPU has no bf16 units (no avx512_bf16 or amx_bf16 flag)"
 
 
+# Part B's fast paths: each a setting `auto`, `on` or `off`, chosen per device as precision is.
+FAST_PATHS = ("channels_last", "compile", "data_on_device")
+MEASURED = "fast_paths.json"  # in the cache folder: what `gen bench` measured of them, per GPU
+FASTER = 1.05  # a path measured at least this much faster than the plain loop is worth it
+
+
+def read_measured(cache: Path) -> dict:
+    """The fast paths' last measurement in the cache folder ({} for none, or one unreadable)."""
+    import json
+
+    try:
+        return json.loads((cache / MEASURED).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _measured_ratio(name: str, measured: dict | None) -> tuple[float, str] | None:
+    """The slowest-model ratio of `name` over the plain loop that `gen bench` measured on this
+    GPU, and the GPU's name; None where it was not measured on this GPU."""
+    import torch
+
+    gpu = torch.cuda.get_device_name()
+    ratios = (measured or {}).get("train", {}).get(name)
+    if not ratios or (measured or {}).get("gpu") != gpu:
+        return None
+    return min(ratios.values()), gpu
+
+
+def choose_fast_path(name: str, device: str, measured: dict | None = None) -> tuple[str, str]:
+    """`auto` for one of FAST_PATHS on `device` ("cpu" or "cuda"): on or off, with the reason.
+    `measured`: what `gen bench` saved (MEASURED); on the GPU it measured, torch.compile is on
+    where every model trained faster with it."""
+    cuda = device.startswith("cuda") and cuda_available()
+    if name == "data_on_device":
+        if cuda:
+            return "on", "auto: the training digits are copied to the GPU once, not every batch"
+        return "off", "auto: on the CPU the digits are where the model is already"
+    if name == "channels_last":
+        if cuda:
+            return "on", "auto: the GPU's tensor cores convolve channels-last without transposes"
+        return "off", "auto: on the CPU channels-last measured 1.02× the default layout (noise)"
+    if name == "compile":
+        found = _measured_ratio(name, measured) if cuda else None
+        if found and found[0] >= FASTER:
+            return "on", f"auto: gen bench measured it {found[0]:.2f}× the eager loop on {found[1]}"
+        if found:
+            return (
+                "off",
+                f"auto: gen bench measured it {found[0]:.2f}× the eager loop on {found[1]}",
+            )
+        # Unmeasured: it compiles for minutes on a CPU, where it measured 0.92×, and each of a
+        # build's trainings would pay the compile.
+        return "off", "auto: torch.compile is not measured faster here (gen bench measures it)"
+    raise ValueError(f"unknown fast path {name!r}")
+
+
+def to_device(values, device):
+    """A tensor drawn on the CPU, on `device`. To a GPU it goes from pinned memory without
+    waiting: a copy from ordinary memory first waits for every step the GPU has queued."""
+    import torch
+
+    if torch.device(device).type != "cuda" or values.device.type == "cuda":
+        return values.to(device)
+    return values.pin_memory().to(device, non_blocking=True)
+
+
 def torch_threads() -> int:
     """The threads torch computes with in this process (its default: the physical cores)."""
     import torch

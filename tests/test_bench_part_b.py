@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from generator import bench_part_b as b
+from generator.hardware import bf16_units
 
 T = 50
 
@@ -58,3 +59,26 @@ def test_timed_rates_have_the_contract_shape(one_thread):
         assert row["ours_img_s"] > 0 and row["baseline_img_s"] > 0
         assert row["ratio"] == pytest.approx(row["ours_img_s"] / row["baseline_img_s"], rel=2e-2)
     assert b.sample_timesteps(300, 4) == [299, 199, 100, 0]
+
+
+def test_each_fast_path_is_timed_against_the_same_plain_loop(one_thread):
+    s = b.Sizes(
+        {k: 8 for k in b.MODELS},
+        {k: 8 for k in b.MODELS},
+        T,
+        train_batches=2,
+        sample_count=4,
+        sample_steps=3,
+    )
+    train_paths, sample_paths = b.fast_path_variants("cpu")
+    assert "compile" not in train_paths  # minutes of compiling on a CPU: timed on CUDA only
+    assert ("bf16" in train_paths) == bf16_units("cpu")  # emulated bf16 is not worth timing
+    train_paths["bf16"] = sample_paths["bf16"] = {"precision": "bf16"}  # its path runs anyway
+    train = b.time_training("time", s, "cpu", "fp32", {"data_on_device": False}, train_paths)
+    sample = b.time_sampling("class", s, "cpu", {"precision": "fp32"}, sample_paths)
+    assert set(train["paths"]) == {"bf16", "channels_last", "data_on_device"}
+    assert set(sample["paths"]) == {"bf16", "channels_last"}
+    assert all(r > 0 for r in [*train["paths"].values(), *sample["paths"].values()])
+    train_auto, sample_auto = b.auto_settings("cpu")
+    assert set(train_auto) == {"precision", "channels_last", "compile", "data_on_device"}
+    assert set(sample_auto) == {"precision", "channels_last"}

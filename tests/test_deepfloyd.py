@@ -316,16 +316,17 @@ def test_for_cuda_the_fp16_variant_is_loaded_where_a_folder_has_one_else_its_own
 
 
 @pytest.mark.parametrize(
-    ("offload", "free_gib", "mode"),
+    ("offload", "free_gib", "share", "mode"),
     [
-        ("auto", 70, "none"),
-        ("auto", 14, "model"),
-        ("auto", 6, "sequential"),
-        ("sequential", 70, "sequential"),
+        ("auto", 70, 1.0, "none"),
+        ("auto", 14, 1.0, "model"),
+        ("auto", 6, 1.0, "sequential"),
+        ("sequential", 70, 1.0, "sequential"),
+        ("auto", 70, 0.2, "model"),  # held to 16 of the card's 80 GiB
     ],
 )
 def test_the_offload_mode_follows_the_free_gpu_memory_or_the_setting(
-    monkeypatch, tmp_path, offload, free_gib, mode
+    monkeypatch, tmp_path, offload, free_gib, share, mode
 ):
     from generator.backends.deepfloyd_model import choose_offload
     from generator.config import load
@@ -334,9 +335,12 @@ def test_the_offload_mode_follows_the_free_gpu_memory_or_the_setting(
         "deepfloyd"
     ]
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (free_gib * 2**30, 80 * 2**30))
+    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda: share)
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda: 0)
     chosen, why = choose_offload(settings, "cuda")
     assert chosen == mode
-    assert (f"{free_gib} GiB" in why) == (offload == "auto")
+    usable = round(min(free_gib, share * 80))
+    assert (f"{usable} GiB" in why) == (offload == "auto")
     assert choose_offload(settings, "cpu") == ("none", "on the CPU")
 
 

@@ -164,8 +164,11 @@ def choose_offload(params: DeepFloydSettings, device: str) -> tuple[str, str]:
         return "none", "on the CPU"
     if params.offload != "auto":
         return params.offload, "chosen with deepfloyd.offload"
-    free, _ = torch.cuda.mem_get_info()
-    gib = free / 2**30
+    free, total = torch.cuda.mem_get_info()
+    # A process held to a share of the GPU (torch.cuda.set_per_process_memory_fraction) can use
+    # no more than that share, however much the card has free.
+    share = torch.cuda.get_per_process_memory_fraction()
+    gib = min(free, share * total - torch.cuda.memory_reserved()) / 2**30
     # fp16: stage I XL ≈ 8.6 GB, stage II L ≈ 2.5 GB, plus activations.
     if gib >= 20:
         return "none", f"auto: {gib:.0f} GiB free on the GPU holds both stages"

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from ..errors import UsageError
 from ..shipped import DDPM
+from ..speed import ChannelsLast, Precision, speed_identity
 from .base import BackendSettings, BackendSpec
 
 MODEL, SCORER = "b2.4", "b2.0"  # the sections whose results the backend loads
@@ -35,10 +36,13 @@ class LocalSettings(BackendSettings):
         "timesteps (no noise left after the last); fixed_large, β, as the weights declare"
     )
 
+    precision: Precision
+    channels_last: ChannelsLast
+
     def identity(self) -> dict:
         """The settings, and the shipped weights' sha256 where they are used: a new model rebuilds
         Part A."""
-        found = self.model_dump(mode="json")
+        found = speed_identity(self.model_dump(mode="json"), ("precision", "channels_last"))
         if self.model == PRETRAINED:
             found["weights_sha256"] = DDPM.recorded_sha256()
         return found
@@ -94,7 +98,14 @@ class LocalSpec(BackendSpec):
         from .local_model import LocalBackend
 
         return LocalBackend(
-            self, needs.get(MODEL), needs[SCORER], settings.timesteps(), device, settings.variance
+            self,
+            needs.get(MODEL),
+            needs[SCORER],
+            settings.timesteps(),
+            device,
+            settings.variance,
+            settings.precision,
+            settings.channels_last == "on",
         )
 
 

@@ -35,9 +35,16 @@ def ddpm_metadata(T: int, beta_1: float, beta_T: float, variance_type: str) -> d
     }
 
 
-def load_ddpm(path: Path, device: str, variance_type: str | None = None) -> UNetDenoiser:
+def load_ddpm(
+    path: Path,
+    device: str,
+    variance_type: str | None = None,
+    precision: str = "fp32",
+    channels_last: bool = False,
+) -> UNetDenoiser:
     """A DDPM's weights as a denoiser, with the schedule its metadata declares, and the variance
-    it declares unless `variance_type` says otherwise."""
+    it declares unless `variance_type` says otherwise; it runs at `precision` (fp32, or bf16
+    autocast) in `channels_last` layout or not."""
     found = read_metadata(path).get(DDPM_META)
     if found is None or found.get("schedule") != "linear":
         raise ValueError(f"{path.name} holds no DDPM schedule in its metadata; train it again")
@@ -47,24 +54,42 @@ def load_ddpm(path: Path, device: str, variance_type: str | None = None) -> UNet
         schedule.alphas_cumprod,
         device,
         variance_type or found["variance_type"],
+        precision=precision,
+        channels_last=channels_last,
     )
 
 
-def load_kept_ddpm(entry, epoch: int, device: str) -> UNetDenoiser:
+def load_kept_ddpm(
+    entry, epoch: int, device: str, precision: str = "fp32", channels_last: bool = False
+) -> UNetDenoiser:
     """The DDPM a training section's store entry kept after `epoch`."""
-    return load_ddpm(entry.private / MODEL_FILE.format(epoch=epoch), device)
+    return load_ddpm(
+        entry.private / MODEL_FILE.format(epoch=epoch),
+        device,
+        precision=precision,
+        channels_last=channels_last,
+    )
 
 
 class LocalBackend(Backend):
     """`model_entry`: b2.4's store entry, or None for the model shipped with the project."""
 
     def __init__(
-        self, spec, model_entry, scorer_entry, timesteps: list[int], device: str, variance: str
+        self,
+        spec,
+        model_entry,
+        scorer_entry,
+        timesteps: list[int],
+        device: str,
+        variance: str,
+        precision: str = "fp32",
+        channels_last: bool = False,
     ):
+        fast = {"precision": precision, "channels_last": channels_last}
         self.spec = spec
         if model_entry is None:
             shipped = DDPM.record()
-            self.denoiser = load_ddpm(DDPM.weights, device, variance)
+            self.denoiser = load_ddpm(DDPM.weights, device, variance, **fast)
             made = {
                 "model_id": f"{shipped['model']}, shipped with the project",
                 "pretrained": f"trained beforehand by `{shipped['command']}` "
@@ -75,7 +100,7 @@ class LocalBackend(Backend):
         else:
             epoch = model_entry.data["checkpoints"][-1]
             self.denoiser = load_ddpm(
-                model_entry.private / MODEL_FILE.format(epoch=epoch), device, variance
+                model_entry.private / MODEL_FILE.format(epoch=epoch), device, variance, **fast
             )
             record = model_entry.record
             made = {

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from ..data import mnist, subset
 from ..section import Figure, Headline, Params, Result, db, fixed, lazy, plain, section
+from ..speed import ChannelsLast, Compile, DataOnDevice, Precision, speed_identity
 from .common import (
     architecture,
     denoiser_loss,
@@ -18,7 +19,7 @@ from .common import (
     rng,
     training_headline,
 )
-from .params import BatchSize, Epochs, LearningRate, Precision, TrainSubset, UNetParams
+from .params import BatchSize, Epochs, LearningRate, TrainSubset, UNetParams
 
 # Imported where a run first uses them: reading the table (gen list) imports no torch.
 torch = lazy("torch")
@@ -41,7 +42,13 @@ class TrainDenoiserParams(Params):
     lr: LearningRate
     train_subset: TrainSubset
     precision: Precision
+    channels_last: ChannelsLast
+    compile: Compile
+    data_on_device: DataOnDevice
     num_digits: int = Field(ge=1, le=20, description="test digits shown, from 1 to 20")
+
+    def identity(self) -> dict:
+        return speed_identity(super().identity(), ("channels_last", "compile"))
 
 
 class OutOfDistributionParams(Params):
@@ -120,7 +127,9 @@ def train_denoiser(p: TrainDenoiserParams, ctx) -> Result:
 
     torch.manual_seed(p.seed)  # the UNet's initial weights
     model = unets.UNet(unets.UNetConfig(hidden=hidden))
-    config = trainer.TrainConfig(p.epochs, p.batch_size, p.lr, precision=p.precision)
+    config = trainer.TrainConfig(
+        p.epochs, p.batch_size, p.lr, precision=p.precision, **trainer.fast_paths(p)
+    )
     losses = trainer.train(
         model,
         images,

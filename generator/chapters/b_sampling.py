@@ -14,6 +14,7 @@ from pydantic import Field
 from ..data import mnist, subset
 from ..errors import UsageError
 from ..section import Figure, Headline, Params, Result, lazy, percent, section
+from ..speed import ChannelsLast, Precision, speed_identity
 from .common import rng
 from .params import Guidance
 
@@ -85,6 +86,11 @@ class DDPMSampleParams(Params):
     guide_interval: Annotated[
         list[Annotated[float, Field(ge=0.0, le=1.0)]], Field(min_length=2, max_length=2)
     ] = Field(description="[low, high]: autoguidance where t/T lies between them")
+    precision: Precision
+    channels_last: ChannelsLast
+
+    def identity(self) -> dict:
+        return speed_identity(super().identity(), ("precision", "channels_last"))
 
     def check(self, config, sid):
         _check_sampling(config, sid, self, "b2.2")
@@ -118,16 +124,27 @@ class GuidedSampleParams(Params):
     batch_size: int = Field(ge=1, le=10000, description="samples drawn at once, from 1 to 10000")
     stride: Stride
     gif_frames: GifFrames
+    precision: Precision
+    channels_last: ChannelsLast
+
+    def identity(self) -> dict:
+        return speed_identity(super().identity(), ("precision", "channels_last"))
 
     def check(self, config, sid):
         _check_sampling(config, sid, self, "b2.4")
 
 
-def _models(ctx, train_id: str):
-    """(epoch, denoiser) for each kept checkpoint of `train_id`."""
+def _models(ctx, train_id: str, p):
+    """(epoch, denoiser) for each kept checkpoint of `train_id`, sampling at `p`'s precision and
+    layout."""
     entry = ctx.needs[train_id]
     for epoch in entry.data["checkpoints"]:
-        yield epoch, local_model.load_kept_ddpm(entry, epoch, ctx.device)
+        yield (
+            epoch,
+            local_model.load_kept_ddpm(
+                entry, epoch, ctx.device, p.precision, p.channels_last == "on"
+            ),
+        )
 
 
 def _draw(den, ctx, p, eps_for, count: int, recorder=None) -> torch.Tensor:
@@ -191,7 +208,7 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
         "confident_real": float(reader.confident(real).mean()),
     }
     digits = {"real": _digit_shares(reader, real)}  # by method: how the readings spread
-    models = dict(_models(ctx, "b2.2"))
+    models = dict(_models(ctx, "b2.2", p))
     for epoch, den in models.items():
         last = epoch == epochs[-1]
         recorder.keep = figs.evenly_spread(
@@ -370,7 +387,7 @@ def sample_class_ddpm(p: GuidedSampleParams, ctx) -> Result:
     scored = DIGITS * p.eval_per_digit
     shown, shown_labels, steps, metrics, columns, rows = [], [], [], {}, [], []
     recorder = figs.FrameRecorder(ANIMATED)
-    for epoch, den in _models(ctx, "b2.4"):
+    for epoch, den in _models(ctx, "b2.4", p):
         last = epoch == epochs[-1]
         recorder.keep = figs.evenly_spread(
             _steps(den.alphas_cumprod.shape[0], p.stride), p.gif_frames

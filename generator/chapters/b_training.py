@@ -11,6 +11,7 @@ from ..data import mnist, subset
 from ..errors import UsageError
 from ..section import Figure, Headline, Params, Result, lazy, percent, section
 from ..shipped import CLASSIFIER
+from ..speed import ChannelsLast, Compile, DataOnDevice, Precision, speed_identity
 from .common import (
     architecture,
     ddpm_training_loss,
@@ -19,7 +20,7 @@ from .common import (
     rng,
     training_headline,
 )
-from .params import BatchSize, Epochs, Hidden, LearningRate, Precision, TrainSubset, UNetParams
+from .params import BatchSize, Epochs, Hidden, LearningRate, TrainSubset, UNetParams
 
 # Imported where a run first uses them: reading the table (gen list) imports no torch.
 torch = lazy("torch")
@@ -45,6 +46,9 @@ class DDPMParams(Params):
     )
     train_subset: TrainSubset
     precision: Precision
+    channels_last: ChannelsLast
+    compile: Compile
+    data_on_device: DataOnDevice
     ema_decay: float = Field(
         ge=0.0,
         lt=1.0,
@@ -68,6 +72,9 @@ class DDPMParams(Params):
             if not value or any(not 1 <= e <= epochs for e in value):
                 raise ValueError(f"every epoch must be from 1 to epochs={epochs} (or null)")
         return value
+
+    def identity(self) -> dict:
+        return speed_identity(super().identity(), ("channels_last", "compile"))
 
     def checkpoints(self) -> list[int]:
         """The epochs whose weights the sampling sections use."""
@@ -154,7 +161,15 @@ def _train_ddpm(p: DDPMParams, ctx, config: unets.UNetConfig, *, p_uncond: float
         images,
         labels,
         ddpm_training_loss(schedule, config.num_classes, p_uncond, p.min_snr_gamma),
-        trainer.TrainConfig(p.epochs, p.batch_size, p.lr, p.lr_schedule, p.precision, p.ema_decay),
+        trainer.TrainConfig(
+            p.epochs,
+            p.batch_size,
+            p.lr,
+            p.lr_schedule,
+            p.precision,
+            p.ema_decay,
+            **trainer.fast_paths(p),
+        ),
         generator=rng(p.seed),
         work_dir=ctx.work,
         device=ctx.device,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from ..hardware import to_device
 from ..inputs import load_image
 from ..section import Figure, Headline, count, fixed, lazy, percent
 
@@ -218,7 +219,7 @@ def denoiser_loss(sigma: float, *, pure_noise: bool = False) -> trainer.LossFn:
     ‖D_θ(σε) − x‖², an input that holds nothing of x."""
 
     def loss_fn(model, x, _labels, g):
-        noise = sigma * torch.randn(x.shape, generator=g).to(x.device)
+        noise = sigma * to_device(torch.randn(x.shape, generator=g), x.device)
         z = noise if pure_noise else x + noise
         return F.mse_loss(model(z), x)
 

@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 from ..data import mnist, subset
 from ..errors import UsageError
 from ..section import Figure, Headline, Params, Result, fixed, lazy, percent, section
+from ..speed import Precision
 from .b_sampling import ANIMATED, DIGITS, GifFrames, _digit_shares, _scored
 from .common import (
     architecture,
@@ -34,7 +35,6 @@ from .params import (
     Guidance,
     Hidden,
     LearningRate,
-    Precision,
     TrainSubset,
     UNetParams,
 )

@@ -9,7 +9,7 @@ files it names. Everything here is read before anything runs, without torch.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field
 
@@ -34,13 +34,6 @@ LearningRate = Annotated[
 ]
 TrainSubset = Annotated[
     int, Field(ge=0, le=60000, description="training digits used, 0 for all 60,000")
-]
-Precision = Annotated[
-    Literal["auto", "fp32", "bf16"],
-    Field(
-        description="fp32, bf16 autocast, or auto: bf16 where the device computes it natively, "
-        "else fp32"
-    ),
 ]
 
 

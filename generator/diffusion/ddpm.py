@@ -26,15 +26,17 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..hardware import to_device
+
 # ---------------------------------------------------------------- helpers
 
 
 def _extract(values: torch.Tensor, t: int | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """values[t] shaped to broadcast against `like`: 0-d for an int t, (B, 1, …, 1) for a (B,) t."""
     if isinstance(t, torch.Tensor) and t.ndim > 0:
-        out = values.to(like.device)[t.to(like.device)]  # (B,)
+        out = to_device(values, like.device)[to_device(t, like.device)]  # (B,)
         return out.reshape(-1, *([1] * (like.ndim - 1))).to(like.dtype)
-    return values[int(t)].to(device=like.device, dtype=like.dtype)
+    return to_device(values[int(t)], like.device).to(like.dtype)
 
 
 def _scalar(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -147,7 +149,8 @@ def drop_classes(cond: torch.Tensor, p_uncond: float, generator: torch.Generator
     """The one-hot rows of `cond` (B, classes), each zeroed with probability p_uncond: a zeroed
     row is "no class", so one model learns the conditional and the unconditional estimate (Ho &
     Salimans 2022). One draw per row from `generator`, on the CPU."""
-    keep = (torch.rand(cond.shape[0], generator=generator) >= p_uncond).float().to(cond.device)
+    keep = (torch.rand(cond.shape[0], generator=generator) >= p_uncond).float()  # (B,)
+    keep = to_device(keep, cond.device)
     return cond * keep[:, None]
 
 
@@ -171,16 +174,18 @@ def ddpm_loss(
     B, device = x0.shape[0], x0.device
     T = schedule.num_timesteps
     t = torch.randint(0, T, (B,), generator=generator)  # (B,) long, on the CPU
-    noise = torch.randn(x0.shape, generator=generator).to(device)  # (B, C, H, W)
-    x_t = q_sample(x0, t.to(device), noise, schedule.alphas_cumprod)
-    t_in = (t.float() / T).to(device)  # (B,) in [0, 1)
+    noise = to_device(torch.randn(x0.shape, generator=generator), device)  # (B, C, H, W)
+    alphas_cumprod = to_device(schedule.alphas_cumprod, device)
+    t_device = to_device(t, device)
+    x_t = q_sample(x0, t_device, noise, alphas_cumprod)
+    t_in = to_device(t.float() / T, device)  # (B,) in [0, 1)
     if cond is not None:
         eps = model(x_t, t_in, drop_classes(cond, p_uncond, generator))
     else:
         eps = model(x_t, t_in)
     if not min_snr_gamma:
         return F.mse_loss(eps.float(), noise)
-    abar = schedule.alphas_cumprod[t].to(device)  # (B,)
+    abar = alphas_cumprod[t_device]  # (B,)
     snr = abar / (1 - abar)
     weight = snr.clamp(max=min_snr_gamma) / snr  # (B,)
     return (weight * (eps.float() - noise).pow(2).flatten(1).mean(1)).mean()

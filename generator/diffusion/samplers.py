@@ -50,6 +50,7 @@ from .ddpm import (
     posterior_variance,
     predict_start_from_noise,
     q_sample,
+    to_device,
 )
 from .timesteps import CLEAN, ddpm_timesteps, leading_timesteps, strided_timesteps  # noqa: F401  (the samplers' interface)
 from .views import View, get_view
@@ -82,9 +83,12 @@ class Denoiser(Protocol):
 def _randn(shape: Sequence[int], generator: torch.Generator, like: Tensor) -> Tensor:
     """Standard normal noise from `generator`, drawn on the generator's device, then moved to
     `like`'s device."""
-    return torch.randn(
-        tuple(shape), generator=generator, device=generator.device, dtype=torch.float32
-    ).to(like.device)
+    return to_device(
+        torch.randn(
+            tuple(shape), generator=generator, device=generator.device, dtype=torch.float32
+        ),
+        like.device,
+    )
 
 
 def _batch(cond: Tensor | None, B: int) -> Tensor | None:

@@ -12,18 +12,25 @@ samplers' `conditional` and `classifier_free` combine either alike.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
+from ..hardware import to_device
 from .unet import UNet, one_hot
 
 
 class DigitPrompts:
     """A Part B UNet whose prompts are digits: "0" to "9", and "" for none."""
 
-    def __init__(self, model: UNet, device: str):
-        self.model = model
+    def __init__(
+        self, model: UNet, device: str, precision: str = "fp32", channels_last: bool = False
+    ):
+        self.model = model.to(memory_format=torch.channels_last) if channels_last else model
         self.device = device
         self.num_classes = model.config.num_classes
+        self.precision = precision  # "fp32", or "bf16": autocast, the weights stay fp32
+        self.channels_last = channels_last
 
     def encode(self, prompts: list[str]) -> torch.Tensor | None:
         """One-hot digits (B, classes); "" gives the zero row. None for a model without classes."""
@@ -43,10 +50,22 @@ class DigitPrompts:
     def _run(self, x_t: torch.Tensor, t_in: float, cond: torch.Tensor | None) -> torch.Tensor:
         t_in = torch.full((x_t.shape[0],), t_in, device=self.device)  # (B,)
         x_t = x_t.to(self.device)
-        out = (
-            self.model(x_t, t_in) if cond is None else self.model(x_t, t_in, cond.to(self.device))
-        )  # (B, 1, 28, 28)
-        return out.float()
+        if self.channels_last:
+            x_t = x_t.contiguous(memory_format=torch.channels_last)
+        with self.autocast():
+            out = (
+                self.model(x_t, t_in)
+                if cond is None
+                else self.model(x_t, t_in, to_device(cond, self.device))
+            )  # (B, 1, 28, 28)
+        # The sampler's arithmetic stays fp32 and contiguous whatever the model ran in.
+        return out.float().contiguous()
+
+    def autocast(self):
+        """bf16 autocast where the model runs in bf16, else nothing."""
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
 
 class UNetDenoiser(DigitPrompts):
@@ -59,8 +78,10 @@ class UNetDenoiser(DigitPrompts):
         alphas_cumprod: torch.Tensor,
         device: str,
         variance_type: str = "fixed_large",
+        precision: str = "fp32",
+        channels_last: bool = False,
     ):
-        super().__init__(model, device)
+        super().__init__(model, device, precision, channels_last)
         self.alphas_cumprod = alphas_cumprod  # (T,) of the schedule the model was trained with
         self.variance_type = variance_type  # "fixed_large" (β_t) or "fixed_small" (β̃_t)
 

@@ -37,6 +37,17 @@ class TrainConfig:
     ema_decay: float = (
         0.0  # > 0: the weights kept after each epoch are an exponential moving average
     )
+    # The fast paths (speed.py): the same losses within rounding (tests/test_fast_paths.py).
+    channels_last: bool = False  # the UNet and each batch in NHWC layout
+    compile: bool = False  # the UNet through torch.compile
+    data_on_device: bool = False  # the digits copied to the device once, batched there
+
+
+def fast_paths(p) -> dict:
+    """TrainConfig's fast-path fields from a section's parameters, once `auto` is chosen."""
+    return {
+        name: getattr(p, name) == "on" for name in ("channels_last", "compile", "data_on_device")
+    }
 
 
 class EMA:
@@ -85,6 +96,7 @@ def save_model(model: UNet, path: Path, **meta) -> None:
     save_weights(model, path, "unet", **meta)
 
 
+SHOW_LOSS_EVERY = 50  # steps between the progress bar's loss readings (each one a host sync)
 MODEL_FILE = "model_epoch_{epoch}.safetensors"  # the weights after an epoch, in work/ and as kept
 STATE_FILE = "epoch_{epoch}.safetensors"  # the rest of the training state after an epoch, in work/
 
@@ -264,15 +276,21 @@ def train(
 ) -> list[float]:
     """Train in place; returns the loss of every iteration.
 
-    `images` (N, C, H, W) and `labels` (N,) stay on the CPU and are batched by a
-    permutation drawn from `generator`. After each epoch a checkpoint goes to
-    `work_dir`; a later call with the same `work_dir` resumes after the last one.
-    `on_epoch_end(epoch, model)` is called after every epoch, resumed ones included,
-    with the weights that are kept (the moving average where `ema_decay` > 0).
+    `images` (N, C, H, W) and `labels` (N,) stay on the CPU, or are copied to the device once
+    (`data_on_device`), and are batched by a permutation drawn from `generator`. After each
+    epoch a checkpoint goes to `work_dir`; a later call with the same `work_dir` resumes after
+    the last one. `on_epoch_end(epoch, model)` is called after every epoch, resumed ones
+    included, with the weights that are kept (the moving average where `ema_decay` > 0).
     `label` (the section) starts the line that reports a damaged checkpoint. `meta` is
     stored beside the kept weights (a DDPM's schedule and variance: see `load_ddpm`).
     """
     model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    # The loss calls the compiled UNet; `model` (its parameters are the same) is what is saved.
+    step_model = torch.compile(model) if config.compile else model
+    if config.data_on_device:
+        images, labels = images.to(device), labels.to(device)
     n = images.shape[0]
     steps_per_epoch = (n + config.batch_size - 1) // config.batch_size
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -286,14 +304,17 @@ def train(
 
     for epoch in range(start + 1, config.epochs + 1):
         model.train()
-        order = torch.randperm(n, generator=generator)
+        order = torch.randperm(n, generator=generator).to(images.device)
         bar = progress(range(steps_per_epoch), desc=f"epoch {epoch}/{config.epochs}")
+        epoch_losses = []  # on the device: read once an epoch, not a host sync every step
         for step in bar:
             index = order[step * config.batch_size : (step + 1) * config.batch_size]
             x = images[index].to(device)
             y = labels[index].to(device)
+            if config.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             with _autocast(device, config.precision):
-                loss = loss_fn(model, x, y, generator)
+                loss = loss_fn(step_model, x, y, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -301,9 +322,10 @@ def train(
                 scheduler.step()
             if ema is not None:
                 ema.update(model)
-            losses.append(loss.item())
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
+            epoch_losses.append(loss.detach())
+            if hasattr(bar, "set_postfix") and step % SHOW_LOSS_EVERY == 0:
+                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+        losses.extend(torch.stack(epoch_losses).tolist())
         if config.lr_schedule == "exponential":
             scheduler.step()
         model.eval()

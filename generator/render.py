@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from .chapters import all_sections
 from .errors import UsageError
 from .section import HeadlineOf, count, db
 from .store import Store, walk, write_atomic
+from .viewers import FOLDER as VIEWER_FOLDER
+from .viewers import Viewers, attribute, derive
 
 TEMPLATES = "templates"
 SITE_ASSETS = "site_assets"
@@ -61,6 +63,9 @@ class SectionView:
     record: dict[str, Any] = field(default_factory=dict)
     folder: Path | None = None  # where its files are now: the store's entry, or docs/
     headline_of: HeadlineOf | None = None  # the table's: what its card on the home page shows
+    viewers: Viewers = field(
+        default_factory=Viewers
+    )  # what replaces some figures where scripts run
 
     @property
     def heading(self) -> str:
@@ -88,9 +93,19 @@ class SectionView:
                 "alt": MATH.sub(r"\1", f["caption"]),
                 "caption_text": caption(f["caption"]),
                 "width": self._width(f),
+                "viewer": self._viewer(f["file"]),
             }
             for f in self.figures
         ]
+
+    def _viewer(self, name: str) -> dict | None:
+        """The viewer that takes this figure's place where scripts run: its kind and its
+        description (JSON, for the root element's data-viewer-src), or None."""
+        found = self.viewers.by_figure.get(name)
+        if not found or not found.get("items"):
+            return None
+        # Escaped for an attribute only: quotes and angle brackets; the JSON is no Markdown.
+        return {"kind": found["kind"], "src": escape(attribute(found))}
 
     def _width(self, figure: dict) -> int | None:
         """An enlarged figure's display width: its pixels times the largest whole factor that fits
@@ -199,12 +214,15 @@ def _files(source: Path, skipped: list[Path]) -> dict[Path, Path]:
     return {Path(rel): source / rel for rel in files}
 
 
-def _sync_tree(files: dict[Path, Path], target: Path, out: Rendered, *, prune: bool) -> None:
-    """Copy changed files (relative path → source) into `target`; with prune, drop the files not
-    named."""
+def _sync_tree(
+    files: dict[Path, Path | bytes], target: Path, out: Rendered, *, prune: bool
+) -> None:
+    """Copy changed files (relative path → source, or its content) into `target`; with prune, drop
+    the files not named."""
     wanted = set(files)
     for rel in sorted(wanted):
-        if write_atomic(target / rel, files[rel].read_bytes()):
+        source = files[rel]
+        if write_atomic(target / rel, source if isinstance(source, bytes) else source.read_bytes()):
             out.append(target / rel)
     if prune and target.is_dir():
         for old in sorted(target.rglob("*"), reverse=True):
@@ -273,6 +291,7 @@ def views(root: Path, store: Store) -> dict[str, SectionView]:
                 record,
                 folder,
                 section.headline,
+                derive(sid, folder, record["figures"], record["params"], data),
             )
         out[sid] = view
     return out
@@ -408,6 +427,10 @@ def published_sweeps(folder: Path) -> list[dict]:
     return sorted(found, key=lambda w: (w.get("order") is None, w.get("order") or 0, w["name"]))
 
 
+def _viewer_files(view: SectionView) -> dict[Path, Path | bytes]:
+    return {Path(VIEWER_FOLDER) / name: data for name, data in view.viewers.files.items()}
+
+
 def _stale_folders(assets: Path, sections: dict[str, SectionView], root: Path) -> list[Path]:
     """Published folders of sections no longer in the table: they hold a record.json and are not
     site assets."""
@@ -443,7 +466,10 @@ def render(root: Path, store: Store) -> Rendered:
             entry is not None
         ):  # its public files, and its data for rendering the pages again from docs/
             files = {**_files(entry.public, out.skipped), Path(DATA): entry.path / DATA}
+            files |= _viewer_files(view)
             _sync_tree(files, docs / "assets" / sid, out, prune=True)
+        elif view.built:  # published only: its viewers' images are made from what docs/ holds
+            _sync_tree(_viewer_files(view), docs / "assets" / sid, out, prune=False)
     for folder in _stale_folders(docs / "assets", sections, root):
         out.removed += sorted((p for p in folder.rglob("*") if not p.is_dir()), reverse=True)
         shutil.rmtree(folder)

@@ -21,7 +21,7 @@ LAYERS = [
     {"config", "render"},
     {"chapters"},
     {"backends"},
-    {"diffusion", "models", "figures", "inputs", "outputs"},
+    {"diffusion", "models", "figures", "inputs", "outputs", "viewers"},
     {"data", "shipped"},
     {"section", "store"},
     {"errors", "hardware", "site_hooks"},

@@ -30,6 +30,8 @@ DEFAULT_CHROMIUM = "/usr/bin/chromium"
 DEFAULT_CHROMEDRIVER = "/usr/bin/chromedriver"
 
 PAGE_TIMEOUT_S = 20.0
+# Headless Chromium keeps its window at least this wide; a narrower page is emulated.
+MIN_WINDOW_WIDTH = 500
 
 CHROMIUM_FLAGS = [
     "--headless=new",
@@ -150,6 +152,11 @@ def chromium_driver(width: int = 1280, height: int = 2000) -> Iterator[Any]:
         service = Service(executable_path=chromedriver)
         driver = webdriver.Chrome(service=service, options=options)
         try:
+            if width < MIN_WINDOW_WIDTH:  # a phone: the window cannot be that narrow, the page can
+                driver.execute_cdp_cmd(
+                    "Emulation.setDeviceMetricsOverride",
+                    {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": True},
+                )
             driver.set_page_load_timeout(60)
             driver.set_script_timeout(30)
             yield driver

@@ -104,8 +104,10 @@
   function zoom(root, spec) {
     var stage = make("div", { class: "viewer-stage" });
     var steps = 40;
-    var input = slider(stage, "Step back", steps, 0);
-    var readout = make("output", { class: "viewer-readout", "aria-live": "polite" }, stage);
+    /* The controls stay in sight while the reader scrolls through the images. */
+    var controls = make("div", { class: "viewer-controls" }, stage);
+    var input = slider(controls, "Step back", steps, 0);
+    var readout = make("output", { class: "viewer-readout", "aria-live": "polite" }, controls);
     var grid = make("div", { class: "zoom-grid" }, stage);
     var tiles = spec.items.map(function (item) {
       var tile = make("figure", { class: "zoom-tile" }, grid);
@@ -131,10 +133,12 @@
         t.far.style.opacity = String(crisp);
         t.near.style.opacity = String(1 - crisp);
       });
+      var full = tiles.length ? tiles[0].box.clientWidth || 112 : 112;
+      var away = Math.pow(full * spec.far_scale / spec.size, p);
       var text = p === 0 ? "close up: the fine detail shows the second digit" :
         p >= 1 ? "far away: the " + spec.far_size + "×" + spec.far_size +
           " view, as the classifier reads it, shows the first digit" :
-          "stepping back: " + Math.round(100 * Math.pow(1 / spec.far_scale, p)) + "% of its size";
+          "stepping back: " + away.toFixed(1) + " times as far away as close up";
       readout.textContent = text;
       input.setAttribute("aria-valuetext", text);
       root.setAttribute("data-position", String(p));
@@ -221,10 +225,10 @@
     }
     var label = spec ? (spec.param === "step" ? "Sampling step" : spec.param) :
       (root.getAttribute("data-param") || "Point");
-    var input = slider(stage, label, frames.length - 1, spec && spec.param === "step" ? frames.length - 1 : 0);
-    var readout = make("output", { class: "viewer-readout", "aria-live": "polite" }, stage);
-    stage.insertBefore(input.parentNode, stage.firstChild);
-    stage.insertBefore(readout, input.parentNode.nextSibling);
+    var controls = make("div", { class: "viewer-controls" });
+    stage.insertBefore(controls, stage.firstChild);
+    var input = slider(controls, label, frames.length - 1, spec && spec.param === "step" ? frames.length - 1 : 0);
+    var readout = make("output", { class: "viewer-readout", "aria-live": "polite" }, controls);
     function show() {
       var k = Number(input.value);
       var text = showFrame(k);
@@ -235,8 +239,8 @@
     input.addEventListener("input", show);
     if (spec && spec.play) {
       var timer = null;
-      var button = make("button", { type: "button", class: "viewer-play", "aria-pressed": "false" }, stage, "Play");
-      stage.insertBefore(button, input.parentNode);
+      var button = make("button", { type: "button", class: "viewer-play", "aria-pressed": "false" }, controls, "Play");
+      controls.insertBefore(button, input.parentNode);
       var stop = function () {
         clearInterval(timer);
         timer = null;

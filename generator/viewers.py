@@ -10,11 +10,12 @@ beside the section's own files. The still figure stays in the page for readers w
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from . import pngs
 
 FOLDER = "viewer"
 SAMPLES = "samples.npz"
@@ -34,11 +35,7 @@ class Viewers:
 
 def _png(array) -> bytes:
     """A uint8 (H, W) or (H, W, 3) array as a PNG; the same array always gives the same bytes."""
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.fromarray(array).save(out, format="PNG", optimize=True)
-    return out.getvalue()
+    return pngs.encode(array)
 
 
 def _pixels(images):

@@ -152,12 +152,16 @@ def test_each_viewer_changes_what_it_shows_when_driven(site, over, width):
     from test_site import _need_chromium
 
     _need_chromium()
-    report = browser.drive_viewers(site, ["part-a.html", "sweeps.html"], over=over, width=width)
+    pages = ["part-a.html", "part-b.html", "sweeps.html"]
+    report = browser.drive_viewers(site, pages, over=over, width=width)
     for page, r in report.items():
         assert r["console_errors"] == [] and r["external_requests"] == [], (page, r)
         assert r["page_width"] <= r["window_width"] and r["overflowing"] == [], (page, r)
         assert r["viewers"] and all(v["ready"] for v in r["viewers"]), (page, r["viewers"])
         assert not any(v["still_shown"] for v in r["viewers"]), (page, r["viewers"])
+    assert {v["kind"] for v in report["part-b.html"]["viewers"]} == {"scrub"}  # sampling runs
+    (b,) = [dict(d["steps"]) for d in report["part-b.html"]["driven"]]
+    assert b["Home"]["index"] == "0" and b["play"]["playing"] == "true", b
     kinds = {v["kind"] for v in report["part-a.html"]["viewers"]}
     assert kinds == {"anagram", "zoom", "compare", "scrub"}, kinds
     driven = {

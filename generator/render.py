@@ -9,10 +9,13 @@ write its pages again, so a fresh clone renders the committed site exactly.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import itertools
 import json
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from . import pngs
 from .chapters import all_sections
 from .errors import UsageError
 from .section import HeadlineOf, count, db
@@ -214,15 +218,49 @@ def _files(source: Path, skipped: list[Path]) -> dict[Path, Path]:
     return {Path(rel): source / rel for rel in files}
 
 
+def _plain_read(source: Path) -> bytes:
+    return source.read_bytes()
+
+
+class _SmallPngs:
+    """Reads a file to publish; an RGBA PNG (matplotlib's, in an entry made before figures were
+    written small) as its smallest exact form (`pngs.encode`: the same pixels), kept under the
+    store's `pngs/` by the original's sha256, so that each is encoded once."""
+
+    def __init__(self, cache: Path):
+        self.cache = cache
+
+    def __call__(self, source: Path) -> bytes:
+        data = source.read_bytes()
+        # IHDR's colour type (byte 25) 6: RGBA, 8 bits, which figures are no longer written as
+        if source.suffix != ".png" or len(data) < 26 or data[25] != 6:
+            return data
+        kept = self.cache / f"{hashlib.sha256(data).hexdigest()}.png"
+        if kept.is_file():
+            return kept.read_bytes()
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as image:
+            smaller = pngs.encode(image)
+        found = smaller if len(smaller) < len(data) else data
+        write_atomic(kept, found)
+        return found
+
+
 def _sync_tree(
-    files: dict[Path, Path | bytes], target: Path, out: Rendered, *, prune: bool
+    files: dict[Path, Path | bytes],
+    target: Path,
+    out: Rendered,
+    *,
+    prune: bool,
+    read: Callable[[Path], bytes] = _plain_read,
 ) -> None:
     """Copy changed files (relative path → source, or its content) into `target`; with prune, drop
     the files not named."""
     wanted = set(files)
     for rel in sorted(wanted):
         source = files[rel]
-        if write_atomic(target / rel, source if isinstance(source, bytes) else source.read_bytes()):
+        if write_atomic(target / rel, source if isinstance(source, bytes) else read(source)):
             out.append(target / rel)
     if prune and target.is_dir():
         for old in sorted(target.rglob("*"), reverse=True):
@@ -460,6 +498,7 @@ def render(root: Path, store: Store) -> Rendered:
     assets = _site_assets(root, sections, out.skipped)
     _sync_tree(assets, docs / "assets", out, prune=False)
     _drop_unnamed_inputs(root, assets, out)
+    small = _SmallPngs(store.root / "pngs")
     for sid, view in sections.items():
         entry = store.last_entry(sid) if view.built else None
         if (
@@ -467,7 +506,7 @@ def render(root: Path, store: Store) -> Rendered:
         ):  # its public files, and its data for rendering the pages again from docs/
             files = {**_files(entry.public, out.skipped), Path(DATA): entry.path / DATA}
             files |= _viewer_files(view)
-            _sync_tree(files, docs / "assets" / sid, out, prune=True)
+            _sync_tree(files, docs / "assets" / sid, out, prune=True, read=small)
         elif view.built:  # published only: its viewers' images are made from what docs/ holds
             _sync_tree(_viewer_files(view), docs / "assets" / sid, out, prune=False)
     for folder in _stale_folders(docs / "assets", sections, root):
@@ -479,7 +518,11 @@ def render(root: Path, store: Store) -> Rendered:
     for folder in sorted((store.root / SWEEPS).iterdir()) if (store.root / SWEEPS).is_dir() else []:
         if SAFE_NAME.fullmatch(folder.name) and (folder / "sweep.json").is_file():
             _sync_tree(
-                _files(folder, out.skipped), docs / "assets" / SWEEPS / folder.name, out, prune=True
+                _files(folder, out.skipped),
+                docs / "assets" / SWEEPS / folder.name,
+                out,
+                prune=True,
+                read=small,
             )
     sweeps = published_sweeps(docs / "assets" / SWEEPS)
     env = environment(root)

@@ -55,3 +55,21 @@ def test_a_figure_of_grey_digits_shrinks():
 def test_the_same_image_gives_the_same_bytes():
     rgba = np.random.default_rng(2).integers(0, 256, (16, 16, 4), dtype=np.uint8)
     assert pngs.encode(rgba) == pngs.encode(rgba.copy())
+
+
+def test_an_rgba_figure_from_an_older_entry_is_published_small_and_encoded_once(tmp_path):
+    from generator.render import _SmallPngs
+
+    rgba = np.full((30, 30, 4), 255, np.uint8)
+    rgba[5:25, 5:25, :3] = 40
+    old = tmp_path / "figure.png"
+    Image.fromarray(rgba, "RGBA").save(old)  # as matplotlib writes it: RGBA
+    read = _SmallPngs(tmp_path / "cache")
+    published = read(old)
+    assert len(published) < old.stat().st_size and np.array_equal(_pixels(published), rgba)
+    (kept,) = (tmp_path / "cache").iterdir()
+    kept.write_bytes(b"kept")  # the second time, the kept encoding is what is published
+    assert read(old) == b"kept"
+    small = tmp_path / "small.png"
+    small.write_bytes(published)  # no longer RGBA: published as it is
+    assert read(small) == published

@@ -548,5 +548,29 @@ def drive_viewers(
                 "page_width": report["page_width"],
                 "window_width": report["window_width"],
                 "overflowing": report["overflowing"],
+                "figure_labels": report["figure_labels"],
+                "lightbox_links": report["lightbox_links"],
             }
     return results
+
+
+def transition_durations(site_dir: Path, page: str, *, reduced_motion: bool) -> list[str]:
+    """The transition durations of the first anagram's image and the first hybrid's, opened from
+    disk with the reader's system asking for reduced motion or not."""
+    with open_from_disk(Path(site_dir)) as base_url, chromium_driver() as driver:
+        driver.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia",
+            {
+                "features": [
+                    {
+                        "name": "prefers-reduced-motion",
+                        "value": "reduce" if reduced_motion else "no-preference",
+                    }
+                ]
+            },
+        )
+        _load_page(driver, base_url, page)
+        return driver.execute_script(
+            "return ['.anagram-tile img', '.zoom-near', '.zoom-far'].map(s =>"
+            " getComputedStyle(document.querySelector(s)).transitionDuration);"
+        )

@@ -110,12 +110,12 @@
     var readout = make("output", { class: "viewer-readout", "aria-live": "polite" }, controls);
     var grid = make("div", { class: "zoom-grid" }, stage);
     var tiles = spec.items.map(function (item) {
-      var tile = make("figure", { class: "zoom-tile" }, grid);
+      var tile = make("div", { class: "zoom-tile" }, grid);
       var box = make("div", { class: "zoom-box" }, tile);
       var near = make("img", { src: item.src, alt: "hybrid: " + item.close_shows + " up close, " +
         item.far_shows + " from afar", class: "zoom-near" }, box);
       var far = make("img", { src: item.far, alt: "", class: "zoom-far pixelated", "aria-hidden": "true" }, box);
-      make("figcaption", {}, tile, item.far_shows + " / " + item.close_shows);
+      make("span", { class: "viewer-caption" }, tile, item.far_shows + " / " + item.close_shows);
       return { near: near, far: far, box: box };
     });
     function show() {
@@ -188,7 +188,7 @@
       frames = spec.items[0].steps;
       var grid = make("div", { class: "scrub-grid" }, stage);
       var strips = spec.items.map(function (item) {
-        var tile = make("figure", { class: "scrub-tile" }, grid);
+        var tile = make("div", { class: "scrub-tile" }, grid);
         var box = make("div", { class: "scrub-box" }, tile);
         if (spec.width) {
           box.style.aspectRatio = spec.width + " / " + spec.height;
@@ -197,7 +197,7 @@
         var strip = make("img", { src: item.src, alt: "", class: "pixelated scrub-strip" }, box);
         strip.style.width = 100 * item.steps.length + "%";
         if (item.name) {
-          make("figcaption", {}, tile, item.name);
+          make("span", { class: "viewer-caption" }, tile, item.name);
         }
         return strip;
       });

@@ -80,6 +80,8 @@ def _anagrams(sid: str, z: dict, out: Viewers) -> None:
         name = f"anagram_{i}.png"
         out.files[name] = _png(image)
         items.append({"src": _rel(sid, name), "shows": [str(p[i]) for p in prompts]})
+        if "confident_all_views" in z:  # the figure's green frame
+            items[-1]["confident"] = bool(z["confident_all_views"][i])
     out.by_figure["anagrams.png"] = {"kind": "anagram", "views": views, "items": items}
 
 

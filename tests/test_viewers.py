@@ -43,6 +43,7 @@ def test_anagram_viewer_shows_each_shown_sample_with_its_recorded_view(tmp_path,
         prompts_view2=np.array(["7", "7", "9", "9"]),
         view=np.array("rot90cw"),
         shown=np.array([False, False, True, True]),
+        confident_all_views=np.array([True, False, False, True]),
     )
     out = derive("a1.8", tmp_path, [{"file": "anagrams.png"}], {}, {})
     spec = out.by_figure["anagrams.png"]
@@ -52,6 +53,7 @@ def test_anagram_viewer_shows_each_shown_sample_with_its_recorded_view(tmp_path,
         "assets/a1.8/viewer/anagram_2.png",
         "assets/a1.8/viewer/anagram_3.png",
     ]
+    assert [item["confident"] for item in spec["items"]] == [False, True]
     assert np.array_equal(_image(out.files["anagram_3.png"]), _u8(images[3, 0]))
 
 

@@ -57,7 +57,9 @@
     var views = spec.views;
     var stage = make("div", { class: "viewer-stage" });
     make("p", { class: "viewer-hint" }, stage,
-      "Point at a sample, tap it, or press Enter on it: it turns by " + views.join(", then ") + ".");
+      "Point at a sample, tap it, or press Enter on it: it turns by " + views.join(", then ") + "." +
+      (spec.items.some(function (item) { return item.confident; }) ?
+        " Green frames: the classifier read every view confidently." : ""));
     var grid = null;
     var group = "";
     spec.items.forEach(function (item, i) {
@@ -68,8 +70,8 @@
         make("span", { class: "anagram-name" }, row, group);
         grid = make("div", { class: "anagram-grid" }, row);
       }
-      var tile = make("button", { type: "button", class: "anagram-tile", "aria-pressed": "false",
-        "data-turned": "" }, grid);
+      var tile = make("button", { type: "button", "aria-pressed": "false", "data-turned": "",
+        class: "anagram-tile" + (item.confident ? " confident" : "") }, grid);
       var img = make("img", { src: item.src, alt: "", class: "pixelated", draggable: "false" }, tile);
       var reading = make("span", { class: "anagram-reading", "aria-hidden": "true" }, tile);
       var state = 0; /* 0: as it is; k: under views[k - 1] */
@@ -82,7 +84,8 @@
         tile.setAttribute("aria-pressed", state ? "true" : "false");
         reading.textContent = k ? item.shows[k] + " (" + view + ")" : item.shows[0];
         tile.setAttribute("aria-label", "Sample " + (i + 1) + ": shows " + item.shows[k] +
-          (view ? " under " + view : " as it is") + ". Press to turn it" +
+          (view ? " under " + view : " as it is") +
+          (item.confident ? " (read confidently in every view)" : "") + ". Press to turn it" +
           (views.length > 1 ? " to the next view." : "."));
       }
       tile.addEventListener("mouseenter", function () { hovered = true; show(); });

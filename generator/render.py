@@ -247,6 +247,14 @@ class _SmallPngs:
         return found
 
 
+def _shrink_in_place(folder: Path, small: _SmallPngs, out: Rendered) -> None:
+    """The figures docs/ publishes for a result the store lacks, made small where they are (the
+    same pixels): docs/ stays light whichever store it was rendered from."""
+    for rel, path in _files(folder, out.skipped).items():
+        if rel.suffix == ".png" and write_atomic(path, small(path)):
+            out.append(path)
+
+
 def _sync_tree(
     files: dict[Path, Path | bytes],
     target: Path,
@@ -509,6 +517,7 @@ def render(root: Path, store: Store) -> Rendered:
             _sync_tree(files, docs / "assets" / sid, out, prune=True, read=small)
         elif view.built:  # published only: its viewers' images are made from what docs/ holds
             _sync_tree(_viewer_files(view), docs / "assets" / sid, out, prune=False)
+            _shrink_in_place(docs / "assets" / sid, small, out)
     for folder in _stale_folders(docs / "assets", sections, root):
         out.removed += sorted((p for p in folder.rglob("*") if not p.is_dir()), reverse=True)
         shutil.rmtree(folder)
@@ -524,6 +533,9 @@ def render(root: Path, store: Store) -> Rendered:
                 prune=True,
                 read=small,
             )
+    for folder in sorted((docs / "assets" / SWEEPS).glob("*")):
+        if folder.is_dir() and not (store.root / SWEEPS / folder.name).is_dir():
+            _shrink_in_place(folder, small, out)  # published only
     sweeps = published_sweeps(docs / "assets" / SWEEPS)
     env = environment(root)
     for template in sorted((root / TEMPLATES).glob("*.md.j2")):

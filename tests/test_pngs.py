@@ -73,3 +73,29 @@ def test_an_rgba_figure_from_an_older_entry_is_published_small_and_encoded_once(
     small = tmp_path / "small.png"
     small.write_bytes(published)  # no longer RGBA: published as it is
     assert read(small) == published
+
+
+def test_rendering_the_committed_write_up_keeps_every_pixel_and_settles(tmp_path):
+    """A clone whose docs/ holds figures from before: render makes them small in place (the same
+    pixels, samples.npz untouched), and a second render changes nothing."""
+    import shutil
+
+    from conftest import copy_project, gen
+
+    docs = REPO / "docs"
+    if not (docs / "index.md").is_file():
+        pytest.skip("no committed docs/ in this checkout")
+    project = copy_project(tmp_path / "clone")
+    shutil.copytree(docs, project / "docs")
+    gen(project, "render")
+    before = after = 0
+    for path in sorted(docs.glob("assets/**/*.png")):
+        published = (project / path.relative_to(REPO)).read_bytes()
+        assert np.array_equal(_pixels(published), _pixels(path.read_bytes())), path
+        assert len(published) <= path.stat().st_size, path
+        before, after = before + path.stat().st_size, after + len(published)
+    assert after < 0.8 * before, (before, after)
+    for path in docs.glob("assets/*/samples.npz"):
+        assert (project / path.relative_to(REPO)).read_bytes() == path.read_bytes()
+    again = gen(project, "render")
+    assert again.stdout.strip().splitlines()[-1] == "docs/: 0 file(s) updated", again.stdout

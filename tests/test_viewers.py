@@ -224,3 +224,10 @@ def test_viewers_change_at_once_where_the_reader_asks_for_reduced_motion(site):
     still = browser.transition_durations(site, "part-a.html", reduced_motion=True)
     assert all(d != "0s" for d in moving), moving
     assert all(d == "0s" for d in still), still
+
+
+@pytest.mark.slow
+def test_the_sweeps_page_wraps_each_quoted_captions_maths_once(site):
+    page = (site / "sweeps.html").read_text()
+    assert page.count('class="arithmatex"') > 0
+    assert '<span class="arithmatex"><span class="arithmatex">' not in page

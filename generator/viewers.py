@@ -11,6 +11,7 @@ beside the section's own files. The still figure stays in the page for readers w
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ def _load(folder: Path) -> dict | None:
     try:
         with np.load(folder / SAMPLES, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         return None
 
 
@@ -161,9 +162,8 @@ def _gif_frames(sid: str, folder: Path, figure: str, out: Viewers) -> None:
     from PIL import Image, ImageSequence
 
     try:
-        with Image.open(folder / figure) as gif:
-            mode = "L" if _grey(gif) else "RGB"
-            frames = [np.array(f.convert(mode)) for f in ImageSequence.Iterator(gif)]
+        with Image.open(folder / figure) as gif:  # grey frames are written grey (pngs.encode)
+            frames = [np.array(f.convert("RGB")) for f in ImageSequence.Iterator(gif)]
     except OSError:
         return
     if len(frames) < 2:
@@ -181,31 +181,28 @@ def _gif_frames(sid: str, folder: Path, figure: str, out: Viewers) -> None:
     }
 
 
-def _grey(gif) -> bool:
-    """Whether every colour of the GIF's palette is a grey (MNIST's frames are)."""
-    palette = gif.getpalette() or []
-    return all(palette[k] == palette[k + 1] == palette[k + 2] for k in range(0, len(palette), 3))
-
-
 def derive(sid: str, folder: Path | None, figures: list[dict], params: dict, data: dict) -> Viewers:
     """The viewers of one section, from the files in `folder` (its store entry, or docs/)."""
     out = Viewers()
     if folder is None:
         return out
     names = {f["file"] for f in figures}
-    z = _load(folder) if (folder / SAMPLES).is_file() else None
-    if z is not None:
-        if "anagrams.png" in names and "view" in z:
-            _anagrams(sid, z, out)
-        if "hybrids.png" in names:
-            _hybrids(sid, z, int(params.get("far_scale", 4)), out)
-        if "edits.png" in names:
-            _series(sid, z, data, "edits.png", out)
-        if "inpainting.png" in names:
-            _inpainting(sid, z, out)
-    for name in sorted(names):
-        if name.endswith(".gif"):
-            _gif_frames(sid, folder, name, out)
+    try:
+        z = _load(folder) if (folder / SAMPLES).is_file() else None
+        if z is not None:
+            if "anagrams.png" in names and "view" in z:
+                _anagrams(sid, z, out)
+            if "hybrids.png" in names:
+                _hybrids(sid, z, int(params.get("far_scale", 4)), out)
+            if "edits.png" in names:
+                _series(sid, z, data, "edits.png", out)
+            if "inpainting.png" in names:
+                _inpainting(sid, z, out)
+        for name in sorted(names):
+            if name.endswith(".gif"):
+                _gif_frames(sid, folder, name, out)
+    except (KeyError, IndexError, TypeError, ValueError):
+        return Viewers()  # samples that lack what a viewer reads: the still figures stay alone
     return out
 
 

@@ -231,3 +231,11 @@ def test_the_sweeps_page_wraps_each_quoted_captions_maths_once(site):
     page = (site / "sweeps.html").read_text()
     assert page.count('class="arithmatex"') > 0
     assert '<span class="arithmatex"><span class="arithmatex">' not in page
+
+
+def test_samples_a_viewer_cannot_read_leave_the_still_figure(tmp_path):
+    (tmp_path / "samples.npz").write_bytes(b"not a zip")
+    assert derive("a1.8", tmp_path, [{"file": "anagrams.png"}], {}, {}).by_figure == {}
+    np.savez(tmp_path / "samples.npz", images=np.zeros((2, 1, 4, 4)), far=np.zeros((1, 1, 1, 1)))
+    out = derive("a1.9", tmp_path, [{"file": "hybrids.png"}], {"far_scale": 4}, {})
+    assert out.by_figure == {} and out.files == {}

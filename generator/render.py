@@ -48,6 +48,9 @@ ENLARGED_BOX = (640, 480)
 MATH = re.compile(r"\\\((.+?)\\\)")  # \( … \) in a caption
 # Maths that needs no escaping (anything else is shown as text).
 PLAIN_MATH = re.compile(r"[^<>&\"'`]+")
+# A sweep point's figure stored once, elsewhere under docs/: where, and its sha256 (in sweep.json).
+STORED_AT = "stored_at"
+FIGURE_AT = re.compile(r"assets/(?:sweeps/)?[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass
@@ -465,12 +468,95 @@ def published_sweeps(folder: Path) -> list[dict]:
         )  # a plain name (SAFE_NAME): the anchor of its heading
         base = f"assets/{SWEEPS}/{path.parent.name}/"
         for point in sweep["points"]:
-            point["path"] = Markup(base + point["figure"]) if point["figure"] else None
+            at = point.get(STORED_AT)
+            at = at.get("path") if isinstance(at, dict) else None
+            own = base + point["figure"] if point["figure"] else None
+            point["path"] = (
+                Markup(at if own and FIGURE_AT.fullmatch(str(at)) else own) if own else None
+            )
             point["caption_text"] = caption(point["caption"]) if point["caption"] else ""
         for plot in sweep["plots"]:
             plot["path"] = Markup(base + plot["file"])
         found.append(sweep)
     return sorted(found, key=lambda w: (w.get("order") is None, w.get("order") or 0, w["name"]))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _sweep_json(files: dict[Path, bytes]) -> dict | None:
+    try:
+        sweep = json.loads(files[Path("sweep.json")])
+    except (KeyError, ValueError):
+        return None
+    good = isinstance(sweep, dict) and isinstance(sweep.get("points"), list)
+    return sweep if good and all(isinstance(p, dict) for p in sweep["points"]) else None
+
+
+def _as_json(value: Any) -> bytes:
+    """As the store writes JSON (store.write_json)."""
+    return (json.dumps(value, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+def _published_sweep(docs: Path, folder: Path, read: Callable[[Path], bytes], skipped) -> dict:
+    """A sweep docs/ publishes whose store folder is gone, in full (relative path → bytes): a
+    point's figure stored once elsewhere is read back from there, where it still holds the same
+    bytes (else the point is left without a figure). Read before render writes anything."""
+    files = {rel: read(path) for rel, path in _files(folder, skipped).items()}
+    sweep = _sweep_json(files)
+    if sweep is None or not any(STORED_AT in p for p in sweep["points"]):
+        return files
+    for point in sweep["points"]:
+        at = point.pop(STORED_AT, None)
+        if at is None:
+            continue
+        target = docs / str(at.get("path")) if isinstance(at, dict) else None
+        figure = point.get("figure")
+        if (
+            target is not None
+            and FIGURE_AT.fullmatch(str(at["path"]))
+            and isinstance(figure, str)
+            and SAFE_NAME.fullmatch(figure)
+            and target.is_file()
+            and _sha256(data := target.read_bytes()) == at.get("sha256")
+        ):
+            files[Path(figure)] = data
+        else:
+            point["figure"] = None
+    files[Path("sweep.json")] = _as_json(sweep)
+    return files
+
+
+def _store_once(docs: Path, sweeps: dict[str, dict], sections: dict[str, SectionView]) -> None:
+    """Each figure of the sweeps (relative path → bytes, by sweep) that holds the very bytes of a
+    section's published figure or of an earlier point's is dropped, and its point says where the
+    one copy is (STORED_AT, with the bytes' sha256)."""
+    seen: dict[str, str] = {}
+    for sid, view in sections.items():
+        for f in view.figures if view.built else []:
+            path = docs / "assets" / sid / f["file"]
+            if path.is_file():
+                seen.setdefault(_sha256(path.read_bytes()), f"assets/{sid}/{f['file']}")
+    for name in sorted(sweeps):
+        files = sweeps[name]
+        sweep = _sweep_json(files)
+        if sweep is None:
+            continue
+        changed = False
+        for point in sweep["points"]:
+            figure = point.get("figure")
+            if not isinstance(figure, str) or Path(figure) not in files:
+                continue
+            sha = _sha256(files[Path(figure)])
+            if sha in seen:
+                point[STORED_AT] = {"path": seen[sha], "sha256": sha}
+                del files[Path(figure)]
+                changed = True
+            else:
+                seen[sha] = f"assets/{SWEEPS}/{name}/{figure}"
+        if changed:
+            files[Path("sweep.json")] = _as_json(sweep)
 
 
 def _viewer_files(view: SectionView) -> dict[Path, Path | bytes]:
@@ -503,10 +589,16 @@ def render(root: Path, store: Store) -> Rendered:
         view.paths()  # an odd figure name stops here, before anything is written
     docs = root / DOCS
     out = Rendered()
+    small = _SmallPngs(store.root / "pngs")
+    # Sweeps docs/ alone publishes, read in full before any section's figure is written again.
+    sweeps = {
+        folder.name: _published_sweep(docs, folder, small, out.skipped)
+        for folder in sorted((docs / "assets" / SWEEPS).glob("*"))
+        if folder.is_dir() and not (store.root / SWEEPS / folder.name).is_dir()
+    }
     assets = _site_assets(root, sections, out.skipped)
     _sync_tree(assets, docs / "assets", out, prune=False)
     _drop_unnamed_inputs(root, assets, out)
-    small = _SmallPngs(store.root / "pngs")
     for sid, view in sections.items():
         entry = store.last_entry(sid) if view.built else None
         if (
@@ -526,17 +618,13 @@ def render(root: Path, store: Store) -> Rendered:
     bench = _bench_report(docs / "assets" / "bench" / BENCH)
     for folder in sorted((store.root / SWEEPS).iterdir()) if (store.root / SWEEPS).is_dir() else []:
         if SAFE_NAME.fullmatch(folder.name) and (folder / "sweep.json").is_file():
-            _sync_tree(
-                _files(folder, out.skipped),
-                docs / "assets" / SWEEPS / folder.name,
-                out,
-                prune=True,
-                read=small,
-            )
-    for folder in sorted((docs / "assets" / SWEEPS).glob("*")):
-        if folder.is_dir() and not (store.root / SWEEPS / folder.name).is_dir():
-            _shrink_in_place(folder, small, out)  # published only
-    sweeps = published_sweeps(docs / "assets" / SWEEPS)
+            sweeps[folder.name] = {
+                rel: small(path) for rel, path in _files(folder, out.skipped).items()
+            }
+    _store_once(docs, sweeps, sections)
+    for name, files in sweeps.items():
+        _sync_tree(files, docs / "assets" / SWEEPS / name, out, prune=True)
+    published = published_sweeps(docs / "assets" / SWEEPS)
     env = environment(root)
     for template in sorted((root / TEMPLATES).glob("*.md.j2")):
         if template.name.startswith("_"):
@@ -544,7 +632,7 @@ def render(root: Path, store: Store) -> Rendered:
         page = docs / _page_name(template.name)
         # Each page numbers its figures from 1 (templates import the macros with their context).
         text = env.get_template(template.name).render(
-            s=sections, bench=bench, sweeps=sweeps, figure_number=itertools.count(1).__next__
+            s=sections, bench=bench, sweeps=published, figure_number=itertools.count(1).__next__
         )
         if write_atomic(page, text):
             out.append(page)

@@ -3,9 +3,10 @@
 A viewer (site_assets/javascripts/viewers.js) takes the place of one still figure where scripts
 run: an anagram that turns by its view, a hybrid that recedes, an edit that changes with
 `i_start`, an inpainting before and after, a sampling run step by step. It needs single images
-where a section saved a grid, and the frames of a GIF as one strip; both are made here from
-samples.npz and the GIFs, as small PNGs under the section's `viewer/` folder, and go into docs/
-beside the section's own files. The still figure stays in the page for readers without scripts.
+where a section saved a grid, and the frames of a GIF as one strip (STRIP_FRAMES of them at
+most); both are made here from samples.npz and the GIFs, as small PNGs under the section's
+`viewer/` folder, and go into docs/ beside the section's own files. The still figure stays in
+the page for readers without scripts.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ SAMPLES = "samples.npz"
 # How a view turns an image on screen (CSS), by the name a1.8 records; the
 # transforms animate, and "negate" inverts colours, as it does to a picture centred on zero.
 TURNS = {"flip", "rot90cw", "rot90ccw", "rot180", "transpose", "negate"}
+# The most frames a sampling run's strip holds: its scrubber steps through these, spread evenly
+# over the GIF's (the strip is the viewer's own copy of frames the GIF holds as well).
+STRIP_FRAMES = 16
 
 
 @dataclass
@@ -156,8 +160,19 @@ def _inpainting(sid: str, z: dict, out: Viewers) -> None:
     out.by_figure["inpainting.png"] = {"kind": "compare", "items": items}
 
 
+def _picked(frames: list) -> list[int]:
+    """Which frames a strip holds: each that differs from the one before, and of those at most
+    STRIP_FRAMES spread evenly, the first and the last included."""
+    distinct = [k for k, f in enumerate(frames) if k == 0 or not (f == frames[k - 1]).all()]
+    n = len(distinct)
+    if n <= STRIP_FRAMES:
+        return distinct
+    return [distinct[round(i * (n - 1) / (STRIP_FRAMES - 1))] for i in range(STRIP_FRAMES)]
+
+
 def _gif_frames(sid: str, folder: Path, figure: str, out: Viewers) -> None:
-    """A sampling GIF's frames, left to right in one PNG, for the step scrubber."""
+    """A sampling GIF's frames (STRIP_FRAMES of them at most), left to right in one PNG, for the
+    step scrubber; the GIF stays the figure without scripts."""
     import numpy as np
     from PIL import Image, ImageSequence
 
@@ -166,10 +181,11 @@ def _gif_frames(sid: str, folder: Path, figure: str, out: Viewers) -> None:
             frames = [np.array(f.convert("RGB")) for f in ImageSequence.Iterator(gif)]
     except OSError:
         return
-    if len(frames) < 2:
+    picked = _picked(frames)
+    if len(picked) < 2:
         return
     name = Path(figure).stem + "_frames.png"
-    out.files[name] = _strip(frames)
+    out.files[name] = _strip(frames[k] for k in picked)
     height, width = frames[0].shape[:2]
     out.by_figure[figure] = {
         "kind": "scrub",
@@ -177,7 +193,8 @@ def _gif_frames(sid: str, folder: Path, figure: str, out: Viewers) -> None:
         "play": True,
         "width": width,
         "height": height,
-        "items": [{"src": _rel(sid, name), "steps": [str(k + 1) for k in range(len(frames))]}],
+        "of": len(frames),
+        "items": [{"src": _rel(sid, name), "steps": [str(k + 1) for k in picked]}],
     }
 
 

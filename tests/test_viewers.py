@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO, copy_project, gen
 from PIL import Image
 
-from generator.viewers import derive
+from generator.viewers import STRIP_FRAMES, _picked, derive
 
 DOCS = REPO / "docs"
 
@@ -123,6 +123,23 @@ def test_a_sampling_gif_becomes_a_strip_of_its_frames(tmp_path, rng):
     assert spec["play"] and (spec["width"], spec["height"]) == (10, 6)
     assert spec["items"][0]["steps"] == ["1", "2", "3"]
     assert np.array_equal(_image(out.files["sampling_frames.png"]), np.concatenate(frames, 1))
+
+
+def test_a_long_sampling_gif_gives_a_strip_of_at_most_sixteen_frames_first_and_last_included(
+    tmp_path, rng
+):
+    frames = [(rng.random((6, 10)) * 255).astype(np.uint8) for _ in range(31)]
+    pictures = [Image.fromarray(f) for f in frames]
+    pictures[0].save(tmp_path / "sampling.gif", save_all=True, append_images=pictures[1:])
+    out = derive("b2.5", tmp_path, [{"file": "sampling.gif"}], {}, {})
+    spec = out.by_figure["sampling.gif"]
+    steps = spec["items"][0]["steps"]
+    assert len(steps) == STRIP_FRAMES and steps[0] == "1" and steps[-1] == "31" and spec["of"] == 31
+    picked = [frames[int(k) - 1] for k in steps]
+    assert np.array_equal(_image(out.files["sampling_frames.png"]), np.concatenate(picked, 1))
+    # a frame the same as the one before it is left out
+    same = [frames[0], frames[0], frames[1], frames[1], frames[2]]
+    assert _picked(same) == [0, 2, 4]
 
 
 # --- in a browser ----------------------------------------------------------------------------

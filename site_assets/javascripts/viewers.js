@@ -208,7 +208,8 @@
         strips.forEach(function (strip) {
           strip.style.transform = "translateX(" + (-100 * k / frames.length) + "%)";
         });
-        return (spec.param === "step" ? "step " + frames[k] + " of " + frames.length : frames[k]);
+        /* A sampling run's strip may hold some of its GIF's frames: each is named by its number there. */
+        return (spec.param === "step" ? "step " + frames[k] + " of " + (spec.of || frames.length) : frames[k]);
       };
     } else {
       /* The root's own figures (a sweep's points), one at a time. */

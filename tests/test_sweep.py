@@ -285,7 +285,7 @@ def test_a_sweep_shows_the_figure_it_names_and_its_command_makes_it_again(projec
         own = project / ".gen/store" / point["key"] / "public/sampling.gif"
         assert published.read_bytes() == own.read_bytes()
     assert "--name gif --figure sampling.gif" in outcome["command"]
-    assert "`sampling.gif`" in (project / "docs/sweeps.md").read_text()
+    assert "<code>sampling.gif</code>" in (project / "docs/sweeps.md").read_text()
     # a figure the section does not make: one line that lists those it does
     result = gen(project, "sweep", "a1.6.guidance=1,2", "--figure", "nope.png", *SMOKE, check=False)
     lines = result.stderr.strip().splitlines()

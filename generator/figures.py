@@ -7,6 +7,7 @@ metadata, so the same images give the same bytes.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Container, Sequence
 from pathlib import Path
 
@@ -17,13 +18,24 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from . import pngs  # noqa: E402
+
 DPI = 100
 _PNG_META = {"Software": None}
 
 
 def _save(fig, path: Path) -> None:
-    fig.savefig(path, dpi=DPI, metadata=_PNG_META, bbox_inches="tight", pad_inches=0.05)
+    """A figure as the smallest exact PNG (matplotlib's own is RGBA, whatever it shows)."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    fig.savefig(
+        out, format="png", dpi=DPI, metadata=_PNG_META, bbox_inches="tight", pad_inches=0.05
+    )
     plt.close(fig)
+    out.seek(0)
+    with Image.open(out) as image:
+        pngs.write(image, path)
 
 
 def _to_hwc(image: torch.Tensor) -> np.ndarray:
@@ -260,9 +272,7 @@ def save_gif(
 
 def save_png(array: np.ndarray, path: Path) -> None:
     """A uint8 array (from `tile`) as a PNG, pixel for pixel."""
-    from PIL import Image
-
-    Image.fromarray(array).save(path, optimize=False)
+    pngs.write(array, path)
 
 
 class FrameRecorder:

@@ -9,21 +9,27 @@ write its pages again, so a fresh clone renders the committed site exactly.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import itertools
 import json
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
+from . import pngs
 from .chapters import all_sections
 from .errors import UsageError
 from .section import HeadlineOf, count, db
 from .store import Store, walk, write_atomic
+from .viewers import FOLDER as VIEWER_FOLDER
+from .viewers import Viewers, attribute, derive
 
 TEMPLATES = "templates"
 SITE_ASSETS = "site_assets"
@@ -42,6 +48,9 @@ ENLARGED_BOX = (640, 480)
 MATH = re.compile(r"\\\((.+?)\\\)")  # \( … \) in a caption
 # Maths that needs no escaping (anything else is shown as text).
 PLAIN_MATH = re.compile(r"[^<>&\"'`]+")
+# A sweep point's figure stored once, elsewhere under docs/: where, and its sha256 (in sweep.json).
+STORED_AT = "stored_at"
+FIGURE_AT = re.compile(r"assets/(?:sweeps/)?[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass
@@ -61,6 +70,9 @@ class SectionView:
     record: dict[str, Any] = field(default_factory=dict)
     folder: Path | None = None  # where its files are now: the store's entry, or docs/
     headline_of: HeadlineOf | None = None  # the table's: what its card on the home page shows
+    viewers: Viewers = field(
+        default_factory=Viewers
+    )  # what replaces some figures where scripts run
 
     @property
     def heading(self) -> str:
@@ -88,9 +100,19 @@ class SectionView:
                 "alt": MATH.sub(r"\1", f["caption"]),
                 "caption_text": caption(f["caption"]),
                 "width": self._width(f),
+                "viewer": self._viewer(f["file"]),
             }
             for f in self.figures
         ]
+
+    def _viewer(self, name: str) -> dict | None:
+        """The viewer that takes this figure's place where scripts run: its kind and its
+        description (JSON, for the root element's data-viewer-src), or None."""
+        found = self.viewers.by_figure.get(name)
+        if not found or not found.get("items"):
+            return None
+        # Escaped for an attribute only: quotes and angle brackets; the JSON is no Markdown.
+        return {"kind": found["kind"], "src": escape(attribute(found))}
 
     def _width(self, figure: dict) -> int | None:
         """An enlarged figure's display width: its pixels times the largest whole factor that fits
@@ -199,12 +221,57 @@ def _files(source: Path, skipped: list[Path]) -> dict[Path, Path]:
     return {Path(rel): source / rel for rel in files}
 
 
-def _sync_tree(files: dict[Path, Path], target: Path, out: Rendered, *, prune: bool) -> None:
-    """Copy changed files (relative path → source) into `target`; with prune, drop the files not
-    named."""
+def _plain_read(source: Path) -> bytes:
+    return source.read_bytes()
+
+
+class _SmallPngs:
+    """Reads a file to publish; an RGBA PNG (matplotlib's, in an entry made before figures were
+    written small) as its smallest exact form (`pngs.encode`: the same pixels), kept under the
+    store's `pngs/` by the original's sha256, so that each is encoded once."""
+
+    def __init__(self, cache: Path):
+        self.cache = cache
+
+    def __call__(self, source: Path) -> bytes:
+        data = source.read_bytes()
+        # IHDR's colour type (byte 25) 6: RGBA, 8 bits, which figures are no longer written as
+        if source.suffix != ".png" or len(data) < 26 or data[25] != 6:
+            return data
+        kept = self.cache / f"{hashlib.sha256(data).hexdigest()}.png"
+        if kept.is_file():
+            return kept.read_bytes()
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as image:
+            smaller = pngs.encode(image)
+        found = smaller if len(smaller) < len(data) else data
+        write_atomic(kept, found)
+        return found
+
+
+def _shrink_in_place(folder: Path, small: _SmallPngs, out: Rendered) -> None:
+    """The figures docs/ publishes for a result the store lacks, made small where they are (the
+    same pixels): docs/ stays light whichever store it was rendered from."""
+    for rel, path in _files(folder, out.skipped).items():
+        if rel.suffix == ".png" and write_atomic(path, small(path)):
+            out.append(path)
+
+
+def _sync_tree(
+    files: dict[Path, Path | bytes],
+    target: Path,
+    out: Rendered,
+    *,
+    prune: bool,
+    read: Callable[[Path], bytes] = _plain_read,
+) -> None:
+    """Copy changed files (relative path → source, or its content) into `target`; with prune, drop
+    the files not named."""
     wanted = set(files)
     for rel in sorted(wanted):
-        if write_atomic(target / rel, files[rel].read_bytes()):
+        source = files[rel]
+        if write_atomic(target / rel, source if isinstance(source, bytes) else read(source)):
             out.append(target / rel)
     if prune and target.is_dir():
         for old in sorted(target.rglob("*"), reverse=True):
@@ -273,6 +340,7 @@ def views(root: Path, store: Store) -> dict[str, SectionView]:
                 record,
                 folder,
                 section.headline,
+                derive(sid, folder, record["figures"], record["params"], data),
             )
         out[sid] = view
     return out
@@ -400,12 +468,99 @@ def published_sweeps(folder: Path) -> list[dict]:
         )  # a plain name (SAFE_NAME): the anchor of its heading
         base = f"assets/{SWEEPS}/{path.parent.name}/"
         for point in sweep["points"]:
-            point["path"] = Markup(base + point["figure"]) if point["figure"] else None
+            at = point.get(STORED_AT)
+            at = at.get("path") if isinstance(at, dict) else None
+            own = base + point["figure"] if point["figure"] else None
+            point["path"] = (
+                Markup(at if own and FIGURE_AT.fullmatch(str(at)) else own) if own else None
+            )
             point["caption_text"] = caption(point["caption"]) if point["caption"] else ""
         for plot in sweep["plots"]:
             plot["path"] = Markup(base + plot["file"])
         found.append(sweep)
     return sorted(found, key=lambda w: (w.get("order") is None, w.get("order") or 0, w["name"]))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _sweep_json(files: dict[Path, bytes]) -> dict | None:
+    try:
+        sweep = json.loads(files[Path("sweep.json")])
+    except (KeyError, ValueError):
+        return None
+    good = isinstance(sweep, dict) and isinstance(sweep.get("points"), list)
+    return sweep if good and all(isinstance(p, dict) for p in sweep["points"]) else None
+
+
+def _as_json(value: Any) -> bytes:
+    """As the store writes JSON (store.write_json)."""
+    return (json.dumps(value, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+def _published_sweep(docs: Path, folder: Path, read: Callable[[Path], bytes], skipped) -> dict:
+    """A sweep docs/ publishes whose store folder is gone, in full (relative path → bytes): a
+    point's figure stored once elsewhere is read back from there, where it still holds the same
+    bytes (else the point is left without a figure). Read before render writes anything."""
+    files = {rel: read(path) for rel, path in _files(folder, skipped).items()}
+    sweep = _sweep_json(files)
+    if sweep is None or not any(STORED_AT in p for p in sweep["points"]):
+        return files
+    for point in sweep["points"]:
+        at = point.pop(STORED_AT, None)
+        if at is None:
+            continue
+        target = docs / str(at.get("path")) if isinstance(at, dict) else None
+        figure = point.get("figure")
+        if (
+            target is not None
+            and FIGURE_AT.fullmatch(str(at["path"]))
+            and isinstance(figure, str)
+            and SAFE_NAME.fullmatch(figure)
+            and target.is_file()
+            and _sha256(data := target.read_bytes()) == at.get("sha256")
+        ):
+            files[Path(figure)] = data
+        else:
+            point["figure"] = None
+    files[Path("sweep.json")] = _as_json(sweep)
+    return files
+
+
+def _store_once(docs: Path, sweeps: dict[str, dict], sections: dict[str, SectionView]) -> None:
+    """Each figure of the sweeps (relative path → bytes, by sweep) that holds the very bytes of a
+    section's published figure or of an earlier point's is dropped, and its point says where the
+    one copy is (STORED_AT, with the bytes' sha256)."""
+    seen: dict[str, str] = {}
+    for sid, view in sections.items():
+        for f in view.figures if view.built else []:
+            path = docs / "assets" / sid / f["file"]
+            if path.is_file():
+                seen.setdefault(_sha256(path.read_bytes()), f"assets/{sid}/{f['file']}")
+    for name in sorted(sweeps):
+        files = sweeps[name]
+        sweep = _sweep_json(files)
+        if sweep is None:
+            continue
+        changed = False
+        for point in sweep["points"]:
+            figure = point.get("figure")
+            if not isinstance(figure, str) or Path(figure) not in files:
+                continue
+            sha = _sha256(files[Path(figure)])
+            if sha in seen:
+                point[STORED_AT] = {"path": seen[sha], "sha256": sha}
+                del files[Path(figure)]
+                changed = True
+            else:
+                seen[sha] = f"assets/{SWEEPS}/{name}/{figure}"
+        if changed:
+            files[Path("sweep.json")] = _as_json(sweep)
+
+
+def _viewer_files(view: SectionView) -> dict[Path, Path | bytes]:
+    return {Path(VIEWER_FOLDER) / name: data for name, data in view.viewers.files.items()}
 
 
 def _stale_folders(assets: Path, sections: dict[str, SectionView], root: Path) -> list[Path]:
@@ -434,6 +589,13 @@ def render(root: Path, store: Store) -> Rendered:
         view.paths()  # an odd figure name stops here, before anything is written
     docs = root / DOCS
     out = Rendered()
+    small = _SmallPngs(store.root / "pngs")
+    # Sweeps docs/ alone publishes, read in full before any section's figure is written again.
+    sweeps = {
+        folder.name: _published_sweep(docs, folder, small, out.skipped)
+        for folder in sorted((docs / "assets" / SWEEPS).glob("*"))
+        if folder.is_dir() and not (store.root / SWEEPS / folder.name).is_dir()
+    }
     assets = _site_assets(root, sections, out.skipped)
     _sync_tree(assets, docs / "assets", out, prune=False)
     _drop_unnamed_inputs(root, assets, out)
@@ -443,7 +605,11 @@ def render(root: Path, store: Store) -> Rendered:
             entry is not None
         ):  # its public files, and its data for rendering the pages again from docs/
             files = {**_files(entry.public, out.skipped), Path(DATA): entry.path / DATA}
-            _sync_tree(files, docs / "assets" / sid, out, prune=True)
+            files |= _viewer_files(view)
+            _sync_tree(files, docs / "assets" / sid, out, prune=True, read=small)
+        elif view.built:  # published only: its viewers' images are made from what docs/ holds
+            _sync_tree(_viewer_files(view), docs / "assets" / sid, out, prune=False)
+            _shrink_in_place(docs / "assets" / sid, small, out)
     for folder in _stale_folders(docs / "assets", sections, root):
         out.removed += sorted((p for p in folder.rglob("*") if not p.is_dir()), reverse=True)
         shutil.rmtree(folder)
@@ -452,10 +618,13 @@ def render(root: Path, store: Store) -> Rendered:
     bench = _bench_report(docs / "assets" / "bench" / BENCH)
     for folder in sorted((store.root / SWEEPS).iterdir()) if (store.root / SWEEPS).is_dir() else []:
         if SAFE_NAME.fullmatch(folder.name) and (folder / "sweep.json").is_file():
-            _sync_tree(
-                _files(folder, out.skipped), docs / "assets" / SWEEPS / folder.name, out, prune=True
-            )
-    sweeps = published_sweeps(docs / "assets" / SWEEPS)
+            sweeps[folder.name] = {
+                rel: small(path) for rel, path in _files(folder, out.skipped).items()
+            }
+    _store_once(docs, sweeps, sections)
+    for name, files in sweeps.items():
+        _sync_tree(files, docs / "assets" / SWEEPS / name, out, prune=True)
+    published = published_sweeps(docs / "assets" / SWEEPS)
     env = environment(root)
     for template in sorted((root / TEMPLATES).glob("*.md.j2")):
         if template.name.startswith("_"):
@@ -463,7 +632,7 @@ def render(root: Path, store: Store) -> Rendered:
         page = docs / _page_name(template.name)
         # Each page numbers its figures from 1 (templates import the macros with their context).
         text = env.get_template(template.name).render(
-            s=sections, bench=bench, sweeps=sweeps, figure_number=itertools.count(1).__next__
+            s=sections, bench=bench, sweeps=published, figure_number=itertools.count(1).__next__
         )
         if write_atomic(page, text):
             out.append(page)

@@ -30,6 +30,8 @@ DEFAULT_CHROMIUM = "/usr/bin/chromium"
 DEFAULT_CHROMEDRIVER = "/usr/bin/chromedriver"
 
 PAGE_TIMEOUT_S = 20.0
+# Headless Chromium keeps its window at least this wide; a narrower page is emulated.
+MIN_WINDOW_WIDTH = 500
 
 CHROMIUM_FLAGS = [
     "--headless=new",
@@ -150,6 +152,11 @@ def chromium_driver(width: int = 1280, height: int = 2000) -> Iterator[Any]:
         service = Service(executable_path=chromedriver)
         driver = webdriver.Chrome(service=service, options=options)
         try:
+            if width < MIN_WINDOW_WIDTH:  # a phone: the window cannot be that narrow, the page can
+                driver.execute_cdp_cmd(
+                    "Emulation.setDeviceMetricsOverride",
+                    {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": True},
+                )
             driver.set_page_load_timeout(60)
             driver.set_script_timeout(30)
             yield driver
@@ -189,8 +196,9 @@ const links = Array.from(document.querySelectorAll('a[href]'))
   .map(a => a.href.split('#')[0])
   .filter(href => href.startsWith(location.origin === 'null' ? 'file:' : location.origin));
 // Enlarged figures: shown at the width the page gives them (a whole multiple of their pixels)
-// where it fits.
-const enlarged = Array.from(document.querySelectorAll('figure img[width]')).map(img => ({
+// where it fits (not those a viewer stands in for: hidden while it shows).
+const enlarged = Array.from(document.querySelectorAll('figure img[width]'))
+  .filter(img => !img.closest('.viewer-ready .viewer-still')).map(img => ({
   src: img.getAttribute('src'), natural: img.naturalWidth, width: Number(img.getAttribute('width')),
   shown: img.getBoundingClientRect().width, rendering: getComputedStyle(img).imageRendering,
 }));
@@ -208,11 +216,12 @@ return {
   lightbox_links: document.querySelectorAll('a.glightbox').length,
   page_width: document.documentElement.scrollWidth,
   window_width: window.innerWidth,
+  // (A viewer's strip of frames is wider than the window it shows one frame through, .scrub-box.)
   overflowing: Array.from(
       document.querySelectorAll('.md-typeset table, .md-typeset pre, .md-typeset img'))
     .filter(el => el.getBoundingClientRect().right
                     > (content ? content.getBoundingClientRect().right : window.innerWidth) + 1
-                  && !el.closest('.md-typeset__table, .highlight, .arithmatex'))
+                  && !el.closest('.md-typeset__table, .highlight, .arithmatex, .scrub-box'))
     .map(el => el.tagName + ' ' + (el.getAttribute('src') || el.textContent.slice(0, 40))),
 };
 """
@@ -388,3 +397,180 @@ def screenshot(
         if not driver.save_screenshot(str(out_png)):
             raise RuntimeError(f"failed to save screenshot to {out_png}")
     return out_png
+
+
+# --------------------------------------------------------------------------
+# Viewers (site_assets/javascripts/viewers.js)
+# --------------------------------------------------------------------------
+
+_VIEWERS_JS = """
+const roots = Array.from(document.querySelectorAll('[data-viewer]'));
+return roots.map(r => ({kind: r.getAttribute('data-viewer'),
+  ready: r.classList.contains('viewer-ready'),
+  still_shown: Array.from(r.querySelectorAll('.viewer-still'))
+    .some(el => el.getBoundingClientRect().width > 0)}));
+"""
+
+# What a viewer shows now, by kind: enough to tell whether driving it changed it.
+_SHOWN_JS = """
+const root = arguments[0];
+const box = el => el ? el.getBoundingClientRect() : null;
+const kind = root.getAttribute('data-viewer');
+if (kind === 'anagram') {
+  const tiles = Array.from(root.querySelectorAll('.anagram-tile'));
+  return tiles.slice(0, 2).map(t => ({turned: t.getAttribute('data-turned'),
+    pressed: t.getAttribute('aria-pressed'), label: t.getAttribute('aria-label'),
+    transform: getComputedStyle(t.querySelector('img')).transform,
+    filter: getComputedStyle(t.querySelector('img')).filter}));
+}
+if (kind === 'zoom') {
+  const near = root.querySelector('.zoom-near'), far = root.querySelector('.zoom-far');
+  return {position: root.getAttribute('data-position'), near_width: box(near).width,
+    near_opacity: getComputedStyle(near).opacity, far_opacity: getComputedStyle(far).opacity,
+    far_rendering: getComputedStyle(far).imageRendering, far_natural: far.naturalWidth,
+    label: root.querySelector('input[type=range]').getAttribute('aria-valuetext')};
+}
+if (kind === 'compare') {
+  const tile = root.querySelector('.compare-tile');
+  return {split: tile.getAttribute('data-split'),
+    clip: getComputedStyle(tile.querySelector('.compare-before')).clipPath,
+    label: tile.querySelector('input').getAttribute('aria-label')};
+}
+// scrub: a strip's offset, or which of the root's figures shows
+const strip = root.querySelector('.scrub-strip');
+const shown = Array.from(root.children).filter(c => c.tagName === 'FIGURE' && box(c).width > 0);
+const stage = strip ? root : root.previousElementSibling;
+return {index: root.getAttribute('data-index'),
+  transform: strip ? getComputedStyle(strip).transform : null,
+  strip_loaded: strip ? strip.complete && strip.naturalWidth > 0 : null,
+  shown: shown.map(f => f.querySelector('img').getAttribute('src')),
+  readout: stage.querySelector('.viewer-readout').textContent,
+  label: stage.querySelector('input[type=range]').getAttribute('aria-valuetext'),
+  playing: stage.querySelector('.viewer-play') ?
+    stage.querySelector('.viewer-play').getAttribute('aria-pressed') : null};
+"""
+
+
+def _slider(driver: Any, root: Any) -> Any:
+    """The range input that drives a viewer: inside it, or (a sweep's) just before it."""
+    found = driver.execute_script(
+        "const r = arguments[0]; return r.querySelector('input[type=range]')"
+        " || r.previousElementSibling.querySelector('input[type=range]');",
+        root,
+    )
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", found)
+    return found
+
+
+def _drive(driver: Any, root: Any) -> list[tuple[str, Any]]:
+    """Drive one viewer as a reader would; what it showed before and after each action."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    def shown(settle: float = 0.0):
+        time.sleep(settle)
+        return driver.execute_script(_SHOWN_JS, root)
+
+    kind = root.get_attribute("data-viewer")
+    steps = [("start", shown())]
+    if kind == "anagram":
+        first, second = root.find_elements("css selector", ".anagram-tile")[:2]
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", first)
+        ActionChains(driver).move_to_element(first).perform()
+        steps.append(("hover", shown(0.9)))
+        heading = driver.find_element("css selector", "h1")
+        ActionChains(driver).move_to_element(heading).perform()
+        steps.append(("pointer away", shown(0.9)))
+        first.click()
+        steps.append(("click", shown(0.9)))
+        driver.execute_script("arguments[0].focus()", second)
+        second.send_keys(Keys.ENTER)
+        steps.append(("Enter on the second", shown(0.9)))
+        second.send_keys(Keys.SPACE)
+        steps.append(("Space on the second", shown(0.9)))
+    elif kind == "zoom":
+        slider = _slider(driver, root)
+        for _ in range(20):
+            slider.send_keys(Keys.ARROW_RIGHT)
+        steps.append(("halfway", shown(0.5)))
+        slider.send_keys(Keys.END)
+        steps.append(("End", shown(0.5)))
+    elif kind == "compare":
+        slider = _slider(driver, root)
+        for _ in range(10):
+            slider.send_keys(Keys.ARROW_LEFT)
+        steps.append(("ArrowLeft ×10", shown()))
+    else:
+        slider = _slider(driver, root)
+        slider.send_keys(Keys.HOME)
+        steps.append(("Home", shown()))
+        slider.send_keys(Keys.ARROW_RIGHT)
+        steps.append(("ArrowRight", shown()))
+        play = driver.execute_script("return arguments[0].querySelector('.viewer-play')", root)
+        if play is not None:
+            play.click()
+            steps.append(("play", shown(0.8)))
+    return steps
+
+
+def drive_viewers(
+    site_dir: Path, pages: list[str], *, over: str = "http", width: int = 1280
+) -> dict[str, dict]:
+    """Open each page and drive the first viewer of each kind (and each sweep's first); per page:
+    the viewers found, what each driven one showed step by step, and the page's console errors,
+    requests off the machine and width."""
+    opened = serve_directory(Path(site_dir)) if over == "http" else open_from_disk(Path(site_dir))
+    results: dict[str, dict] = {}
+    with opened as base_url, chromium_driver(width, 1000) as driver:
+        for page in pages:
+            _drain_logs(driver)
+            _load_page(driver, base_url, page)
+            found = driver.execute_script(_VIEWERS_JS)
+            roots = driver.find_elements("css selector", "[data-viewer]")
+            driven, seen = [], set()
+            for root in roots:
+                kind = root.get_attribute("data-viewer")
+                series = kind == "scrub" and bool(
+                    driver.execute_script(
+                        "return !!arguments[0].querySelector('.viewer-play')", root
+                    )
+                )
+                if (kind, series) in seen:
+                    continue
+                seen.add((kind, series))
+                driven.append({"kind": kind, "steps": _drive(driver, root)})
+            report = _inspect_loaded(driver, base_url)
+            results[page] = {
+                "viewers": found,
+                "driven": driven,
+                "console_errors": report["console_errors"],
+                "external_requests": report["external_requests"],
+                "page_width": report["page_width"],
+                "window_width": report["window_width"],
+                "overflowing": report["overflowing"],
+                "figure_labels": report["figure_labels"],
+                "lightbox_links": report["lightbox_links"],
+            }
+    return results
+
+
+def transition_durations(site_dir: Path, page: str, *, reduced_motion: bool) -> list[str]:
+    """The transition durations of the first anagram's image and the first hybrid's, opened from
+    disk with the reader's system asking for reduced motion or not."""
+    with open_from_disk(Path(site_dir)) as base_url, chromium_driver() as driver:
+        driver.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia",
+            {
+                "features": [
+                    {
+                        "name": "prefers-reduced-motion",
+                        "value": "reduce" if reduced_motion else "no-preference",
+                    }
+                ]
+            },
+        )
+        _load_page(driver, base_url, page)
+        return driver.execute_script(
+            "return ['.anagram-tile img', '.zoom-near', '.zoom-far'].map(s =>"
+            " getComputedStyle(document.querySelector(s)).transitionDuration);"
+        )

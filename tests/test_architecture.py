@@ -21,10 +21,10 @@ LAYERS = [
     {"config", "render"},
     {"chapters"},
     {"backends"},
-    {"diffusion", "models", "figures", "inputs", "outputs"},
+    {"diffusion", "models", "figures", "inputs", "outputs", "viewers"},
     {"data", "shipped"},
     {"section", "store"},
-    {"errors", "hardware", "site_hooks", "speed"},
+    {"errors", "hardware", "site_hooks", "speed", "pngs"},
 ]
 LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}
 

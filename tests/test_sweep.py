@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,7 +105,7 @@ def test_build_all_builds_the_named_sweeps_and_the_page_shows_them(built):
         for point in outcome["points"]:
             record = json.loads((store / "store" / point["key"] / "record.json").read_text())
             assert record["params"][sweep.axes[0].name] == point["values"][sweep.axes[0].key]
-            assert (built / "docs/assets/sweeps" / name / point["figure"]).is_file()
+            assert _figure(built / "docs", name, point).is_file()
         assert outcome["plots"] and all(
             (built / "docs/assets/sweeps" / name / p["file"]).is_file() for p in outcome["plots"]
         )
@@ -112,6 +113,57 @@ def test_build_all_builds_the_named_sweeps_and_the_page_shows_them(built):
     own = (store / "refs" / "a1.6").read_text().strip()
     a16 = json.loads((built / "docs/assets/sweeps/a1.6-guidance/sweep.json").read_text())
     assert own in [p["key"] for p in a16["points"]]  # γ = 5 on local: a1.6 itself, reused
+
+
+def _figure(docs, name: str, point: dict):
+    """Where a point's figure is published: in its sweep's folder, or stored once elsewhere."""
+    at = point.get("stored_at")
+    return docs / at["path"] if at else docs / "assets/sweeps" / name / point["figure"]
+
+
+def test_a_figure_published_twice_is_stored_once_and_read_back_where_docs_alone_holds_it(
+    tmp_path,
+):
+    from generator.render import _published_sweep, _store_once, published_sweeps
+
+    docs = tmp_path / "docs"
+    figure = b"the same bytes"
+    sweeps = {
+        "s": {
+            Path("sweep.json"): json.dumps(
+                {
+                    "points": [
+                        {"figure": "point0.png", "caption": ""},
+                        {"figure": "point1.png", "caption": ""},
+                    ],
+                    "plots": [],
+                    "name": "s",
+                }
+            ).encode(),
+            Path("point0.png"): figure,
+            Path("point1.png"): figure,
+        }
+    }
+    _store_once(docs, sweeps, {})
+    assert set(sweeps["s"]) == {Path("sweep.json"), Path("point0.png")}
+    folder = docs / "assets/sweeps/s"
+    for rel, data in sweeps["s"].items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(data)
+    (point0, point1) = published_sweeps(docs / "assets/sweeps")[0]["points"]
+    assert point0["path"] == point1["path"] == "assets/sweeps/s/point0.png"
+    # docs/ alone: the sweep in full again, and the same files once stored once
+    again = _published_sweep(docs, folder, lambda p: p.read_bytes(), [])
+    assert again[Path("point1.png")] == figure
+    assert "stored_at" not in again[Path("sweep.json")].decode()
+    _store_once(docs, {"s": again}, {})
+    assert again == sweeps["s"]
+    # the one copy changed: the point is left without a figure rather than showing another
+    (folder / "point0.png").write_bytes(b"other bytes")
+    gone = json.loads(
+        _published_sweep(docs, folder, lambda p: p.read_bytes(), [])[Path("sweep.json")]
+    )
+    assert gone["points"][1]["figure"] is None
 
 
 def _entries(project, outcome: dict) -> dict[str, dict]:
@@ -215,7 +267,7 @@ def test_a_sweep_never_moves_the_sections_last_build_and_shows_the_points_own_fi
     assert (project / "docs/part-a.md").read_text() == page
     outcome = json.loads((project / "docs/assets/sweeps/two/sweep.json").read_text())
     for point in outcome["points"]:
-        published = np.asarray(Image.open(project / "docs/assets/sweeps/two" / point["figure"]))
+        published = np.asarray(Image.open(_figure(project / "docs", "two", point)))
         own = np.asarray(Image.open(project / ".gen/store" / point["key"] / "public/samples.png"))
         assert np.array_equal(published, own)
     assert "{: #two }" in (project / "docs/sweeps.md").read_text()
@@ -229,11 +281,11 @@ def test_a_sweep_shows_the_figure_it_names_and_its_command_makes_it_again(projec
     outcome = json.loads((project / "docs/assets/sweeps/gif/sweep.json").read_text())
     assert outcome["figure_asked"] == "sampling.gif"
     for point in outcome["points"]:
-        published = project / "docs/assets/sweeps/gif" / point["figure"]
+        published = _figure(project / "docs", "gif", point)
         own = project / ".gen/store" / point["key"] / "public/sampling.gif"
         assert published.read_bytes() == own.read_bytes()
     assert "--name gif --figure sampling.gif" in outcome["command"]
-    assert "`sampling.gif`" in (project / "docs/sweeps.md").read_text()
+    assert "<code>sampling.gif</code>" in (project / "docs/sweeps.md").read_text()
     # a figure the section does not make: one line that lists those it does
     result = gen(project, "sweep", "a1.6.guidance=1,2", "--figure", "nope.png", *SMOKE, check=False)
     lines = result.stderr.strip().splitlines()

@@ -1,0 +1,117 @@
+"""Figures are written as the smallest exact PNG: the same pixels, fewer bytes."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from conftest import REPO
+from PIL import Image
+
+from generator import pngs
+
+
+def _pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
+
+
+def _plain(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "kind", ["grey", "few colours", "many colours", "transparent", "transparent few"]
+)
+def test_every_form_keeps_every_pixel(kind):
+    rng = np.random.default_rng(1)
+    rgba = np.full((40, 50, 4), 255, np.uint8)
+    if kind == "grey":
+        rgba[..., :3] = rng.integers(0, 256, (40, 50, 1))
+    elif kind in ("few colours", "transparent few"):
+        rgba[..., :3] = rng.integers(0, 4, (40, 50, 3)) * 60
+    else:
+        rgba[..., :3] = rng.integers(0, 256, (40, 50, 3))
+    if kind.startswith("transparent"):
+        rgba[..., 3] = rng.integers(0, 2, (40, 50)) * 255
+    data = pngs.encode(Image.fromarray(rgba, "RGBA"))
+    assert np.array_equal(_pixels(data), rgba)
+
+
+def test_a_figure_of_grey_digits_shrinks():
+    """matplotlib's RGBA of a grey picture with a few hundred shades: written smaller, the same."""
+    path = REPO / "docs/assets/a1.6/samples.png"
+    if not path.is_file():
+        pytest.skip("no committed docs/ in this checkout")
+    with Image.open(path) as image:
+        rgba = np.asarray(image.convert("RGBA"))
+        data = pngs.encode(image)
+    assert np.array_equal(_pixels(data), rgba)
+    assert len(data) < 0.75 * len(_plain(Image.fromarray(rgba, "RGBA")))
+
+
+def test_the_same_image_gives_the_same_bytes():
+    rgba = np.random.default_rng(2).integers(0, 256, (16, 16, 4), dtype=np.uint8)
+    assert pngs.encode(rgba) == pngs.encode(rgba.copy())
+
+
+def test_an_rgba_figure_from_an_older_entry_is_published_small_and_encoded_once(tmp_path):
+    from generator.render import _SmallPngs
+
+    rgba = np.full((30, 30, 4), 255, np.uint8)
+    rgba[5:25, 5:25, :3] = 40
+    old = tmp_path / "figure.png"
+    Image.fromarray(rgba, "RGBA").save(old)  # as matplotlib writes it: RGBA
+    read = _SmallPngs(tmp_path / "cache")
+    published = read(old)
+    assert len(published) < old.stat().st_size and np.array_equal(_pixels(published), rgba)
+    (kept,) = (tmp_path / "cache").iterdir()
+    kept.write_bytes(b"kept")  # the second time, the kept encoding is what is published
+    assert read(old) == b"kept"
+    small = tmp_path / "small.png"
+    small.write_bytes(published)  # no longer RGBA: published as it is
+    assert read(small) == published
+
+
+def _stored_once(docs) -> dict[str, str]:
+    """Sweep figures published once elsewhere: their own path under docs/ → where they are."""
+    import json
+
+    found = {}
+    for path in docs.glob("assets/sweeps/*/sweep.json"):
+        for point in json.loads(path.read_text())["points"]:
+            if point.get("stored_at"):
+                own = f"assets/sweeps/{path.parent.name}/{point['figure']}"
+                found[own] = point["stored_at"]["path"]
+    return found
+
+
+def test_rendering_the_committed_write_up_keeps_every_pixel_and_settles(tmp_path):
+    """A clone whose docs/ holds figures from before: render makes them small in place (the same
+    pixels, samples.npz untouched), and a second render changes nothing."""
+    import shutil
+
+    from conftest import copy_project, gen
+
+    docs = REPO / "docs"
+    if not (docs / "index.md").is_file():
+        pytest.skip("no committed docs/ in this checkout")
+    project = copy_project(tmp_path / "clone")
+    shutil.copytree(docs, project / "docs")
+    gen(project, "render")
+    before = after = 0
+    stored_once = _stored_once(project / "docs")
+    for path in sorted(docs.glob("assets/**/*.png")):
+        rel = path.relative_to(docs).as_posix()
+        published = (project / "docs" / stored_once.get(rel, rel)).read_bytes()
+        assert np.array_equal(_pixels(published), _pixels(path.read_bytes())), path
+        assert len(published) <= path.stat().st_size, path
+        before = before + path.stat().st_size
+        after = after + (0 if rel in stored_once else len(published))
+    assert after < 0.8 * before, (before, after)
+    for path in docs.glob("assets/*/samples.npz"):
+        assert (project / path.relative_to(REPO)).read_bytes() == path.read_bytes()
+    again = gen(project, "render")
+    assert again.stdout.strip().splitlines()[-1] == "docs/: 0 file(s) updated", again.stdout

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .build import Job, Runner, plan, run_jobs, run_local, shown
-from .chapters import all_sections, select
+from .chapters import all_sections, needed, select
 from .config import CONFIG_FILE, Config, cache_dir, parameter, parse_value, read_file, with_sets
 from .errors import SweepFailed, UsageError
 from .store import Store, canonical_json, write_json
@@ -298,7 +298,13 @@ class Point:
 def points(config: Config, sweep: Sweep, device: str = "auto", cuda: bool = False) -> list[Point]:
     """Each point's parameters (the build's, with one --set per axis) and plan."""
     found = []
-    selected = select([sweep.section], include_needs=True, backend_needs=config.backend_needs)
+    # The shown section and what it needs, not its subsections: a sweep of f2.6 builds no f2.6.1.
+    needs = needed([sweep.section], config.backend_needs)
+    selected = [
+        s
+        for s in select([sweep.section], backend_needs=config.backend_needs)
+        if s.id == sweep.section or s.id in needs
+    ]
     for values in sweep.points():
         sets = tuple(f"{k}={json.dumps(v)}" for k, v in values.items())
         try:

@@ -12,8 +12,9 @@ import pytest
 from conftest import DATA_DIR, REPO, copy_project, gen, ran, tree_digest
 from PIL import Image
 
+from generator.config import load
 from generator.errors import SweepFailed, UsageError
-from generator.sweep import axis, expand_range, named, split_values
+from generator.sweep import axis, expand_range, named, points, split_values
 
 SMOKE = ("--profile", "smoke", "--backend", "local")
 
@@ -51,6 +52,14 @@ def test_the_named_sweeps_cover_what_the_write_up_asks_about():
     assert {s.section for s in sweeps.values()} >= {"a1.6", "a1.7", "a1.9", "b2.5"}
     smoke = named(REPO, "smoke")  # the profile's overlay narrows some and leaves one out
     assert smoke["a1.7-i_start"].axes[0].values == ([1], [3]) and "b2.5-guidance" not in smoke
+
+
+def test_a_point_builds_the_shown_section_and_its_needs_not_its_subsections():
+    """f2.6.1 reads f2.6's numbers, so a point of f2.6 would change its key and train it again."""
+    config = load(REPO, "smoke", backend="local")
+    found = points(config, named(REPO, "smoke")["f2.6-guidance"])
+    planned = {section.id for section, _key, _parts in found[0].planned}
+    assert "f2.6" in planned and "f2.5" in planned and "f2.6.1" not in planned
 
 
 def test_a_metric_is_checked_on_the_first_point_where_nothing_was_built(tmp_path):

@@ -13,9 +13,10 @@ import pytest
 from conftest import REPO, copy_project, gen, tree_digest
 
 DOCS = REPO / "docs"
-# bytes: the committed docs/ stays small enough to clone in seconds. 6.5 MiB while every
-# anagram candidate, hybrid candidate and lever is shown (6.07 MiB); issue 24 brings it under 5.
-BUDGET = int(6.5 * 2**20)
+# bytes: the committed docs/ stays small enough to clone in seconds. 8 MiB with every anagram
+# candidate, hybrid candidate and lever shown, the viewers' images and the flow-matching page
+# (7.27 MiB); under 5 MB is still to do (issue 24).
+BUDGET = int(8 * 2**20)
 PAGES = ("index.md", "part-a.md", "part-b.md")
 
 pytestmark = pytest.mark.skipif(

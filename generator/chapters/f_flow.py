@@ -19,7 +19,14 @@ from ..data import mnist, subset
 from ..errors import UsageError
 from ..section import Figure, Headline, Params, Result, fixed, lazy, percent, section
 from ..speed import Precision
-from .b_sampling import ANIMATED, DIGITS, GifFrames, _digit_shares, _scored
+from .b_sampling import (
+    ANIMATED,
+    DIGITS,
+    GifFrames,
+    _digit_shares,
+    _sample_time_ddpm_headline,
+    _scored,
+)
 from .common import (
     architecture,
     ddpm_training_loss,
@@ -333,26 +340,12 @@ def _draw(velocity_for, ctx, p, count: int, recorder=None) -> torch.Tensor:
     return torch.cat(out)
 
 
-def _last_epoch(r) -> int | None:
-    return r.data.get("epochs", [None])[-1]
-
-
-def _sample_time_headline(r) -> Headline | None:
-    last = _last_epoch(r)
-    if not last:
-        return None
-    return Headline(
-        f"confident (real digits {percent(r.metrics['confident_real'])})",
-        percent(r.metrics[f"confident_epoch_{last}"]),
-    )
-
-
 @section(
     "f2.3",
     "Sampling from the time-conditioned UNet",
     FlowSampleParams,
     needs=("f2.2", "b2.0"),
-    headline=_sample_time_headline,
+    headline=_sample_time_ddpm_headline,  # the same numbers as b2.3's
 )
 def sample_time_flow(p: FlowSampleParams, ctx) -> Result:
     reader = clf.Scorer(ctx.needs["b2.0"].private, ctx.device)

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from ..data import mnist, subset
 from ..errors import UsageError
-from ..section import Figure, Headline, Params, Result, lazy, percent, section
+from ..section import Headline, Params, Result, lazy, percent, section
 from ..shipped import CLASSIFIER
 from ..speed import ChannelsLast, Compile, DataOnDevice, Precision, speed_identity
 from .common import (
@@ -18,6 +18,7 @@ from .common import (
     model_name,
     parameters_headline,
     rng,
+    trained_unet,
     training_headline,
 )
 from .params import BatchSize, Epochs, Hidden, LearningRate, TrainSubset, UNetParams
@@ -179,37 +180,18 @@ def _train_ddpm(p: DDPMParams, ctx, config: unets.UNetConfig, *, p_uncond: float
         # sampler (√β_t·z)
         meta=local_model.ddpm_metadata(p.T, p.beta_1, p.beta_T, "fixed_large"),
     )
-    trainer.keep_models(ctx.work, ctx.private, p.checkpoints())
-    steps_per_epoch = -(-images.shape[0] // p.batch_size)
-    figs.loss_curve(
+    result = trained_unet(
         losses,
-        ctx.out / "loss.png",
-        title=f"{model_name(config)}, ε-prediction loss",
-        per_epoch=steps_per_epoch,
+        images.shape[0],
+        p,
+        ctx,
+        config,
+        loss="ε-prediction loss",
+        caption="Training loss per iteration; grey lines mark epochs",
     )
-    rows, total = architecture(config)
-    last_epoch = losses[-steps_per_epoch:]
-    return Result(
-        metrics={
-            "final_loss": sum(last_epoch) / len(last_epoch),
-            "iterations": len(losses),
-            "train_digits": images.shape[0],
-            "params": total,
-            # how much of x0 the last timestep keeps: sampling starts from pure noise regardless
-            "alphabar_last": float(schedule.alphas_cumprod[-1]),
-        },
-        figures=[Figure("loss.png", "Training loss per iteration; grey lines mark epochs")],
-        data={
-            "checkpoints": p.checkpoints(),
-            "layers": rows,
-            "total_params": total,
-            "epoch_losses": [
-                sum(losses[i : i + steps_per_epoch]) / len(losses[i : i + steps_per_epoch])
-                for i in range(0, len(losses), steps_per_epoch)
-            ],
-        },
-        model=model_name(config),
-    )
+    # how much of x0 the last timestep keeps: sampling starts from pure noise regardless
+    result.metrics["alphabar_last"] = float(schedule.alphas_cumprod[-1])
+    return result
 
 
 @section(

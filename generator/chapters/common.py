@@ -7,7 +7,7 @@ import math
 
 from ..hardware import to_device
 from ..inputs import load_image
-from ..section import Figure, Headline, count, fixed, lazy, percent
+from ..section import Figure, Headline, Result, count, fixed, lazy, percent
 
 # Imported where a run first uses them: reading the table (gen list) imports no torch.
 torch = lazy("torch")
@@ -255,6 +255,41 @@ def flow_training_loss(
 
 
 # ---------------------------------------------------------------- Part B: the UNets
+
+
+def trained_unet(
+    losses: list[float], digits: int, p, ctx, config: unets.UNetConfig, *, loss: str, caption: str
+) -> Result:
+    """What a Part B training section leaves, the DDPM's and flow matching's alike: the kept
+    checkpoints, the loss curve (titled by the `loss` it minimised), the final loss and the mean
+    loss of every epoch, over `digits` training digits in batches of `p.batch_size`."""
+    trainer.keep_models(ctx.work, ctx.private, p.checkpoints())
+    steps_per_epoch = -(-digits // p.batch_size)
+    figs.loss_curve(
+        losses,
+        ctx.out / "loss.png",
+        title=f"{model_name(config)}, {loss}",
+        per_epoch=steps_per_epoch,
+    )
+    rows, total = architecture(config)
+    last_epoch = losses[-steps_per_epoch:]
+    epochs = [losses[i : i + steps_per_epoch] for i in range(0, len(losses), steps_per_epoch)]
+    return Result(
+        metrics={
+            "final_loss": sum(last_epoch) / len(last_epoch),
+            "iterations": len(losses),
+            "train_digits": digits,
+            "params": total,
+        },
+        figures=[Figure("loss.png", caption)],
+        data={
+            "checkpoints": p.checkpoints(),
+            "layers": rows,
+            "total_params": total,
+            "epoch_losses": [sum(e) / len(e) for e in epochs],
+        },
+        model=model_name(config),
+    )
 
 
 def model_name(config: unets.UNetConfig) -> str:

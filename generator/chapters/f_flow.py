@@ -34,6 +34,7 @@ from .common import (
     model_name,
     parameters_headline,
     rng,
+    trained_unet,
     training_headline,
 )
 from .params import (
@@ -190,13 +191,6 @@ def _velocity(entry, epoch: int, device: str):
     return denoisers.UNetVelocity(trainer.load_kept(entry.private, epoch, device), device)
 
 
-def _epoch_means(losses: list[float], steps_per_epoch: int) -> list[float]:
-    return [
-        sum(losses[i : i + steps_per_epoch]) / len(losses[i : i + steps_per_epoch])
-        for i in range(0, len(losses), steps_per_epoch)
-    ]
-
-
 def _train_flow(
     p: FlowTrainParams, ctx, config: unets.UNetConfig, *, p_uncond: float = 0.0
 ) -> Result:
@@ -217,37 +211,15 @@ def _train_flow(
         label=ctx.section.id,
         meta={FLOW_META: {"path": "linear", "noise_at": 0.0, "data_at": 1.0}},
     )
-    trainer.keep_models(ctx.work, ctx.private, p.checkpoints())
-    steps_per_epoch = -(-images.shape[0] // p.batch_size)
-    figs.loss_curve(
+    return trained_unet(
         losses,
-        ctx.out / "loss.png",
-        title=f"{model_name(config)}, flow-matching loss",
-        per_epoch=steps_per_epoch,
-    )
-    rows, total = architecture(config)
-    last_epoch = losses[-steps_per_epoch:]
-    return Result(
-        metrics={
-            "final_loss": sum(last_epoch) / len(last_epoch),
-            "iterations": len(losses),
-            "train_digits": images.shape[0],
-            "params": total,
-        },
-        figures=[
-            Figure(
-                "loss.png",
-                "Training loss \\(\\lVert (x_1 - x_0) - u_\\theta(x_t, t) \\rVert^2\\) per "
-                "iteration; grey lines mark epochs",
-            )
-        ],
-        data={
-            "checkpoints": p.checkpoints(),
-            "layers": rows,
-            "total_params": total,
-            "epoch_losses": _epoch_means(losses, steps_per_epoch),
-        },
-        model=model_name(config),
+        images.shape[0],
+        p,
+        ctx,
+        config,
+        loss="flow-matching loss",
+        caption="Training loss \\(\\lVert (x_1 - x_0) - u_\\theta(x_t, t) \\rVert^2\\) per "
+        "iteration; grey lines mark epochs",
     )
 
 

@@ -25,12 +25,15 @@ def test_every_section_says_which_backend_and_model_made_it(built):
         assert record["backend"]["name"] == "local"
         assert record["backend"]["b2.4"] == b24["cache_key"]  # the model is b2.4's entry
         assert "b2.4" in record["backend"]["model_id"]
-        assert record["backend"]["settings"] == {
+        settings = record["backend"]["settings"]
+        assert {k: settings[k] for k in ("model", "variance", "t_start", "stride")} == {
             "model": "b2.4",
             "variance": "fixed_small",
             "t_start": 290,
             "stride": 96,
         }
+        # what `auto` chose for sampling on this device, named in the record
+        assert settings["precision"] in ("fp32", "bf16") and settings["channels_last"] == "off"
         assert record["needs"]["b2.4"] == b24["cache_key"]
         assert record["command"].startswith(f"gen build {sid} --profile smoke --backend local")
     page = (built / "docs/part-a.md").read_text()

@@ -117,6 +117,13 @@ def test_the_shipped_models_are_small_and_their_sha256_enter_the_keys():
     record = DDPM.record()
     from generator.backends.local import LocalSettings
 
-    settings = LocalSettings(model="pretrained", variance="fixed_small", t_start=290, stride=10)
+    settings = LocalSettings(
+        model="pretrained",
+        variance="fixed_small",
+        t_start=290,
+        stride=10,
+        precision="fp32",
+        channels_last="off",
+    )
     assert settings.identity()["weights_sha256"] == record["sha256"]
     assert "weights_sha256" not in settings.model_copy(update={"model": "b2.4"}).identity()

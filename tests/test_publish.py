@@ -25,7 +25,7 @@ WORKFLOW = REPO / ".github/workflows/pages.yml"
 SITE_REQUIREMENTS = REPO / "site-requirements.txt"
 # What building the site reads in a clone: the Pages workflow sees exactly these.
 SITE_INPUTS = ("mkdocs.yml", "docs", "generator/site_hooks.py")
-PAGES = ("index.html", "part-a.html", "part-b.html")
+PAGES = ("index.html", "part-a.html", "part-b.html", "part-f.html")
 
 
 def _in_ci() -> bool:

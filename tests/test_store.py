@@ -28,7 +28,7 @@ def test_second_identical_build_reruns_nothing(project):
     before = {p: p.stat().st_mtime_ns for p in (project / "docs").rglob("*") if p.is_file()}
     result = gen(project, "build", "b1", "--profile", "smoke")
     assert ran(result) == []
-    assert "0 section(s) ran, 4 reused" in result.stdout
+    assert "0 section(s) ran, 5 reused" in result.stdout
     after = {p: p.stat().st_mtime_ns for p in (project / "docs").rglob("*") if p.is_file()}
     assert after == before  # not even rewritten
 
@@ -47,6 +47,7 @@ def test_parameter_change_reruns_exactly_its_dependents(project):
         "b1.1",
         "b1.2.1",
         "b1.2.2",
+        "b1.2.3",
     ]
 
 
@@ -62,7 +63,7 @@ def test_force_recomputes_only_the_named_sections(project):
 def test_same_parameters_give_the_same_images(project):
     before = tree_digest(project / "docs/assets")
     result = gen(project, "build", "b1.2", "b1.2.1", "b2.5", "--profile", "smoke", "--force")
-    assert ran(result) == ["b1.2", "b1.2.1", "b1.2.2", "b2.5"]
+    assert ran(result) == ["b1.2", "b1.2.1", "b1.2.2", "b1.2.3", "b2.5"]
     after = tree_digest(project / "docs/assets")
     images = [p for p in before if p.endswith((".png", ".gif", ".npz"))]
     assert len(images) > 10 and all(before[p] == after[p] for p in images)

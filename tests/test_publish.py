@@ -175,8 +175,9 @@ def _math(page: Path) -> list[str]:
 
 
 def _local_refs(page: Path, attribute: str) -> set[str]:
+    # an attribute of that exact name: data-viewer-src (a viewer's description) is no link
     refs = set()
-    for ref in re.findall(rf'\b{attribute}="([^"]*)"', page.read_text()):
+    for ref in re.findall(rf'(?<![\w-]){attribute}="([^"]*)"', page.read_text()):
         ref = html.unescape(ref).split("#", 1)[0]
         if ref and not re.match(r"[a-z]+:", ref):  # http:, mailto:, data:
             refs.add(ref)

@@ -10,14 +10,13 @@ from ..data import mnist, subset
 from ..section import Figure, Headline, Params, Result, db, fixed, lazy, plain, section
 from ..speed import ChannelsLast, Compile, DataOnDevice, Precision, speed_identity
 from .common import (
-    architecture,
     denoiser_loss,
     finite,
-    model_name,
     parameters_headline,
     psnr,
     rng,
     training_headline,
+    unet_table,
 )
 from .params import BatchSize, Epochs, LearningRate, TrainSubset, UNetParams
 
@@ -66,13 +65,7 @@ def test_digits(ctx, count: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 @section("b1.1", "The UNet", UNetParams, headline=parameters_headline)
 def unet_architecture(p: UNetParams, ctx) -> Result:
-    config = unets.UNetConfig(hidden=p.hidden)
-    rows, total = architecture(config)
-    return Result(
-        metrics={"params": total},
-        data={"layers": rows, "total_params": total},
-        model=model_name(config),
-    )
+    return unet_table(unets.UNetConfig(hidden=p.hidden))
 
 
 def _noising_headline(r) -> Headline:

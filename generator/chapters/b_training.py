@@ -13,13 +13,12 @@ from ..section import Headline, Params, Result, lazy, percent, section
 from ..shipped import CLASSIFIER
 from ..speed import ChannelsLast, Compile, DataOnDevice, Precision, speed_identity
 from .common import (
-    architecture,
     ddpm_training_loss,
-    model_name,
     parameters_headline,
     rng,
     trained_unet,
     training_headline,
+    unet_table,
 )
 from .params import BatchSize, Epochs, Hidden, LearningRate, TrainSubset, UNetParams
 
@@ -141,13 +140,7 @@ class ClassifierParams(Params):
 
 @section("b2.1", "Time conditioning", UNetParams, headline=parameters_headline)
 def time_unet(p: UNetParams, ctx) -> Result:
-    config = unets.UNetConfig(hidden=p.hidden, time_conditioned=True)
-    rows, total = architecture(config)
-    return Result(
-        metrics={"params": total},
-        data={"layers": rows, "total_params": total},
-        model=model_name(config),
-    )
+    return unet_table(unets.UNetConfig(hidden=p.hidden, time_conditioned=True))
 
 
 def _train_ddpm(p: DDPMParams, ctx, config: unets.UNetConfig, *, p_uncond: float = 0.0) -> Result:

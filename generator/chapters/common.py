@@ -304,6 +304,16 @@ def model_name(config: unets.UNetConfig) -> str:
     return f"{kind} UNet(D={config.hidden}{scaled})".strip()
 
 
+def unet_table(config: unets.UNetConfig) -> Result:
+    """What a UNet section (b1.1, b2.1, b2.4, f2.1, f2.4) leaves: its blocks and parameter count."""
+    rows, total = architecture(config)
+    return Result(
+        metrics={"params": total},
+        data={"layers": rows, "total_params": total},
+        model=model_name(config),
+    )
+
+
 def architecture(config: unets.UNetConfig) -> tuple[list[dict], int]:
     """The UNet's top-level blocks with output shapes and parameter counts, read off the model."""
     model = unets.UNet(config).eval()

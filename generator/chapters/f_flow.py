@@ -28,14 +28,13 @@ from .b_sampling import (
     _scored,
 )
 from .common import (
-    architecture,
     ddpm_training_loss,
     flow_training_loss,
-    model_name,
     parameters_headline,
     rng,
     trained_unet,
     training_headline,
+    unet_table,
 )
 from .params import (
     BatchSize,
@@ -233,13 +232,7 @@ def _class_config(hidden: int) -> unets.UNetConfig:
 
 @section("f2.1", "Time conditioning (flow matching)", UNetParams, headline=parameters_headline)
 def flow_time_unet(p: UNetParams, ctx) -> Result:
-    config = _time_config(p.hidden)
-    rows, total = architecture(config)
-    return Result(
-        metrics={"params": total},
-        data={"layers": rows, "total_params": total},
-        model=model_name(config),
-    )
+    return unet_table(_time_config(p.hidden))
 
 
 @section(
@@ -255,13 +248,7 @@ def train_time_flow(p: FlowTrainParams, ctx) -> Result:
 
 @section("f2.4", "Class conditioning (flow matching)", UNetParams, headline=parameters_headline)
 def flow_class_unet(p: UNetParams, ctx) -> Result:
-    config = _class_config(p.hidden)
-    rows, total = architecture(config)
-    return Result(
-        metrics={"params": total},
-        data={"layers": rows, "total_params": total},
-        model=model_name(config),
-    )
+    return unet_table(_class_config(p.hidden))
 
 
 @section(

@@ -292,7 +292,10 @@ class FrameRecorder:
 
 
 def evenly_spread(total: int, count: int) -> set[int]:
-    """`count` step indices spread evenly over 0..total − 1, the first and the last included."""
+    """`count` step indices spread evenly over 0..total − 1, the first and the last included (all
+    of them where count ≥ total)."""
+    if count >= total:
+        return set(range(total))
     return {round(i * (total - 1) / (count - 1)) for i in range(count)}
 
 

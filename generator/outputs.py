@@ -12,17 +12,20 @@ write-up's numbers, `choices` (what an `auto` parameter became on this device,
 and why) and the command that rebuilds the section. `gen status`
 compares the key's parts with the next build's.
 
-samples.npz: `images` (N, C, H, W) float32 in [0, 1], and arrays of one entry
-per image (`labels`, `steps`, `labels_view1`, …) or single values (`view`).
+samples.npz: `images` (N, C, H, W) float32 in [0, 1], at 8 bits a pixel (each value k/255, as
+the figures show them and the scores read them), and arrays of one entry per image (`labels`,
+`steps`, `labels_view1`, …) or single values (`view`). `np.load` reads it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import io
 import math
 import os
 import platform
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,14 @@ from .store import write_json
 
 SAMPLES = "samples.npz"
 RECORD = "record.json"
+LEVELS = 255  # the grey levels a pixel of a figure, an animation or samples.npz keeps: 8 bits
+
+
+def eight_bit(images):
+    """Images in [0, 1] (a numpy array or a torch tensor) at the 8 bits a pixel that figures show
+    and samples.npz keeps: each value k/255. The scorer reads images through this, so that a
+    section's samples.npz scores exactly as its record says."""
+    return (images * LEVELS).round() / LEVELS
 
 
 def _array(value: Any) -> np.ndarray:
@@ -44,7 +55,7 @@ def write_samples(folder: Path, samples: dict[str, Any]) -> None:
     """samples.npz from "images" and per-image arrays; a shape or range outside the contract is a
     bug, so it raises."""
     arrays = {name: _array(value) for name, value in samples.items()}
-    images = arrays["images"].astype(np.float32)
+    images = eight_bit(arrays["images"].astype(np.float32))
     if images.ndim != 4 or images.size and not (images.min() >= 0.0 and images.max() <= 1.0):
         raise ValueError(f"samples.npz: images must be (N, C, H, W) in [0, 1], got {images.shape}")
     arrays["images"] = images
@@ -53,7 +64,20 @@ def write_samples(folder: Path, samples: dict[str, Any]) -> None:
             raise ValueError(
                 f"samples.npz: {name} has {array.shape[0]} entries for {images.shape[0]} images"
             )
-    np.savez_compressed(folder / SAMPLES, **arrays)
+    _save_npz(folder / SAMPLES, arrays)
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez's layout, compressed with bzip2 rather than deflate (generated digits hold noise,
+    which bzip2 packs into a third of the bytes; np.load reads either), and dated 1980-01-01 so
+    that the same arrays give the same bytes."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, array in arrays.items():
+            data = io.BytesIO()
+            np.lib.format.write_array(data, np.asanyarray(array), allow_pickle=False)
+            entry = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            entry.compress_type = zipfile.ZIP_BZIP2
+            archive.writestr(entry, data.getvalue())
 
 
 def check_metrics(metrics: dict[str, float]) -> None:

@@ -228,7 +228,7 @@ def _iterative_denoising_headline(r) -> Headline:
     "Iterative denoising",
     IterativeParams,
     needs=("a1.1", "a1.2"),
-    version=3,
+    version=4,
     uses_backend=True,
     headline=_iterative_denoising_headline,
 )

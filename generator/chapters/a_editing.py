@@ -171,7 +171,7 @@ def _sdedit_headline(r) -> Headline | None:
     "a1.7",
     "Image-to-image translation (SDEdit)",
     SDEditParams,
-    version=4,
+    version=5,
     uses_backend=True,
     headline=_sdedit_headline,
 )
@@ -188,7 +188,7 @@ def image_to_image(p: SDEditParams, ctx) -> Result:
     "a1.7.1",
     "Editing a web image and drawings",
     SDEditParams,
-    version=4,
+    version=5,
     uses_backend=True,
     headline=_sdedit_headline,
 )
@@ -204,7 +204,7 @@ def edit_drawings(p: SDEditParams, ctx) -> Result:
     "a1.7.3",
     "Text-conditional image-to-image",
     SDEditParams,
-    version=4,
+    version=5,
     uses_backend=True,
     headline=_sdedit_headline,
 )
@@ -222,7 +222,7 @@ def _inpainting_headline(r) -> Headline:
     "a1.7.2",
     "Inpainting",
     InpaintParams,
-    version=3,
+    version=4,
     uses_backend=True,
     headline=_inpainting_headline,
 )

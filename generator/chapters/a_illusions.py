@@ -173,7 +173,7 @@ def _visual_anagrams_headline(r) -> Headline | None:
     "a1.8",
     "Visual anagrams",
     AnagramParams,
-    version=4,
+    version=5,
     uses_backend=True,
     headline=_visual_anagrams_headline,
 )
@@ -325,7 +325,7 @@ def _hybrid_images_headline(r) -> Headline | None:
     "a1.9",
     "Hybrid images",
     HybridParams,
-    version=6,
+    version=7,
     uses_backend=True,
     headline=_hybrid_images_headline,
 )

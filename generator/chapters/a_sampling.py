@@ -24,7 +24,7 @@ from .common import (
     upsampled,
     versus_real,
 )
-from .params import Guidance, OneStepParams, PromptsParams, Samples
+from .params import GifFrames, Guidance, OneStepParams, PromptsParams, Samples
 
 # Imported where a run first uses them: reading the table (gen list) imports no torch.
 torch = lazy("torch")
@@ -48,11 +48,19 @@ class TextToImageParams(PromptsParams):
 
 class NoiseSampleParams(OneStepParams):
     num_samples: Samples
+    gif_frames: GifFrames  # at most the sampling steps are shown
 
 
 class CFGParams(PromptsParams):
     num_samples: Samples
     guidance: Guidance
+    gif_frames: GifFrames  # at most the sampling steps are shown
+
+
+def _frames(backend, p) -> set[int]:
+    """The steps the animation shows: `gif_frames` of the backend's sampling steps, evenly."""
+    steps = len(backend.timesteps) - 1
+    return figs.evenly_spread(steps, p.gif_frames)
 
 
 def _text_to_image_headline(r) -> Headline | None:
@@ -69,7 +77,7 @@ def _text_to_image_headline(r) -> Headline | None:
     "a0",
     "Text-to-image with the pretrained model",
     TextToImageParams,
-    version=3,
+    version=4,
     uses_backend=True,
     headline=_text_to_image_headline,
 )
@@ -127,14 +135,14 @@ def text_to_image(p: TextToImageParams, ctx) -> Result:
     "a1.5",
     "Sampling from pure noise",
     NoiseSampleParams,
-    version=3,
+    version=4,
     uses_backend=True,
     headline=versus_real("read confidently as some digit", "confident", "real_confident"),
 )
 def sampling(p: NoiseSampleParams, ctx) -> Result:
     backend = ctx.backend()
     gen = rng(p.seed)
-    frames = figs.FrameRecorder(min(p.num_samples, 5))
+    frames = figs.FrameRecorder(min(p.num_samples, 5), _frames(backend, p))
     x = from_noise(
         backend,
         samplers.conditional(backend.denoiser, backend.denoiser.encode([p.prompt])),
@@ -173,7 +181,7 @@ def sampling(p: NoiseSampleParams, ctx) -> Result:
     "a1.6",
     "Classifier-free guidance",
     CFGParams,
-    version=4,
+    version=5,
     uses_backend=True,
     headline=versus_real(
         "read confidently as the digit asked for", "confident_right", "real_confident_right"
@@ -184,7 +192,7 @@ def cfg(p: CFGParams, ctx) -> Result:
     den = backend.denoiser
     gen = rng(p.seed)
     prompts = [prompt for prompt in p.prompts for _ in range(p.num_samples)]  # prompt-major
-    frames = figs.FrameRecorder(min(len(prompts), ANIMATED))
+    frames = figs.FrameRecorder(min(len(prompts), ANIMATED), _frames(backend, p))
     x = from_noise(
         backend,
         samplers.classifier_free(den, den.encode(prompts), den.encode([""]), p.guidance),

@@ -190,6 +190,7 @@ def _pure_noise_headline(r) -> Headline:
     "b1.2.3",
     "Denoising pure noise",
     PureNoiseParams,
+    version=2,
     needs=("b1.1",),
     headline=_pure_noise_headline,
 )

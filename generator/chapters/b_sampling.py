@@ -16,7 +16,7 @@ from ..errors import UsageError
 from ..section import Figure, Headline, Params, Result, lazy, percent, section
 from ..speed import ChannelsLast, Precision, speed_identity
 from .common import rng
-from .params import Guidance
+from .params import GifFrames, Guidance
 
 # Imported where a run first uses them: reading the table (gen list) imports no torch.
 torch = lazy("torch")
@@ -25,10 +25,6 @@ samplers = lazy("..diffusion.samplers", __package__)
 outputs = lazy("..outputs", __package__)
 figs = lazy("..figures", __package__)
 clf = lazy("..models.classifier", __package__)
-
-GifFrames = Annotated[
-    int, Field(ge=2, le=300, description="frames of the animation, from 2 to 300")
-]
 
 Stride = Annotated[
     int,
@@ -192,7 +188,7 @@ def _sample_time_ddpm_headline(r) -> Headline | None:
     "Sampling from the time-conditioned DDPM",
     DDPMSampleParams,
     needs=("b2.2", "b2.0"),
-    version=3,
+    version=4,
     headline=_sample_time_ddpm_headline,
 )
 def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
@@ -373,7 +369,7 @@ def _sample_class_ddpm_headline(r) -> Headline | None:
     "Sampling with classifier-free guidance",
     GuidedSampleParams,
     needs=("b2.4", "b2.0"),
-    version=4,
+    version=5,
     headline=_sample_class_ddpm_headline,
 )
 def sample_class_ddpm(p: GuidedSampleParams, ctx) -> Result:

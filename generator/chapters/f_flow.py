@@ -22,7 +22,6 @@ from ..speed import Precision
 from .b_sampling import (
     ANIMATED,
     DIGITS,
-    GifFrames,
     _digit_shares,
     _sample_time_ddpm_headline,
     _scored,
@@ -39,6 +38,7 @@ from .common import (
 from .params import (
     BatchSize,
     Epochs,
+    GifFrames,
     Guidance,
     Hidden,
     LearningRate,
@@ -303,6 +303,7 @@ def _draw(velocity_for, ctx, p, count: int, recorder=None) -> torch.Tensor:
     "f2.3",
     "Sampling from the time-conditioned UNet",
     FlowSampleParams,
+    version=2,
     needs=("f2.2", "b2.0"),
     headline=_sample_time_ddpm_headline,  # the same numbers as b2.3's
 )
@@ -465,6 +466,7 @@ def _guided_headline(r) -> Headline | None:
     "f2.6",
     "Sampling with classifier-free guidance",
     FlowGuidedParams,
+    version=2,
     needs=("f2.5", "b2.0"),
     headline=_guided_headline,
 )
@@ -492,6 +494,7 @@ def sample_class_flow(p: FlowGuidedParams, ctx) -> Result:
     "f2.6.1",
     "Without the learning-rate scheduler",
     NoSchedulerParams,
+    version=2,
     needs=("b2.0", "f2.6"),
     headline=_guided_headline,
 )
@@ -549,6 +552,7 @@ def _compare_headline(r) -> Headline | None:
     "f3",
     "DDPM against flow matching at equal training",
     CompareParams,
+    version=2,
     needs=("b2.0",),
     headline=_compare_headline,
 )

@@ -23,6 +23,9 @@ Guidance = Annotated[
 ]
 Spec = Annotated[str, Field(min_length=1, max_length=4096)]
 Samples = Annotated[int, Field(ge=1, le=1000, description="samples drawn, from 1 to 1000")]
+GifFrames = Annotated[
+    int, Field(ge=2, le=300, description="frames of the animation, from 2 to 300")
+]
 KernelSize = Annotated[int, Field(ge=1, le=99, description="Gaussian kernel size, odd")]
 Hidden = Annotated[
     int, Field(ge=1, le=1024, description="D, the UNet's channel width (an integer from 1 to 1024)")

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..outputs import eight_bit
 from .weights import load_weights, save_weights
 
 
@@ -139,11 +140,13 @@ def train_classifier(
 
 @torch.no_grad()
 def _batched(fn, model: Classifier, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """`fn` over batches of `x` at 8 bits a pixel: what a page shows and samples.npz keeps (MNIST's
+    own digits are 8-bit already)."""
     model.eval()
     device = next(model.parameters()).device
     return torch.cat(
         [
-            fn(x[i : i + batch_size].to(device)).float().cpu()
+            fn(eight_bit(x[i : i + batch_size]).to(device)).float().cpu()
             for i in range(0, x.shape[0], batch_size)
         ]
     )

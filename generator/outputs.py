@@ -31,18 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from .pngs import eight_bit
 from .store import write_json
 
 SAMPLES = "samples.npz"
 RECORD = "record.json"
-LEVELS = 255  # the grey levels a pixel of a figure, an animation or samples.npz keeps: 8 bits
-
-
-def eight_bit(images):
-    """Images in [0, 1] (a numpy array or a torch tensor) at the 8 bits a pixel that figures show
-    and samples.npz keeps: each value k/255. The scorer reads images through this, so that a
-    section's samples.npz scores exactly as its record says."""
-    return (images * LEVELS).round() / LEVELS
 
 
 def _array(value: Any) -> np.ndarray:

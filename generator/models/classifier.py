@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..outputs import eight_bit
+from ..pngs import eight_bit
 from .weights import load_weights, save_weights
 
 

@@ -247,14 +247,17 @@ def actual_size(rows: Sequence[Sequence[torch.Tensor]], path: Path, *, gap: int 
 
 
 def tile(images: torch.Tensor, nrow: int, *, pad: int = 2) -> np.ndarray:
-    """A uint8 grid (H, W) or (H, W, 3) of images (N, C, h, w) in [0, 1], pixel for pixel."""
-    from torchvision.utils import make_grid
-
-    grid = make_grid(
-        images.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=pad, pad_value=0.5
-    )
-    array = (grid.numpy() * 255).round().astype(np.uint8)  # (3, H, W)
-    return array[0] if images.shape[1] == 1 else array.transpose(1, 2, 0)
+    """A uint8 grid (H, W) or (H, W, C) of images (N, C, h, w) in [0, 1], pixel for pixel: `nrow`
+    images a row, `pad` grey pixels round each (torchvision's make_grid layout)."""
+    array = (images.detach().float().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+    n, c, h, w = array.shape
+    cols = min(nrow, n)
+    rows = -(-n // cols)
+    grid = np.full((c, rows * (h + pad) + pad, cols * (w + pad) + pad), 128, np.uint8)
+    for k in range(n):
+        y, x = (k // cols) * (h + pad) + pad, (k % cols) * (w + pad) + pad
+        grid[:, y : y + h, x : x + w] = array[k]
+    return grid[0] if c == 1 else grid.transpose(1, 2, 0)
 
 
 def save_gif(

@@ -41,7 +41,6 @@ from collections.abc import Callable, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
 import torch
-from torchvision.transforms.functional import gaussian_blur
 
 from .ddpm import (
     StepInfo,
@@ -269,6 +268,9 @@ def hybrid(
     """
     if kernel_size <= 0 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be a positive odd number, got {kernel_size}")
+
+    # imported here: torchvision costs a build seconds to import, and only hybrids blur
+    from torchvision.transforms.functional import gaussian_blur
 
     def lowpass(e: Tensor) -> Tensor:
         return gaussian_blur(e, [kernel_size, kernel_size], [sigma, sigma])

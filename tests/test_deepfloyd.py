@@ -15,6 +15,8 @@ from generator.chapters import all_sections
 
 PART_A = [sid for sid in all_sections() if sid.startswith("a")]
 
+HALF_LEVEL = 0.5 / 255 + 1e-5  # samples.npz rounds each pixel to k/255
+
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
@@ -79,7 +81,8 @@ def test_every_part_a_section_builds_and_renders_on_deepfloyd(if_project, tiny):
 def test_inpainting_on_deepfloyd_keeps_the_original_outside_the_mask(if_project):
     samples = np.load(if_project / "docs/assets/a1.7.2/samples.npz")
     outside = np.broadcast_to(samples["masks"] == 0, samples["images"].shape)
-    assert np.abs(samples["images"][outside] - samples["originals"][outside]).max() < 1e-6
+    # samples.npz keeps 8 bits a pixel: the original, to the nearest level
+    assert np.abs(samples["images"][outside] - samples["originals"][outside]).max() < HALF_LEVEL
 
 
 @pytest.mark.slow
@@ -106,7 +109,8 @@ def test_a0_is_diffusers_ifpipeline_for_the_same_seed(if_project, tiny):
         clean_caption=False,
     ).images
     ours = np.load(if_project / "docs/assets/a0/samples.npz")["images"][: len(params["prompts"])]
-    np.testing.assert_allclose(ours, ((expected + 1) / 2).clamp(0, 1).numpy(), atol=1e-5)
+    # ours are at 8 bits a pixel (samples.npz): the pipeline's to the nearest level
+    np.testing.assert_allclose(ours, ((expected + 1) / 2).clamp(0, 1).numpy(), atol=HALF_LEVEL)
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ def trained(tmp_path_factory):
         "--set",
         "a1.6.num_samples=3",
         "--set",
-        "a1.8.num_samples=2",
+        "a1.8.num_samples=1",
     )
     return project
 

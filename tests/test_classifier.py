@@ -15,6 +15,8 @@ from generator.models.classifier import (
     frechet_distance,
     load_classifier,
     predict,
+    read,
+    read_and_features,
     save_classifier,
     train_classifier,
 )
@@ -89,6 +91,16 @@ def test_shapes_and_save_load(tmp_path):
     loaded = load_classifier(tmp_path / "c.safetensors")
     assert isinstance(loaded, Classifier) and loaded.config == model.config
     assert torch.equal(features(loaded, x), features(model, x))
+
+
+def test_one_pass_reads_and_embeds_as_the_two_do_apart():
+    torch.manual_seed(0)
+    model = Classifier(ClassifierConfig(channels=4)).eval()
+    x = torch.rand(7, 1, 28, 28)
+    digits, probability, feats = read_and_features(model, x, batch_size=3)
+    assert torch.equal(feats, features(model, x, batch_size=3))
+    expected_digits, expected_probability = read(model, x, batch_size=3)
+    assert torch.equal(digits, expected_digits) and torch.equal(probability, expected_probability)
 
 
 def test_training_is_reproducible_and_leaves_the_global_rng_alone():

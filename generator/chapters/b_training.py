@@ -232,8 +232,8 @@ def mnist_classifier(p: ClassifierParams, ctx) -> Result:
         made = {k: shipped[k] for k in ("command", "machine_line", "duration_s", "sha256", "bytes")}
     else:
         model = _train_classifier(p, ctx)
-    predicted, probability = clf.read(model, test_images)
-    features = clf.features(model, test_images).double().numpy()
+    predicted, probability, features = clf.read_and_features(model, test_images)
+    features = features.double().numpy()
     # Real digits seen from afar (a quarter of their size, enlarged back), the ceiling of 1.9's far
     # readings.
     small = TF.resize(TF.resize(test_images, [7, 7], antialias=True), [28, 28], antialias=False)

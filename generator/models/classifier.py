@@ -168,6 +168,20 @@ def read(model: Classifier, x: torch.Tensor, batch_size: int = 1000):
     return digits, probability
 
 
+def read_and_features(model: Classifier, x: torch.Tensor, batch_size: int = 1000):
+    """`read` and `features` in one pass: (N,) digits, (N,) their probabilities, (N, F)
+    features."""
+
+    def both(batch: torch.Tensor) -> torch.Tensor:  # forward's own steps, the features kept
+        feats = model.embed(batch)
+        return torch.cat([feats, model.fc2(feats)], 1)
+
+    out = _batched(both, model, x, batch_size)
+    size = model.config.features
+    probability, digits = out[:, size:].softmax(1).max(1)
+    return digits, probability, out[:, :size]
+
+
 def frechet_distance(
     feats_a: torch.Tensor | np.ndarray, feats_b: torch.Tensor | np.ndarray
 ) -> float:

@@ -128,6 +128,37 @@ def test_cfg_with_gamma_one_is_the_conditional_velocity(one_thread):
     )
 
 
+class TimeVelocity:
+    """u(x, t) = a·x + t, unconditional, with the samplers' interface and no noise schedule (as a
+    flow model has none)."""
+
+    def __init__(self, a):
+        self.a = a
+
+    def __call__(self, x, t, cond):
+        assert cond is None
+        return self.a * x + t, None
+
+
+def test_autoguidance_composes_flow_velocities_over_the_whole_path(one_thread):
+    strong, weak = TimeVelocity(0.1), TimeVelocity(0.4)
+    # w = 1 is the model alone (up to rounding); any w is u_weak + w(u − u_weak), at every t
+    assert torch.allclose(
+        _sample(samplers.autoguided(strong, weak, None, 1.0)),
+        _sample(samplers.conditional(strong, None)),
+        atol=1e-5,
+    )
+    x = torch.randn(10, 1, 28, 28)
+    for t in (0.0, 0.5, 1.0):
+        by_hand = (0.4 * x + t) + 2.0 * ((0.1 * x + t) - (0.4 * x + t))
+        assert torch.allclose(samplers.autoguided(strong, weak, None, 2.0)(x, t)[0], by_hand)
+    assert not torch.allclose(
+        _sample(samplers.autoguided(strong, weak, None, 2.0)),
+        _sample(samplers.conditional(strong, None)),
+        atol=1e-3,
+    )
+
+
 def test_sampling_is_deterministic(one_thread):
     vel = _class_velocity()
     cond, uncond = vel.encode(["7"] * 10), vel.encode([""])
@@ -205,11 +236,20 @@ def test_the_sections_follow_the_samples_contract(tmp_path):
         set([1, max(1, round(record["params"]["epochs"] / 2)), record["params"]["epochs"]])
     )
     with np.load(assets / "f2.3/samples.npz") as npz:
-        images, steps = npz["images"], npz["steps"]
+        images, steps, method = npz["images"], npz["steps"], npz["method"]
     shown = json.loads((assets / "f2.3/record.json").read_text())["params"]["num_samples"]
-    assert images.shape == (shown * len(kept), 1, 28, 28) and images.dtype == np.float32
+    # the plain samples of each checkpoint, then the last one's autoguided by the first
+    plain = [e for e in kept for _ in range(shown)]
+    assert images.shape == (shown * (len(kept) + 1), 1, 28, 28) and images.dtype == np.float32
     assert 0 <= images.min() and images.max() <= 1
-    assert steps.tolist() == [e for e in kept for _ in range(shown)]
+    assert steps.tolist() == plain + [kept[-1]] * shown
+    assert method.tolist() == ["plain"] * len(plain) + ["autoguided"] * shown
+    data = json.loads((assets / "f2.3/data.json").read_text())
+    assert data["guide_epoch"] == kept[0] and set(data["digits"]) == {
+        "real",
+        "samples",
+        "autoguided",
+    }
     with np.load(assets / "f2.6/samples.npz") as npz:
         labels, steps = npz["labels"], npz["steps"]
     per = json.loads((assets / "f2.6/record.json").read_text())["params"]["per_digit"]
@@ -230,6 +270,8 @@ def test_the_sections_follow_the_samples_contract(tmp_path):
         (["--set", "f3.stride=300"], "f3.stride=300"),  # b2.2 has T = 300
         (["--set", "f2.6.num_ts=0"], "f2.6.num_ts"),
         (["--set", "f2.2.sample_epochs=[3]"], "f2.2.sample_epochs"),
+        (["--set", "f2.3.guide_epoch=2"], "f2.3.guide_epoch=2"),  # the last: no weaker model
+        (["--set", "f2.2.sample_epochs=[2]"], "f2.3.autoguidance=2"),  # nothing earlier kept
     ],
 )
 def test_bad_flow_parameters_are_one_line_before_anything_runs(tmp_path, args, named):

@@ -16,7 +16,7 @@ from ..errors import UsageError
 from ..section import Figure, Headline, Params, Result, lazy, percent, section
 from ..speed import ChannelsLast, Precision, speed_identity
 from .common import rng
-from .params import GifFrames, Guidance
+from .params import Autoguidance, GifFrames, Guidance, GuideEpoch, check_autoguidance
 
 # Imported where a run first uses them: reading the table (gen list) imports no torch.
 torch = lazy("torch")
@@ -68,17 +68,8 @@ class DDPMSampleParams(Params):
     batch_size: int = Field(ge=1, le=10000, description="samples drawn at once, from 1 to 10000")
     stride: Stride
     gif_frames: GifFrames
-    autoguidance: float = Field(
-        ge=1.0,
-        le=20.0,
-        description="w of autoguidance, ε_weak + w(ε − ε_weak), for a second set of samples of "
-        "the last checkpoint; 1: none",
-    )
-    guide_epoch: int | None = Field(
-        ge=1,
-        le=1000,
-        description="the kept checkpoint of b2.2 that guides as the weaker model; null: the first",
-    )
+    autoguidance: Autoguidance
+    guide_epoch: GuideEpoch
     guide_interval: Annotated[
         list[Annotated[float, Field(ge=0.0, le=1.0)]], Field(min_length=2, max_length=2)
     ] = Field(description="[low, high]: autoguidance where t/T lies between them")
@@ -91,17 +82,7 @@ class DDPMSampleParams(Params):
     def check(self, config, sid):
         _check_sampling(config, sid, self, "b2.2")
         kept = config.params["b2.2"].checkpoints()
-        if self.autoguidance > 1 and len(kept) < 2:
-            raise UsageError(
-                f"bad value {sid}.autoguidance={self.autoguidance:g}: it needs a weaker model, an "
-                f"earlier checkpoint of b2.2, which keeps only epoch {kept[0]}; set "
-                "b2.2.sample_epochs to two epochs or more, or autoguidance to 1"
-            )
-        if self.guide_epoch is not None and self.guide_epoch not in kept[:-1]:
-            raise UsageError(
-                f"bad value {sid}.guide_epoch={self.guide_epoch}: the weaker model must be a "
-                f"checkpoint b2.2 keeps before its last: one of {kept[:-1]} (b2.2.sample_epochs)"
-            )
+        check_autoguidance(sid, self.autoguidance, self.guide_epoch, "b2.2", kept)
         low, high = self.guide_interval
         if low >= high:
             raise UsageError(
@@ -271,40 +252,29 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
             ),
             count,
         )
-        scored = images[: p.eval_samples]
-        metrics["fid_autoguided"], metrics["confident_autoguided"] = _scored(reader, scored)
-        rows.append(
-            {
-                "epoch": epochs[-1],
-                "method": "autoguided",
-                "fid": metrics["fid_autoguided"],
-                "confident": metrics["confident_autoguided"],
-            }
-        )
-        digits["autoguided"] = _digit_shares(reader, scored)
-        shown.append(images[: p.num_samples])
-        steps += [epochs[-1]] * p.num_samples
-        methods += ["autoguided"] * p.num_samples
-        figs.save_png(figs.tile(images[: p.num_samples], nrow=10), ctx.out / "autoguided.png")
         low, high = p.guide_interval
         where = (
             "at every step"
             if (low, high) == (0.0, 1.0)
             else f"for \\({low:g}T \\le t \\le {high:g}T\\)"
         )
-        figures.append(
-            Figure(
-                "autoguided.png",
-                f"The same noise after epoch {epochs[-1]}, autoguided by the epoch-{guide} model: "
-                f"\\(w = {p.autoguidance:g}\\) {where}",
-                pixelated=True,
-                enlarge=True,
-            )
+        found, row, digits["autoguided"], figure = _autoguided_set(
+            reader,
+            images,
+            p,
+            ctx,
+            epochs[-1],
+            f"The same noise after epoch {epochs[-1]}, autoguided by the epoch-{guide} model: "
+            f"\\(w = {p.autoguidance:g}\\) {where}",
         )
+        metrics |= found
+        rows.append(row)
+        figures.append(figure)
+        shown.append(images[: p.num_samples])
+        steps += [epochs[-1]] * p.num_samples
+        methods += ["autoguided"] * p.num_samples
     named = {"real": "real training digits", "plain": "samples", "autoguided": "autoguided"}
-    for method, found in digits.items():
-        metrics[f"digit_entropy_{method}"] = found["entropy"]
-        metrics[f"digit_min_share_{method}"] = min(found["shares"])
+    metrics |= _digit_metrics(digits)
     figs.digit_shares(
         {named[method]: found["shares"] for method, found in digits.items()},
         ctx.out / "digits.png",
@@ -334,6 +304,33 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
 def _scored(reader, images) -> tuple[float, float]:
     """The Fréchet distance of `images` to the test digits, and the share read confidently."""
     return reader.frechet(images), float(reader.confident(images).mean())
+
+
+def _autoguided_set(
+    reader, images, p, ctx, epoch: int, caption: str
+) -> tuple[dict, dict, dict, Figure]:
+    """The autoguided samples of the last checkpoint, scored as the plain ones are: their metrics,
+    their row of the page's table, how their confident readings spread, and their figure (saved
+    as autoguided.png)."""
+    scored = images[: p.eval_samples]
+    fid, sure = _scored(reader, scored)
+    figs.save_png(figs.tile(images[: p.num_samples], nrow=10), ctx.out / "autoguided.png")
+    return (
+        {"fid_autoguided": fid, "confident_autoguided": sure},
+        {"epoch": epoch, "method": "autoguided", "fid": fid, "confident": sure},
+        _digit_shares(reader, scored),
+        Figure("autoguided.png", caption, pixelated=True, enlarge=True),
+    )
+
+
+def _digit_metrics(digits: dict) -> dict:
+    """Per set of samples (`digits`: by method, from _digit_shares), the entropy of its confident
+    readings over the ten digits and the smallest digit's share."""
+    metrics = {}
+    for method, found in digits.items():
+        metrics[f"digit_entropy_{method}"] = found["entropy"]
+        metrics[f"digit_min_share_{method}"] = min(found["shares"])
+    return metrics
 
 
 def _digit_shares(reader, images) -> dict:

@@ -26,6 +26,24 @@ Samples = Annotated[int, Field(ge=1, le=1000, description="samples drawn, from 1
 GifFrames = Annotated[
     int, Field(ge=2, le=300, description="frames of the animation, from 2 to 300")
 ]
+# Autoguidance (Karras et al. 2024): the last checkpoint guided away from an earlier one.
+Autoguidance = Annotated[
+    float,
+    Field(
+        ge=1.0,
+        le=20.0,
+        description="w of autoguidance, weak + w(model − weak), for a second set of samples of "
+        "the last checkpoint; 1: none",
+    ),
+]
+GuideEpoch = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        le=1000,
+        description="the kept checkpoint that guides as the weaker model; null: the first",
+    ),
+]
 KernelSize = Annotated[int, Field(ge=1, le=99, description="Gaussian kernel size, odd")]
 Hidden = Annotated[
     int, Field(ge=1, le=1024, description="D, the UNet's channel width (an integer from 1 to 1024)")
@@ -43,6 +61,25 @@ TrainSubset = Annotated[
 def check_prompts(config, key: str, prompts: list[str]) -> None:
     for prompt in prompts:
         config.spec.check_prompt(key, prompt)
+
+
+def check_autoguidance(
+    sid: str, autoguidance: float, guide_epoch: int | None, trained: str, kept: list[int]
+) -> None:
+    """Autoguidance needs a weaker model: a checkpoint the training section `trained` keeps
+    (`kept`) before its last."""
+    if autoguidance > 1 and len(kept) < 2:
+        raise UsageError(
+            f"bad value {sid}.autoguidance={autoguidance:g}: it needs a weaker model, an "
+            f"earlier checkpoint of {trained}, which keeps only epoch {kept[0]}; set "
+            f"{trained}.sample_epochs to two epochs or more, or autoguidance to 1"
+        )
+    if guide_epoch is not None and guide_epoch not in kept[:-1]:
+        raise UsageError(
+            f"bad value {sid}.guide_epoch={guide_epoch}: the weaker model must be a "
+            f"checkpoint {trained} keeps before its last: one of {kept[:-1]} "
+            f"({trained}.sample_epochs)"
+        )
 
 
 def check_odd(key: str, value: int) -> None:

@@ -183,14 +183,18 @@ def autoguided(
 ) -> EpsFn:
     """ε = ε_weak + w(ε_θ − ε_weak) where t/T lies in `interval`, else ε_θ: the model guided away
     from a weaker version of itself (Karras et al. 2024, autoguidance), over part of the schedule
-    only (Kynkäänniemi et al. 2024). w = 1 is the model alone; variance from the model."""
-    T = denoiser.alphas_cumprod.shape[0]
+    only (Kynkäänniemi et al. 2024). w = 1 is the model alone; variance from the model.
+
+    Over the whole schedule, (0, 1), it composes any two models of one call signature: a flow
+    model's velocities as well (its t runs from 0 to 1 and has no T)."""
     low, high = interval
+    everywhere = (low, high) == (0.0, 1.0)
+    T = None if everywhere else denoiser.alphas_cumprod.shape[0]
 
     def eps_fn(x_t: Tensor, t: int) -> tuple[Tensor, Tensor | None]:
         c = _batch(cond, x_t.shape[0])
         eps, v = denoiser(x_t, t, c)
-        if not low <= t / T <= high:
+        if not everywhere and not low <= t / T <= high:
             return eps, v
         eps_weak = weak(x_t, t, c)[0].float()
         return eps_weak + scale * (eps.float() - eps_weak), v

@@ -7,7 +7,7 @@ variance the weights declare (σ² = β_t, as in the write-up).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from pydantic import Field
 
@@ -258,21 +258,8 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
             if (low, high) == (0.0, 1.0)
             else f"for \\({low:g}T \\le t \\le {high:g}T\\)"
         )
-        found, row, digits["autoguided"], figure = _autoguided_set(
-            reader,
-            images,
-            p,
-            ctx,
-            epochs[-1],
-            f"The same noise after epoch {epochs[-1]}, autoguided by the epoch-{guide} model: "
-            f"\\(w = {p.autoguidance:g}\\) {where}",
-        )
-        metrics |= found
-        rows.append(row)
-        figures.append(figure)
-        shown.append(images[: p.num_samples])
-        steps += [epochs[-1]] * p.num_samples
-        methods += ["autoguided"] * p.num_samples
+        found = Found(metrics, rows, digits, figures, shown, steps, methods)
+        _add_autoguided(reader, images, p, ctx, epochs[-1], guide, where, found)
     named = {"real": "real training digits", "plain": "samples", "autoguided": "autoguided"}
     metrics |= _digit_metrics(digits)
     figs.digit_shares(
@@ -306,21 +293,44 @@ def _scored(reader, images) -> tuple[float, float]:
     return reader.frechet(images), float(reader.confident(images).mean())
 
 
-def _autoguided_set(
-    reader, images, p, ctx, epoch: int, caption: str
-) -> tuple[dict, dict, dict, Figure]:
-    """The autoguided samples of the last checkpoint, scored as the plain ones are: their metrics,
-    their row of the page's table, how their confident readings spread, and their figure (saved
-    as autoguided.png)."""
+class Found(NamedTuple):
+    """What a sampling section has found so far, to which a set of samples adds: its metrics,
+    table rows, digit shares (by set), figures, and samples (images shown, with their
+    checkpoint's epoch and their set's method)."""
+
+    metrics: dict
+    rows: list
+    digits: dict
+    figures: list
+    shown: list
+    steps: list
+    methods: list
+
+
+def _add_autoguided(
+    reader, images, p, ctx, epoch: int, guide: int, where: str, found: Found
+) -> None:
+    """Score the autoguided samples of checkpoint `epoch` (guided by checkpoint `guide`, `where`
+    in the schedule) as the plain ones are, save their figure (autoguided.png), and add them to
+    what the section has `found`."""
     scored = images[: p.eval_samples]
     fid, sure = _scored(reader, scored)
+    found.metrics.update(fid_autoguided=fid, confident_autoguided=sure)
+    found.rows.append({"epoch": epoch, "method": "autoguided", "fid": fid, "confident": sure})
+    found.digits["autoguided"] = _digit_shares(reader, scored)
     figs.save_png(figs.tile(images[: p.num_samples], nrow=10), ctx.out / "autoguided.png")
-    return (
-        {"fid_autoguided": fid, "confident_autoguided": sure},
-        {"epoch": epoch, "method": "autoguided", "fid": fid, "confident": sure},
-        _digit_shares(reader, scored),
-        Figure("autoguided.png", caption, pixelated=True, enlarge=True),
+    found.figures.append(
+        Figure(
+            "autoguided.png",
+            f"The same noise after epoch {epoch}, autoguided by the epoch-{guide} model: "
+            f"\\(w = {p.autoguidance:g}\\) {where}",
+            pixelated=True,
+            enlarge=True,
+        )
     )
+    found.shown.append(images[: p.num_samples])
+    found.steps.extend([epoch] * p.num_samples)
+    found.methods.extend(["autoguided"] * p.num_samples)
 
 
 def _digit_metrics(digits: dict) -> dict:

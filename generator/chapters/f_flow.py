@@ -22,7 +22,8 @@ from ..speed import Precision
 from .b_sampling import (
     ANIMATED,
     DIGITS,
-    _autoguided_set,
+    Found,
+    _add_autoguided,
     _digit_metrics,
     _digit_shares,
     _sample_time_ddpm_headline,
@@ -374,21 +375,8 @@ def sample_time_flow(p: FlowSampleParams, ctx) -> Result:
         guide = p.guide_epoch or epochs[0]
         guided = samplers.autoguided(models[epochs[-1]], models[guide], None, p.autoguidance)
         images = _draw(lambda start, size: guided, ctx, p, count)
-        found, row, digits["autoguided"], figure = _autoguided_set(
-            reader,
-            images,
-            p,
-            ctx,
-            epochs[-1],
-            f"The same noise after epoch {epochs[-1]}, autoguided by the epoch-{guide} model: "
-            f"\\(w = {p.autoguidance:g}\\) at every step",
-        )
-        metrics |= found
-        rows.append(row)
-        figures.append(figure)
-        shown.append(images[: p.num_samples])
-        steps += [epochs[-1]] * p.num_samples
-        methods += ["autoguided"] * p.num_samples
+        found = Found(metrics, rows, digits, figures, shown, steps, methods)
+        _add_autoguided(reader, images, p, ctx, epochs[-1], guide, "at every step", found)
     metrics |= _digit_metrics(digits)
     named = {"real": "real training digits", "samples": "samples", "autoguided": "autoguided"}
     figs.digit_shares(

@@ -263,7 +263,7 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
     named = {"real": "real training digits", "plain": "samples", "autoguided": "autoguided"}
     metrics |= _digit_metrics(digits)
     figs.digit_shares(
-        {named[method]: found["shares"] for method, found in digits.items()},
+        {named[method]: d["shares"] for method, d in digits.items()},
         ctx.out / "digits.png",
     )
     figures.append(

@@ -380,7 +380,7 @@ def sample_time_flow(p: FlowSampleParams, ctx) -> Result:
     metrics |= _digit_metrics(digits)
     named = {"real": "real training digits", "samples": "samples", "autoguided": "autoguided"}
     figs.digit_shares(
-        {named[method]: found["shares"] for method, found in digits.items()},
+        {named[method]: d["shares"] for method, d in digits.items()},
         ctx.out / "digits.png",
     )
     figures.append(

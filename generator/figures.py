@@ -238,9 +238,7 @@ def actual_size(rows: Sequence[Sequence[torch.Tensor]], path: Path, *, gap: int 
         x = gap
         for image in row:
             h, w = image.shape[-2:]
-            canvas[y : y + h, x : x + w] = (
-                (image.float().clamp(0, 1).mean(0).numpy() * 255).round().astype(np.uint8)
-            )
+            canvas[y : y + h, x : x + w] = pngs.to_uint8(image.float().clamp(0, 1).mean(0).numpy())
             x += w + gap
         y += max(im.shape[-2] for im in row) + gap
     save_png(canvas, path)
@@ -249,7 +247,7 @@ def actual_size(rows: Sequence[Sequence[torch.Tensor]], path: Path, *, gap: int 
 def tile(images: torch.Tensor, nrow: int, *, pad: int = 2) -> np.ndarray:
     """A uint8 grid (H, W) or (H, W, C) of images (N, C, h, w) in [0, 1], pixel for pixel: `nrow`
     images a row, `pad` grey pixels round each (torchvision's make_grid layout)."""
-    array = (images.detach().float().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+    array = pngs.to_uint8(images.detach().float().cpu().numpy())
     n, c, h, w = array.shape
     cols = min(nrow, n)
     rows = -(-n // cols)

@@ -21,6 +21,14 @@ def eight_bit(images):
     return (images * LEVELS).round() / LEVELS
 
 
+def to_uint8(images):
+    """Images in [0, 1] (a numpy array; values outside are clipped) as their 8-bit pixels, 0 to
+    255: the values `eight_bit` keeps, as a PNG or a GIF stores them."""
+    import numpy as np
+
+    return (np.clip(images, 0, 1) * LEVELS).round().astype(np.uint8)
+
+
 def encode(image) -> bytes:
     """The smallest exact PNG of a PIL image (or a uint8 array (H, W), (H, W, 3) or (H, W, 4))."""
     import numpy as np

@@ -45,10 +45,7 @@ def _png(array) -> bytes:
 
 def _pixels(images):
     """(N, C, H, W) floats in [0, 1] → N uint8 arrays (H, W) or (H, W, 3)."""
-    import numpy as np
-
-    array = (np.clip(images, 0, 1) * 255).round().astype(np.uint8)
-    return [a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0) for a in array]
+    return [a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0) for a in pngs.to_uint8(images)]
 
 
 def _strip(frames) -> bytes:

@@ -126,7 +126,7 @@ class NoSchedulerParams(ClassFlowTrainParams):
 def _frames(p) -> set[int]:
     """The Euler steps the animation shows: `gif_frames` of them, at most every step (so that a
     sweep of num_ts keeps one gif_frames)."""
-    return figs.evenly_spread(p.num_ts, min(p.gif_frames, max(p.num_ts, 2)))
+    return figs.evenly_spread(p.num_ts, p.gif_frames)
 
 
 class FlowSampleParams(Params):

@@ -111,7 +111,7 @@ step() {
 # The figures and records a build left in the project copy's docs/ for part $1, under $out/$2.
 keep() {
   mkdir -p "$out/$2"
-  (cd "$work/project/docs/assets" && find . -path "./$1*" \( -name '*.png' -o -name '*.gif' -o -name 'record.json' \) -print0 |
+  (cd "$work/project/docs/assets" && find . -path "./$1*" \( -name '*.webp' -o -name '*.gif' -o -name 'record.json' \) -print0 |
     xargs -0 -r cp --parents -t "$out/$2")
 }
 

@@ -9,4 +9,4 @@ python3 -m generator.cli build b --profile full --device cuda
 echo "wall seconds: $(( $(date +%s) - start ))"
 tar -czf "$OUT/records.tar.gz" docs/assets/b*/record.json
 cp docs/assets/b2.5/samples.npz "$OUT/b2.5_samples.npz"
-cp docs/assets/b2.5/samples.png "$OUT/b2.5_samples.png"
+cp docs/assets/b2.5/samples.webp "$OUT/b2.5_samples.webp"

@@ -263,7 +263,7 @@ def build(ids, every, profile, sets, backend, device, force, dry_run, executor, 
 @click.option(
     "--figure",
     metavar="FILE",
-    help="The section's figure shown of each point, e.g. autoguided.png (default: its first "
+    help="The section's figure shown of each point, e.g. autoguided.webp (default: its first "
     "still image).",
 )
 @_executor_options

@@ -18,14 +18,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from . import pngs  # noqa: E402
+from . import image_files  # noqa: E402
 
 DPI = 100
 _PNG_META = {"Software": None}
 
 
 def _save(fig, path: Path) -> None:
-    """A figure as the smallest exact PNG (matplotlib's own is RGBA, whatever it shows)."""
+    """A figure as lossless WebP (`image_files`), from matplotlib's RGBA PNG."""
     from PIL import Image
 
     out = io.BytesIO()
@@ -35,7 +35,7 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
     out.seek(0)
     with Image.open(out) as image:
-        pngs.write(image, path)
+        image_files.write(image, path)
 
 
 def _to_hwc(image: torch.Tensor) -> np.ndarray:
@@ -238,16 +238,18 @@ def actual_size(rows: Sequence[Sequence[torch.Tensor]], path: Path, *, gap: int 
         x = gap
         for image in row:
             h, w = image.shape[-2:]
-            canvas[y : y + h, x : x + w] = pngs.to_uint8(image.float().clamp(0, 1).mean(0).numpy())
+            canvas[y : y + h, x : x + w] = image_files.to_uint8(
+                image.float().clamp(0, 1).mean(0).numpy()
+            )
             x += w + gap
         y += max(im.shape[-2] for im in row) + gap
-    save_png(canvas, path)
+    save_image(canvas, path)
 
 
 def tile(images: torch.Tensor, nrow: int, *, pad: int = 2) -> np.ndarray:
     """A uint8 grid (H, W) or (H, W, C) of images (N, C, h, w) in [0, 1], pixel for pixel: `nrow`
     images a row, `pad` grey pixels round each (torchvision's make_grid layout)."""
-    array = pngs.to_uint8(images.detach().float().cpu().numpy())
+    array = image_files.to_uint8(images.detach().float().cpu().numpy())
     n, c, h, w = array.shape
     cols = min(nrow, n)
     rows = -(-n // cols)
@@ -271,9 +273,9 @@ def save_gif(
     )
 
 
-def save_png(array: np.ndarray, path: Path) -> None:
-    """A uint8 array (from `tile`) as a PNG, pixel for pixel."""
-    pngs.write(array, path)
+def save_image(array: np.ndarray, path: Path) -> None:
+    """A uint8 array (from `tile`) as a figure, pixel for pixel."""
+    image_files.write(array, path)
 
 
 class FrameRecorder:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .pngs import eight_bit
+from .image_files import eight_bit
 from .store import write_json
 
 SAMPLES = "samples.npz"

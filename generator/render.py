@@ -23,7 +23,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from . import pngs
+from . import image_files
 from .chapters import all_sections
 from .errors import UsageError
 from .section import HeadlineOf, count, db
@@ -227,8 +227,9 @@ def _plain_read(source: Path) -> bytes:
 
 class _SmallPngs:
     """Reads a file to publish; an RGBA PNG (matplotlib's, in an entry made before figures were
-    written small) as its smallest exact form (`pngs.encode`: the same pixels), kept under the
-    store's `pngs/` by the original's sha256, so that each is encoded once."""
+    written small, and before they were WebP) as its smallest exact PNG (`image_files.encode_png`:
+    the same pixels, under the name its record gives it), kept under the store's `pngs/` by the
+    original's sha256, so that each is encoded once."""
 
     def __init__(self, cache: Path):
         self.cache = cache
@@ -244,7 +245,7 @@ class _SmallPngs:
         from PIL import Image
 
         with Image.open(io.BytesIO(data)) as image:
-            smaller = pngs.encode(image)
+            smaller = image_files.encode_png(image)
         found = smaller if len(smaller) < len(data) else data
         write_atomic(kept, found)
         return found

@@ -245,7 +245,7 @@ def named(root: Path, profile: str) -> dict[str, Sweep]:
             )
         figure = spec.get("figure")
         if figure is not None and not isinstance(figure, str):
-            raise UsageError(f"{where}.figure must be a file name, e.g. samples.png")
+            raise UsageError(f"{where}.figure must be a file name, e.g. samples.webp")
         metrics = spec.get("metrics") or []
         if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
             raise UsageError(f"{where}.metrics must be a list of metric names")
@@ -558,7 +558,7 @@ def _plots(sweep: Sweep, names: list[str], rows: list[dict], folder: Path) -> li
     ticks = None if numeric else [r["label"] for r in rows]
     plots = []
     for i, metric in enumerate(names):
-        file = f"plot{i}_{re.sub(r'[^A-Za-z0-9._-]', '_', metric)}.png"
+        file = f"plot{i}_{re.sub(r'[^A-Za-z0-9._-]', '_', metric)}.webp"
         metric_plot(
             x,
             [r["metrics"][metric] for r in rows],

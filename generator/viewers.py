@@ -4,7 +4,7 @@ A viewer (site_assets/javascripts/viewers.js) takes the place of one still figur
 run: an anagram that turns by its view, a hybrid that recedes, an edit that changes with
 `i_start`, an inpainting before and after, a sampling run step by step. It needs single images
 where a section saved a grid, and the frames of a GIF as one strip (STRIP_FRAMES of them at
-most); both are made here from samples.npz and the GIFs, as small PNGs under the section's
+most); both are made here from samples.npz and the GIFs, as lossless WebP under the section's
 `viewer/` folder, and go into docs/ beside the section's own files. The still figure stays in
 the page for readers without scripts.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import pngs
+from . import image_files
 
 FOLDER = "viewer"
 SAMPLES = "samples.npz"
@@ -32,27 +32,32 @@ STRIP_FRAMES = 16
 @dataclass
 class Viewers:
     """A section's viewers: the figure each one replaces → what the template writes into its root
-    element; `files`, the PNGs they show (path under the section's folder → bytes)."""
+    element; `files`, the images they show (path under the section's folder → bytes)."""
 
     by_figure: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
 
 
-def _png(array) -> bytes:
-    """A uint8 (H, W) or (H, W, 3) array as a PNG; the same array always gives the same bytes."""
-    return pngs.encode(array)
+def _image(array) -> bytes:
+    """A uint8 (H, W) or (H, W, 3) array as an image file (`image_files.SUFFIX`); the same array
+    always gives the same bytes."""
+    return image_files.encode(array)
+
+
+def _name(stem: str) -> str:
+    return stem + image_files.SUFFIX
 
 
 def _pixels(images):
     """(N, C, H, W) floats in [0, 1] → N uint8 arrays (H, W) or (H, W, 3)."""
-    return [a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0) for a in pngs.to_uint8(images)]
+    return [a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0) for a in image_files.to_uint8(images)]
 
 
 def _strip(frames) -> bytes:
-    """Frames of one size side by side, left to right, in one PNG."""
+    """Frames of one size side by side, left to right, in one image."""
     import numpy as np
 
-    return _png(np.concatenate(list(frames), axis=1))
+    return _image(np.concatenate(list(frames), axis=1))
 
 
 def _load(folder: Path) -> dict | None:
@@ -69,7 +74,7 @@ def _rel(sid: str, name: str) -> str:
     return f"assets/{sid}/{FOLDER}/{name}"
 
 
-def _anagrams(sid: str, z: dict, out: Viewers) -> None:
+def _anagrams(sid: str, z: dict, figure: str, out: Viewers) -> None:
     views = [v for v in str(z["view"]).split(",") if v]
     if not views or not set(views) <= TURNS:
         return
@@ -79,15 +84,15 @@ def _anagrams(sid: str, z: dict, out: Viewers) -> None:
     for i, image in enumerate(_pixels(z["images"])):
         if not shown[i]:
             continue
-        name = f"anagram_{i}.png"
-        out.files[name] = _png(image)
+        name = _name(f"anagram_{i}")
+        out.files[name] = _image(image)
         items.append({"src": _rel(sid, name), "shows": [str(p[i]) for p in prompts]})
         if "confident_all_views" in z:  # the figure's green frame
             items[-1]["confident"] = bool(z["confident_all_views"][i])
-    out.by_figure["anagrams.png"] = {"kind": "anagram", "views": views, "items": items}
+    out.by_figure[figure] = {"kind": "anagram", "views": views, "items": items}
 
 
-def _hybrids(sid: str, z: dict, far_scale: int, out: Viewers) -> None:
+def _hybrids(sid: str, z: dict, figure: str, far_scale: int, out: Viewers) -> None:
     if "far" not in z:
         return
     shown = z["shown"] if "shown" in z else [True] * len(z["images"])
@@ -95,18 +100,19 @@ def _hybrids(sid: str, z: dict, far_scale: int, out: Viewers) -> None:
     for i, (image, far) in enumerate(zip(_pixels(z["images"]), _pixels(z["far"]))):
         if not shown[i]:
             continue
-        out.files[f"hybrid_{i}.png"] = _png(image)
-        out.files[f"hybrid_{i}_far.png"] = _png(far)
+        close_name, far_name = _name(f"hybrid_{i}"), _name(f"hybrid_{i}_far")
+        out.files[close_name] = _image(image)
+        out.files[far_name] = _image(far)
         items.append(
             {
-                "src": _rel(sid, f"hybrid_{i}.png"),
-                "far": _rel(sid, f"hybrid_{i}_far.png"),
+                "src": _rel(sid, close_name),
+                "far": _rel(sid, far_name),
                 "far_shows": str(z["prompts_low"][i]),
                 "close_shows": str(z["prompts_high"][i]),
             }
         )
     size = int(z["images"].shape[-1])
-    out.by_figure["hybrids.png"] = {
+    out.by_figure[figure] = {
         "kind": "zoom",
         "size": size,
         "far_size": int(z["far"].shape[-1]),
@@ -126,7 +132,7 @@ def _series(sid: str, z: dict, data: dict, figure: str, out: Viewers) -> None:
         picked = sorted(
             (int(z["i_start"][i]), i) for i in range(len(images)) if str(z["source"][i]) == source
         )
-        name = f"edits_{k}.png"
+        name = _name(f"edits_{k}")
         out.files[name] = _strip(images[i] for _, i in picked)
         items.append(
             {
@@ -140,21 +146,17 @@ def _series(sid: str, z: dict, data: dict, figure: str, out: Viewers) -> None:
     out.by_figure[figure] = {"kind": "scrub", "param": "i_start", "items": items}
 
 
-def _inpainting(sid: str, z: dict, out: Viewers) -> None:
+def _inpainting(sid: str, z: dict, figure: str, out: Viewers) -> None:
     if "originals" not in z or "masks" not in z:
         return
     holed = z["originals"] * (1 - z["masks"]) + 0.5 * z["masks"]
     items = []
     for i, (before, after) in enumerate(zip(_pixels(holed), _pixels(z["images"]))):
-        out.files[f"inpaint_{i}_before.png"] = _png(before)
-        out.files[f"inpaint_{i}_after.png"] = _png(after)
-        items.append(
-            {
-                "before": _rel(sid, f"inpaint_{i}_before.png"),
-                "after": _rel(sid, f"inpaint_{i}_after.png"),
-            }
-        )
-    out.by_figure["inpainting.png"] = {"kind": "compare", "items": items}
+        before_name, after_name = _name(f"inpaint_{i}_before"), _name(f"inpaint_{i}_after")
+        out.files[before_name] = _image(before)
+        out.files[after_name] = _image(after)
+        items.append({"before": _rel(sid, before_name), "after": _rel(sid, after_name)})
+    out.by_figure[figure] = {"kind": "compare", "items": items}
 
 
 def _picked(frames: list) -> list[int]:
@@ -168,20 +170,20 @@ def _picked(frames: list) -> list[int]:
 
 
 def _gif_frames(sid: str, folder: Path, figure: str, out: Viewers) -> None:
-    """A sampling GIF's frames (STRIP_FRAMES of them at most), left to right in one PNG, for the
+    """A sampling GIF's frames (STRIP_FRAMES of them at most), left to right in one image, for the
     step scrubber; the GIF stays the figure without scripts."""
     import numpy as np
     from PIL import Image, ImageSequence
 
     try:
-        with Image.open(folder / figure) as gif:  # grey frames are written grey (pngs.encode)
+        with Image.open(folder / figure) as gif:
             frames = [np.array(f.convert("RGB")) for f in ImageSequence.Iterator(gif)]
     except OSError:
         return
     picked = _picked(frames)
     if len(picked) < 2:
         return
-    name = Path(figure).stem + "_frames.png"
+    name = _name(Path(figure).stem + "_frames")
     out.files[name] = _strip(frames[k] for k in picked)
     height, width = frames[0].shape[:2]
     out.by_figure[figure] = {
@@ -201,17 +203,19 @@ def derive(sid: str, folder: Path | None, figures: list[dict], params: dict, dat
     if folder is None:
         return out
     names = {f["file"] for f in figures}
+    # a figure by its stem: entries made before figures were WebP name theirs .png
+    stems = {Path(name).stem: name for name in names}
     try:
         z = _load(folder) if (folder / SAMPLES).is_file() else None
         if z is not None:
-            if "anagrams.png" in names and "view" in z:
-                _anagrams(sid, z, out)
-            if "hybrids.png" in names:
-                _hybrids(sid, z, int(params.get("far_scale", 4)), out)
-            if "edits.png" in names:
-                _series(sid, z, data, "edits.png", out)
-            if "inpainting.png" in names:
-                _inpainting(sid, z, out)
+            if "anagrams" in stems and "view" in z:
+                _anagrams(sid, z, stems["anagrams"], out)
+            if "hybrids" in stems:
+                _hybrids(sid, z, stems["hybrids"], int(params.get("far_scale", 4)), out)
+            if "edits" in stems:
+                _series(sid, z, data, stems["edits"], out)
+            if "inpainting" in stems:
+                _inpainting(sid, z, stems["inpainting"], out)
         for name in sorted(names):
             if name.endswith(".gif"):
                 _gif_frames(sid, folder, name, out)

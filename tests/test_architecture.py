@@ -24,7 +24,7 @@ LAYERS = [
     {"diffusion", "models", "figures", "inputs", "outputs", "viewers"},
     {"data", "shipped"},
     {"section", "store"},
-    {"errors", "hardware", "site_hooks", "speed", "pngs"},
+    {"errors", "hardware", "site_hooks", "speed", "image_files"},
 ]
 LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}
 

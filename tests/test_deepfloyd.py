@@ -71,7 +71,7 @@ def test_every_part_a_section_builds_and_renders_on_deepfloyd(if_project, tiny):
     for sid in ("a0", "a1.5", "a1.6", "a1.7", "a1.7.2", "a1.8", "a1.9"):
         images = np.load(if_project / f"docs/assets/{sid}/samples.npz")["images"]
         assert images.shape[1:] == (3, 64, 64) and images.dtype == np.float32, sid
-        assert (if_project / f"docs/assets/{sid}/upsampled.png").is_file(), sid
+        assert (if_project / f"docs/assets/{sid}/upsampled.webp").is_file(), sid
     anagrams = np.load(if_project / "docs/assets/a1.8/samples.npz")
     assert str(anagrams["view"]) == "flip"
     assert list(anagrams["prompts_view2"])[0] == "an oil painting of people around a campfire"

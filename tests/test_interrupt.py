@@ -59,7 +59,7 @@ def _result(project: Path) -> dict:
     entry = project / ".gen" / "store" / (project / ".gen" / "refs" / "b1.2.1").read_text().strip()
     out = {"metrics": json.loads((entry / "record.json").read_text())["metrics"]}
     for path in sorted(entry.rglob("*")):
-        if path.suffix == ".png":
+        if path.suffix in (".png", ".webp"):
             out[path.name] = np.asarray(Image.open(path))
         elif path.suffix == ".npz":
             out |= {f"{path.name}:{k}": v for k, v in np.load(path).items()}

@@ -90,13 +90,13 @@ def test_hybrids_sweep_sigma_and_keep_the_far_view(built):
     best = metrics["best_sigma"]
     assert best in params["sigmas"] and samples["sigma"].tolist() == [best] * n
     assert metrics["both_ways"] == max(metrics[f"both_sigma_{s:g}"] for s in params["sigmas"])
-    assert {"hybrids.png", "hybrids_actual_size.png", "sweep.png"} <= {
+    assert {"hybrids.webp", "hybrids_actual_size.webp", "sweep.webp"} <= {
         f["file"] for f in record["figures"]
     }
     from PIL import Image
 
     with Image.open(
-        built / "docs/assets/a1.9/hybrids_actual_size.png"
+        built / "docs/assets/a1.9/hybrids_actual_size.webp"
     ) as im:  # one screen pixel per image pixel
         assert im.height == len(params["pairs"]) * (28 + 6) + 6
 
@@ -315,6 +315,6 @@ def test_all_hybrid_pairs_are_tried_and_the_figure_shows_the_best_by_the_rule(tm
     metrics = record["metrics"]
     assert metrics["both_ways"] == pytest.approx(sum(p["both"] for p in shown) / 2)
     assert metrics["both_ways_tried"] == pytest.approx(sum(p["both"] for p in data["pairs"]) / 90)
-    assert "hybrids_tried.png" in {f["file"] for f in record["figures"]}
+    assert "hybrids_tried.webp" in {f["file"] for f in record["figures"]}
     page = (project / "docs/part-a.md").read_text()
     assert "**The figure is a selection, made by a stated rule:**\n90 pairs were tried" in page

@@ -10,8 +10,8 @@ import torch
 from conftest import DATA_DIR
 
 from generator.figures import tile
+from generator.image_files import eight_bit
 from generator.outputs import SAMPLES, write_samples
-from generator.pngs import eight_bit
 
 
 @pytest.mark.parametrize("train", [True, False])

@@ -65,7 +65,7 @@ def test_same_parameters_give_the_same_images(project):
     result = gen(project, "build", "b1.2", "b1.2.1", "b2.5", "--profile", "smoke", "--force")
     assert ran(result) == ["b1.2", "b1.2.1", "b1.2.2", "b1.2.3", "b2.5"]
     after = tree_digest(project / "docs/assets")
-    images = [p for p in before if p.endswith((".png", ".gif", ".npz"))]
+    images = [p for p in before if p.endswith((".png", ".webp", ".gif", ".npz"))]
     assert len(images) > 10 and all(before[p] == after[p] for p in images)
 
 

@@ -277,33 +277,33 @@ def test_a_damaged_record_is_stale_and_rebuilt_and_staging_leftovers_go(project)
 
 
 @pytest.mark.slow
-def test_a_truncated_png_is_rebuilt_and_never_published(project):
-    docs_png = project / "docs/assets/b1.2/noising.png"
+def test_a_truncated_figure_is_rebuilt_and_never_published(project):
+    docs_png = project / "docs/assets/b1.2/noising.webp"
     good = docs_png.read_bytes()
-    os.truncate(_entry_of(project, "b1.2") / "public/noising.png", 1000)
+    os.truncate(_entry_of(project, "b1.2") / "public/noising.webp", 1000)
     (_entry_of(project, "b1.2.1") / "private/model_epoch_2.safetensors").unlink()
     result = gen(project, "build", "b1.2", "b1.2.1", "--profile", "smoke")
     assert sorted(ran(result)) == ["b1.2", "b1.2.1"]
     assert (
-        "noising.png is 1000 bytes" in result.stderr
+        "noising.webp is 1000 bytes" in result.stderr
         and "model_epoch_2.safetensors is missing" in result.stderr
     )
     assert (
         docs_png.read_bytes()
-        == (_entry_of(project, "b1.2") / "public/noising.png").read_bytes()
+        == (_entry_of(project, "b1.2") / "public/noising.webp").read_bytes()
         == good
     )
 
 
 @pytest.mark.slow
 def test_gen_verify_finds_a_flipped_byte_and_repairs_it(project):
-    png = _entry_of(project, "b1.2") / "public/noising.png"
+    png = _entry_of(project, "b1.2") / "public/noising.webp"
     png.write_bytes(bytes([png.read_bytes()[0] ^ 1]) + png.read_bytes()[1:])
     assert (
         _states(gen(project, "list", "--profile", "smoke"))["b1.2"] == "fresh"
     )  # sizes only: missed
     found = gen(project, "verify", check=False)
-    assert found.returncode == 1 and "(b1.2): public/noising.png does not match" in found.stdout, (
+    assert found.returncode == 1 and "(b1.2): public/noising.webp does not match" in found.stdout, (
         found.stdout
     )
     assert "1 damaged" in found.stdout.splitlines()[-1]

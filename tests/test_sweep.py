@@ -185,7 +185,7 @@ def _entries(project, outcome: dict) -> dict[str, dict]:
         files = {
             rel: f["sha256"]
             for rel, f in manifest.items()
-            if rel.endswith((".png", ".gif", ".json")) and not rel.endswith("record.json")
+            if rel.endswith((".png", ".webp", ".gif", ".json")) and not rel.endswith("record.json")
         }
         with np.load(folder / "public/samples.npz") as samples:
             arrays = {name: samples[name].tolist() for name in samples.files}
@@ -223,8 +223,8 @@ def test_the_same_sweep_on_an_embedded_ray_gives_identical_entries(project):
         ran(build) == [] and "a1.2: queued" in build.stdout and "1 section(s) ran" in build.stdout
     )
     after = tree_digest(project / "docs/assets/a1.2")
-    assert {p: d for p, d in after.items() if p.endswith(".png")} == {
-        p: d for p, d in before.items() if p.endswith(".png")
+    assert {p: d for p, d in after.items() if p.endswith(".webp")} == {
+        p: d for p, d in before.items() if p.endswith(".webp")
     }
 
 
@@ -277,7 +277,7 @@ def test_a_sweep_never_moves_the_sections_last_build_and_shows_the_points_own_fi
     outcome = json.loads((project / "docs/assets/sweeps/two/sweep.json").read_text())
     for point in outcome["points"]:
         published = np.asarray(Image.open(_figure(project / "docs", "two", point)))
-        own = np.asarray(Image.open(project / ".gen/store" / point["key"] / "public/samples.png"))
+        own = np.asarray(Image.open(project / ".gen/store" / point["key"] / "public/samples.webp"))
         assert np.array_equal(published, own)
     assert "{: #two }" in (project / "docs/sweeps.md").read_text()
     build = gen(project, "build", "a1.6", *SMOKE)
@@ -299,4 +299,4 @@ def test_a_sweep_shows_the_figure_it_names_and_its_command_makes_it_again(projec
     result = gen(project, "sweep", "a1.6.guidance=1,2", "--figure", "nope.png", *SMOKE, check=False)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
-    assert "no figure nope.png" in lines[0] and "samples.png, sampling.gif" in lines[0]
+    assert "no figure nope.png" in lines[0] and "samples.webp, sampling.gif" in lines[0]

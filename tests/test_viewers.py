@@ -22,7 +22,10 @@ DOCS = REPO / "docs"
 
 
 def _image(data: bytes) -> np.ndarray:
-    return np.array(Image.open(io.BytesIO(data)))
+    """A viewer's image as its pixels: (H, W) where it is grey (WebP keeps grey as RGB)."""
+    found = np.array(Image.open(io.BytesIO(data)))
+    grey = found.ndim == 3 and (found == found[..., :1]).all()
+    return found[..., 0] if grey else found
 
 
 def _u8(x: np.ndarray) -> np.ndarray:
@@ -45,16 +48,29 @@ def test_anagram_viewer_shows_each_shown_sample_with_its_recorded_view(tmp_path,
         shown=np.array([False, False, True, True]),
         confident_all_views=np.array([True, False, False, True]),
     )
-    out = derive("a1.8", tmp_path, [{"file": "anagrams.png"}], {}, {})
-    spec = out.by_figure["anagrams.png"]
+    out = derive("a1.8", tmp_path, [{"file": "anagrams.webp"}], {}, {})
+    spec = out.by_figure["anagrams.webp"]
     assert spec["kind"] == "anagram" and spec["views"] == ["rot90cw"]
     assert [item["shows"] for item in spec["items"]] == [["6", "9"], ["6", "9"]]
     assert [item["src"] for item in spec["items"]] == [
-        "assets/a1.8/viewer/anagram_2.png",
-        "assets/a1.8/viewer/anagram_3.png",
+        "assets/a1.8/viewer/anagram_2.webp",
+        "assets/a1.8/viewer/anagram_3.webp",
     ]
     assert [item["confident"] for item in spec["items"]] == [False, True]
-    assert np.array_equal(_image(out.files["anagram_3.png"]), _u8(images[3, 0]))
+    assert np.array_equal(_image(out.files["anagram_3.webp"]), _u8(images[3, 0]))
+
+
+def test_an_entry_made_before_figures_were_webp_keeps_its_viewer(tmp_path, rng):
+    """Its record names inpainting.png: the viewer replaces that figure, with WebP images."""
+    np.savez(
+        tmp_path / "samples.npz",
+        images=rng.random((1, 1, 8, 8)),
+        originals=rng.random((1, 1, 8, 8)),
+        masks=np.ones((1, 1, 8, 8)),
+    )
+    out = derive("a1.7.2", tmp_path, [{"file": "inpainting.png"}], {}, {})
+    assert out.by_figure["inpainting.png"]["items"][0]["after"].endswith("inpaint_0_after.webp")
+    assert set(out.files) == {"inpaint_0_before.webp", "inpaint_0_after.webp"}
 
 
 def test_a_view_the_page_cannot_show_gives_no_viewer(tmp_path, rng):
@@ -65,7 +81,7 @@ def test_a_view_the_page_cannot_show_gives_no_viewer(tmp_path, rng):
         prompts_view2=np.array(["2"]),
         view=np.array("skew"),
     )
-    assert derive("a1.8", tmp_path, [{"file": "anagrams.png"}], {}, {}).by_figure == {}
+    assert derive("a1.8", tmp_path, [{"file": "anagrams.webp"}], {}, {}).by_figure == {}
 
 
 def test_zoom_viewer_pairs_each_hybrid_with_its_far_view(tmp_path, rng):
@@ -77,11 +93,11 @@ def test_zoom_viewer_pairs_each_hybrid_with_its_far_view(tmp_path, rng):
         prompts_low=np.array(["8", "4"]),
         prompts_high=np.array(["5", "3"]),
     )
-    out = derive("a1.9", tmp_path, [{"file": "hybrids.png"}], {"far_scale": 4}, {})
-    spec = out.by_figure["hybrids.png"]
+    out = derive("a1.9", tmp_path, [{"file": "hybrids.webp"}], {"far_scale": 4}, {})
+    spec = out.by_figure["hybrids.webp"]
     assert (spec["size"], spec["far_size"], spec["far_scale"]) == (28, 7, 4)
     assert [(i["far_shows"], i["close_shows"]) for i in spec["items"]] == [("8", "5"), ("4", "3")]
-    assert np.array_equal(_image(out.files["hybrid_1_far.png"]), _u8(far[1, 0]))
+    assert np.array_equal(_image(out.files["hybrid_1_far.webp"]), _u8(far[1, 0]))
 
 
 def test_sdedit_series_runs_from_the_earliest_start_to_the_latest(tmp_path, rng):
@@ -93,11 +109,11 @@ def test_sdedit_series_runs_from_the_earliest_start_to_the_latest(tmp_path, rng)
         source=np.array(["mnist:0", "mnist:0", "mnist:1", "mnist:1"]),
     )
     data = {"rows": [{"i_start": 1, "t": 960}, {"i_start": 10, "t": 690}]}
-    out = derive("a1.7", tmp_path, [{"file": "edits.png"}], {}, data)
-    spec = out.by_figure["edits.png"]
+    out = derive("a1.7", tmp_path, [{"file": "edits.webp"}], {}, data)
+    spec = out.by_figure["edits.webp"]
     assert spec["kind"] == "scrub" and len(spec["items"]) == 2
     assert spec["items"][0]["steps"] == ["i_start = 1, t = 960", "i_start = 10, t = 690"]
-    strip = _image(out.files["edits_1.png"])
+    strip = _image(out.files["edits_1.webp"])
     assert np.array_equal(strip[:, :28], _u8(images[3, 0]))  # i_start 1 first
     assert np.array_equal(strip[:, 28:], _u8(images[2, 0]))
 
@@ -107,11 +123,11 @@ def test_inpainting_compares_the_holed_original_with_the_result(tmp_path, rng):
     masks = np.zeros((1, 1, 8, 8))
     masks[..., :4, :] = 1
     np.savez(tmp_path / "samples.npz", images=images, originals=originals, masks=masks)
-    out = derive("a1.7.2", tmp_path, [{"file": "inpainting.png"}], {}, {})
-    assert out.by_figure["inpainting.png"]["kind"] == "compare"
-    before = _image(out.files["inpaint_0_before.png"])
+    out = derive("a1.7.2", tmp_path, [{"file": "inpainting.webp"}], {}, {})
+    assert out.by_figure["inpainting.webp"]["kind"] == "compare"
+    before = _image(out.files["inpaint_0_before.webp"])
     assert (before[:4] == 128).all() and np.array_equal(before[4:], _u8(originals[0, 0, 4:]))
-    assert np.array_equal(_image(out.files["inpaint_0_after.png"]), _u8(images[0, 0]))
+    assert np.array_equal(_image(out.files["inpaint_0_after.webp"]), _u8(images[0, 0]))
 
 
 def test_a_sampling_gif_becomes_a_strip_of_its_frames(tmp_path, rng):
@@ -122,7 +138,7 @@ def test_a_sampling_gif_becomes_a_strip_of_its_frames(tmp_path, rng):
     spec = out.by_figure["sampling.gif"]
     assert spec["play"] and (spec["width"], spec["height"]) == (10, 6)
     assert spec["items"][0]["steps"] == ["1", "2", "3"]
-    assert np.array_equal(_image(out.files["sampling_frames.png"]), np.concatenate(frames, 1))
+    assert np.array_equal(_image(out.files["sampling_frames.webp"]), np.concatenate(frames, 1))
 
 
 def test_a_long_sampling_gif_gives_a_strip_of_at_most_sixteen_frames_first_and_last_included(
@@ -136,7 +152,7 @@ def test_a_long_sampling_gif_gives_a_strip_of_at_most_sixteen_frames_first_and_l
     steps = spec["items"][0]["steps"]
     assert len(steps) == STRIP_FRAMES and steps[0] == "1" and steps[-1] == "31" and spec["of"] == 31
     picked = [frames[int(k) - 1] for k in steps]
-    assert np.array_equal(_image(out.files["sampling_frames.png"]), np.concatenate(picked, 1))
+    assert np.array_equal(_image(out.files["sampling_frames.webp"]), np.concatenate(picked, 1))
     # a frame the same as the one before it is left out
     same = [frames[0], frames[0], frames[1], frames[1], frames[2]]
     assert _picked(same) == [0, 2, 4]
@@ -252,7 +268,7 @@ def test_the_sweeps_page_wraps_each_quoted_captions_maths_once(site):
 
 def test_samples_a_viewer_cannot_read_leave_the_still_figure(tmp_path):
     (tmp_path / "samples.npz").write_bytes(b"not a zip")
-    assert derive("a1.8", tmp_path, [{"file": "anagrams.png"}], {}, {}).by_figure == {}
+    assert derive("a1.8", tmp_path, [{"file": "anagrams.webp"}], {}, {}).by_figure == {}
     np.savez(tmp_path / "samples.npz", images=np.zeros((2, 1, 4, 4)), far=np.zeros((1, 1, 1, 1)))
-    out = derive("a1.9", tmp_path, [{"file": "hybrids.png"}], {"far_scale": 4}, {})
+    out = derive("a1.9", tmp_path, [{"file": "hybrids.webp"}], {"far_scale": 4}, {})
     assert out.by_figure == {} and out.files == {}

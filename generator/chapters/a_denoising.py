@@ -91,7 +91,7 @@ def forward_process(p: ForwardParams, ctx) -> Result:
     table(
         backend,
         torch.cat([x0, noisy])[None],
-        ctx.out / "forward.png",
+        ctx.out / "forward.webp",
         col_labels=["original"] + [f"t = {t}" for t in p.timesteps],
     )
     clean = backend.to_pixels(x0)
@@ -103,7 +103,7 @@ def forward_process(p: ForwardParams, ctx) -> Result:
         metrics={f"psnr_noisy_t_{r['t']}": r["psnr_noisy"] for r in rows},
         figures=[
             Figure(
-                "forward.png",
+                "forward.webp",
                 f"The test image ({p.image}) and \\(x_t = \\sqrt{{\\bar\\alpha_t}}\\,x_0 + "
                 "\\sqrt{1 - \\bar\\alpha_t}\\,\\epsilon\\)",
                 pixelated=backend.spec.pixelated,
@@ -139,7 +139,7 @@ def classical_denoising(p: BlurParams, ctx) -> Result:
     table(
         backend,
         torch.stack([noisy, blurred]),
-        ctx.out / "blur.png",
+        ctx.out / "blur.webp",
         row_labels=["noisy", "blurred"],
         col_labels=[f"t = {t}" for t in timesteps],
     )
@@ -160,7 +160,7 @@ def classical_denoising(p: BlurParams, ctx) -> Result:
         metrics=metrics,
         figures=[
             Figure(
-                "blur.png",
+                "blur.webp",
                 f"Gaussian blur, kernel {p.kernel_size}, \\(\\sigma = {p.sigma:g}\\)",
                 pixelated=backend.spec.pixelated,
             )
@@ -194,7 +194,7 @@ def one_step_denoising(p: OneStepParams, ctx) -> Result:
     table(
         backend,
         shown,
-        ctx.out / "one_step.png",
+        ctx.out / "one_step.webp",
         row_labels=[f"t = {t}" for t in timesteps],
         col_labels=["original", "noisy", "one-step estimate"],
     )
@@ -207,7 +207,7 @@ def one_step_denoising(p: OneStepParams, ctx) -> Result:
         metrics={f"psnr_one_step_t_{r['t']}": r["psnr_one_step"] for r in rows},
         figures=[
             Figure(
-                "one_step.png",
+                "one_step.webp",
                 f"\\(\\hat x_0\\) from one noise estimate, {quoted(p.prompt)}",
                 pixelated=backend.spec.pixelated,
             )
@@ -268,7 +268,7 @@ def iterative_denoising(p: IterativeParams, ctx) -> Result:
     table(
         backend,
         torch.cat([f[:1] for f in shown.frames])[None],
-        ctx.out / "steps.png",
+        ctx.out / "steps.webp",
         col_labels=[f"t = {t}" for t in steps],
     )
     shown_runs = min(p.runs, SHOWN_RUNS)
@@ -285,7 +285,7 @@ def iterative_denoising(p: IterativeParams, ctx) -> Result:
     table(
         backend,
         final,
-        ctx.out / "compare.png",
+        ctx.out / "compare.webp",
         col_labels=["original", f"noisy, t = {t0}", "iterative", "one-step", "blurred"],
         row_labels=[f"run {k + 1}" for k in range(shown_runs)] if shown_runs > 1 else [],
     )
@@ -305,12 +305,12 @@ def iterative_denoising(p: IterativeParams, ctx) -> Result:
         metrics={**metrics, "steps": len(ts) - 1 - p.i_start},
         figures=[
             Figure(
-                "steps.png",
+                "steps.webp",
                 f"\\(x_t\\) every {p.show_every} steps from \\(t = {t0}\\)",
                 pixelated=pixelated,
             ),
             Figure(
-                "compare.png",
+                "compare.webp",
                 "Iterative denoising against one step and a Gaussian blur"
                 + (
                     f", for the first {shown_runs} of {p.runs} noisy copies"

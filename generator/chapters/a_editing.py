@@ -112,14 +112,14 @@ def _sdedit(p: SDEditParams, ctx, caption: str) -> Result:
     table(
         backend,
         torch.stack(rows),
-        ctx.out / "edits.png",
+        ctx.out / "edits.webp",
         row_labels=[name_of(s) for s in p.images],
         col_labels=[f"i_start {i}\nt = {ts[i]}" for i in p.i_starts] + ["original"],
     )
     x = torch.cat(edits)
     figures = [
         Figure(
-            "edits.png",
+            "edits.webp",
             caption.format(prompt=quoted(p.prompt), guidance=p.guidance),
             pixelated=backend.spec.pixelated,
         )
@@ -257,7 +257,7 @@ def inpainting(p: InpaintParams, ctx) -> Result:
     holed = orig_pixels * (1 - m_cpu) + 0.5 * m_cpu
     figs.image_table(
         torch.stack([orig_pixels, m_cpu.expand_as(pixels), holed, pixels], dim=1),
-        ctx.out / "inpainting.png",
+        ctx.out / "inpainting.webp",
         row_labels=[name_of(s) for s in p.images],
         col_labels=["original", "mask", "kept", "inpainted"],
         cell=cell(backend),
@@ -266,7 +266,7 @@ def inpainting(p: InpaintParams, ctx) -> Result:
         f"Inpainting with {quoted(p.prompt)}, \\(\\gamma = {p.guidance:g}\\): "
         "new content only where the mask is white"
     )
-    figures = [Figure("inpainting.png", caption, pixelated=backend.spec.pixelated)]
+    figures = [Figure("inpainting.webp", caption, pixelated=backend.spec.pixelated)]
     figures += upsampled(
         backend, x, [p.prompt] * len(results), gen, ctx.out, len(results), "The inpainted images"
     )

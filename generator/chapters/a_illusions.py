@@ -216,7 +216,7 @@ def visual_anagrams(p: AnagramParams, ctx) -> Result:
     view_images = torch.stack(seen, 1).reshape(len(tried), n, len(views), *x.shape[1:])
     figs.image_table(
         view_images[shown].transpose(1, 2).flatten(0, 1),  # (shown·views, n, C, H, W)
-        ctx.out / "anagrams.png",
+        ctx.out / "anagrams.webp",
         row_labels=[
             f"{short([q], 14)[0]}: {'as it is' if v == 'identity' else v}"
             for a in shown
@@ -233,7 +233,7 @@ def visual_anagrams(p: AnagramParams, ctx) -> Result:
     )
     figures = [
         Figure(
-            "anagrams.png",
+            "anagrams.webp",
             f"Every candidate ({n} per anagram) of {chosen}, as it is and under "
             f"{', '.join(p.views)}; \\(\\gamma = {p.guidance:g}\\).{mark}",
             pixelated=backend.spec.pixelated,
@@ -242,14 +242,14 @@ def visual_anagrams(p: AnagramParams, ctx) -> Result:
     if len(shown) < len(tried):
         figs.image_table(
             view_images[:, :, 0],
-            ctx.out / "anagrams_tried.png",
+            ctx.out / "anagrams_tried.webp",
             row_labels=[" / ".join(a) for a in tried],
             cell=0.35,
             marked=every.bool() if scored else None,
         )
         figures.append(
             Figure(
-                "anagrams_tried.png",
+                "anagrams_tried.webp",
                 f"Every anagram tried, as it is: {n} candidates each.{mark}",
                 pixelated=backend.spec.pixelated,
             )
@@ -388,7 +388,7 @@ def hybrid_images(p: HybridParams, ctx) -> Result:
     small = f"{H // p.far_scale}×{W // p.far_scale}"
     figs.image_table(
         both_views.transpose(0, 1).flatten(0, 1),  # (shown·2, n, C, H, W)
-        ctx.out / "hybrids.png",
+        ctx.out / "hybrids.webp",
         row_labels=[
             f"{short([lo], 14)[0]} / {short([hi], 14)[0]}: {where}"
             for lo, hi in on_show
@@ -400,7 +400,7 @@ def hybrid_images(p: HybridParams, ctx) -> Result:
         else read[0].reshape(len(tried), 1, n)[shown].expand(-1, 2, -1).reshape(-1, n).bool(),
     )
     first = [k * n for k in shown]  # the first candidate of each pair shown
-    figs.actual_size([[pixels[i], far[i]] for i in first], ctx.out / "hybrids_actual_size.png")
+    figs.actual_size([[pixels[i], far[i]] for i in first], ctx.out / "hybrids_actual_size.webp")
     chosen = (
         f"the {len(shown)} of {len(tried)} pairs read confidently at both distances most often"
         if len(shown) < len(tried)
@@ -408,7 +408,7 @@ def hybrid_images(p: HybridParams, ctx) -> Result:
     )
     figures = [
         Figure(
-            "hybrids.png",
+            "hybrids.webp",
             f"Every candidate ({n} per pair) of {chosen}, at \\(\\sigma = {best:g}\\) (kernel "
             f"{p.kernel_size}): low frequencies of the first prompt, high of the second; close up, "
             f"and from afar ({small}, enlarged)."
@@ -416,7 +416,7 @@ def hybrid_images(p: HybridParams, ctx) -> Result:
             pixelated=backend.spec.pixelated,
         ),
         Figure(
-            "hybrids_actual_size.png",
+            "hybrids_actual_size.webp",
             f"The same at actual size: {H}×{W} pixels, and {small} as seen from afar",
         ),
     ]
@@ -424,14 +424,14 @@ def hybrid_images(p: HybridParams, ctx) -> Result:
         figs.pair_rates(
             {tuple(r["prompts"]): (r["both_confident"], r["both"]) for r in pairs},
             list(backend.spec.classes),
-            ctx.out / "hybrids_tried.png",
+            ctx.out / "hybrids_tried.webp",
             rows="seen from afar (low frequencies)",
             columns="seen close up (high frequencies)",
             marked={tuple(tried[k]) for k in shown},
         )
         figures.append(
             Figure(
-                "hybrids_tried.png",
+                "hybrids_tried.webp",
                 f"Every pair tried at \\(\\sigma = {best:g}\\), {n} candidates each: the share "
                 "read confidently right at both distances, and in brackets plainly right; framed: "
                 "the pairs shown",
@@ -463,13 +463,13 @@ def hybrid_images(p: HybridParams, ctx) -> Result:
                     "both": [r["both"] for r in rows],
                     "both, confidently": [r["both_confident"] for r in rows],
                 },
-                ctx.out / "sweep.png",
+                ctx.out / "sweep.webp",
                 xlabel="σ of the low-pass filter (pixels)",
                 title="How hybrids read, by σ",
             )
             figures.append(
                 Figure(
-                    "sweep.png",
+                    "sweep.webp",
                     f"Share of {len(low_prompts)} hybrids read right from afar, close up, and "
                     "both, for each \\(\\sigma\\)",
                 )

@@ -87,10 +87,10 @@ def text_to_image(p: TextToImageParams, ctx) -> Result:
         [backend.text_to_image(p.prompts, steps, p.guidance, rng(p.seed)) for steps in p.steps]
     )  # (steps, prompts, C, H, W)
     labels = dict(row_labels=[f"{s} steps" for s in p.steps], col_labels=short(p.prompts))
-    table(backend, x, ctx.out / "samples.png", **labels)
+    table(backend, x, ctx.out / "samples.webp", **labels)
     figures = [
         Figure(
-            "samples.png",
+            "samples.webp",
             f"One sample per prompt at {' and '.join(map(str, p.steps))} steps, seed {p.seed}, "
             f"\\(\\gamma = {p.guidance:g}\\)",
         )
@@ -150,11 +150,11 @@ def sampling(p: NoiseSampleParams, ctx) -> Result:
         gen,
         frames,
     )
-    table(backend, x[None].cpu(), ctx.out / "samples.png")
+    table(backend, x[None].cpu(), ctx.out / "samples.webp")
     animate(backend, frames.frames, ctx.out / "sampling.gif")
     figures = [
         Figure(
-            "samples.png",
+            "samples.webp",
             f"{p.num_samples} samples, {quoted(p.prompt)}, no guidance",
             pixelated=backend.spec.pixelated,
         ),
@@ -203,13 +203,13 @@ def cfg(p: CFGParams, ctx) -> Result:
     table(
         backend,
         x.cpu().unflatten(0, (len(p.prompts), p.num_samples)),
-        ctx.out / "samples.png",
+        ctx.out / "samples.webp",
         row_labels=short(p.prompts),
     )
     animate(backend, frames.frames, ctx.out / "sampling.gif")
     figures = [
         Figure(
-            "samples.png",
+            "samples.webp",
             f"{p.num_samples} samples per prompt with \\(\\gamma = {p.guidance:g}\\)",
             pixelated=backend.spec.pixelated,
         ),

@@ -83,14 +83,14 @@ def noising(p: NoisingParams, ctx) -> Result:
     noisy = torch.stack([clean + s * torch.randn(clean.shape, generator=gen) for s in p.sigmas])
     figs.image_table(
         noisy.transpose(0, 1),
-        ctx.out / "noising.png",
+        ctx.out / "noising.webp",
         row_labels=[f"digit {int(d)}" for d in labels],
         col_labels=[f"σ = {s:g}" for s in p.sigmas],
     )
     return Result(
         figures=[
             Figure(
-                "noising.png",
+                "noising.webp",
                 "\\(z = x + \\sigma\\epsilon\\) for each \\(\\sigma\\); pixels outside [0, 1] are "
                 "shown clipped",
             )
@@ -140,13 +140,13 @@ def train_denoiser(p: TrainDenoiserParams, ctx) -> Result:
     steps_per_epoch = -(-images.shape[0] // p.batch_size)
     figs.loss_curve(
         losses,
-        ctx.out / "loss.png",
+        ctx.out / "loss.webp",
         title=f"single-step denoiser, σ = {p.sigma:g}",
         per_epoch=steps_per_epoch,
     )
     figs.image_table(
         torch.stack([clean, noisy] + [outputs[e] for e in shown]),
-        ctx.out / "denoised.png",
+        ctx.out / "denoised.webp",
         row_labels=["clean", f"σ = {p.sigma:g}"] + [f"epoch {e}" for e in shown],
     )
     trainer.keep_models(ctx.work, ctx.private, [p.epochs])
@@ -158,9 +158,9 @@ def train_denoiser(p: TrainDenoiserParams, ctx) -> Result:
             "train_digits": images.shape[0],
         },
         figures=[
-            Figure("loss.png", "Training loss (MSE) per iteration; grey lines mark epochs"),
+            Figure("loss.webp", "Training loss (MSE) per iteration; grey lines mark epochs"),
             Figure(
-                "denoised.png",
+                "denoised.webp",
                 "Test digits, their noisy versions, and the denoiser's output after "
                 + " and ".join(f"epoch {e}" for e in shown),
             ),
@@ -225,12 +225,12 @@ def denoise_pure_noise(p: PureNoiseParams, ctx) -> Result:
     shown = sorted({1, p.epochs})
     steps_per_epoch = -(-images.shape[0] // p.batch_size)
     figs.loss_curve(
-        losses, ctx.out / "loss.png", title="denoising pure noise", per_epoch=steps_per_epoch
+        losses, ctx.out / "loss.webp", title="denoising pure noise", per_epoch=steps_per_epoch
     )
     mean_row = mean_digit.expand(p.num_digits, -1, -1, -1)
     figs.image_table(
         torch.stack([noise] + [outputs[e] for e in shown] + [mean_row]),
-        ctx.out / "outputs.png",
+        ctx.out / "outputs.webp",
         row_labels=["input: pure noise"] + [f"epoch {e}" for e in shown] + ["mean training digit"],
     )
     last = outputs[p.epochs]
@@ -248,9 +248,9 @@ def denoise_pure_noise(p: PureNoiseParams, ctx) -> Result:
             "rms_between_outputs": float((last - last.mean(0)).pow(2).mean().sqrt()),
         },
         figures=[
-            Figure("loss.png", "Training loss (MSE) per iteration; grey lines mark epochs"),
+            Figure("loss.webp", "Training loss (MSE) per iteration; grey lines mark epochs"),
             Figure(
-                "outputs.png",
+                "outputs.webp",
                 "Pure-noise inputs, the UNet's outputs after "
                 + " and ".join(f"epoch {e}" for e in shown)
                 + ", and the mean of the training digits",
@@ -309,7 +309,7 @@ def out_of_distribution(p: OutOfDistributionParams, ctx) -> Result:
     # Rows: a noisy and a denoised row per digit; columns: σ.
     figs.image_table(
         torch.stack(grid, dim=1).transpose(1, 2).reshape(2 * shown, len(sigmas), 1, 28, 28),
-        ctx.out / "ood.png",
+        ctx.out / "ood.webp",
         row_labels=[label for _ in range(shown) for label in ("noisy", "denoised")],
         col_labels=[f"σ = {s:g}" for s in sigmas],
     )
@@ -323,7 +323,7 @@ def out_of_distribution(p: OutOfDistributionParams, ctx) -> Result:
         metrics=metrics,
         figures=[
             Figure(
-                "ood.png",
+                "ood.webp",
                 f"The denoiser trained at \\(\\sigma = {trained_sigma:g}\\), applied at every "
                 "\\(\\sigma\\)",
             )

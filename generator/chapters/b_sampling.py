@@ -213,8 +213,8 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
         )
         shown.append(images[: p.num_samples])
         steps += [epoch] * p.num_samples
-        name = f"samples_epoch_{epoch}.png"
-        figs.save_png(figs.tile(images[: p.num_samples], nrow=10), ctx.out / name)
+        name = f"samples_epoch_{epoch}.webp"
+        figs.save_image(figs.tile(images[: p.num_samples], nrow=10), ctx.out / name)
         figures.append(
             Figure(
                 name, f"{p.num_samples} samples after epoch {epoch}", pixelated=True, enlarge=True
@@ -264,11 +264,11 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
     metrics |= _digit_metrics(digits)
     figs.digit_shares(
         {named[method]: d["shares"] for method, d in digits.items()},
-        ctx.out / "digits.png",
+        ctx.out / "digits.webp",
     )
     figures.append(
         Figure(
-            "digits.png",
+            "digits.webp",
             "Which digits the confident readings are: the share of each digit among the samples "
             "read with probability at least 0.9",
         )
@@ -311,17 +311,17 @@ def _add_autoguided(
     reader, images, p, ctx, epoch: int, guide: int, where: str, found: Found
 ) -> None:
     """Score the autoguided samples of checkpoint `epoch` (guided by checkpoint `guide`, `where`
-    in the schedule) as the plain ones are, save their figure (autoguided.png), and add them to
+    in the schedule) as the plain ones are, save their figure (autoguided.webp), and add them to
     what the section has `found`."""
     scored = images[: p.eval_samples]
     fid, sure = _scored(reader, scored)
     found.metrics.update(fid_autoguided=fid, confident_autoguided=sure)
     found.rows.append({"epoch": epoch, "method": "autoguided", "fid": fid, "confident": sure})
     found.digits["autoguided"] = _digit_shares(reader, scored)
-    figs.save_png(figs.tile(images[: p.num_samples], nrow=10), ctx.out / "autoguided.png")
+    figs.save_image(figs.tile(images[: p.num_samples], nrow=10), ctx.out / "autoguided.webp")
     found.figures.append(
         Figure(
-            "autoguided.png",
+            "autoguided.webp",
             f"The same noise after epoch {epoch}, autoguided by the epoch-{guide} model: "
             f"\\(w = {p.autoguidance:g}\\) {where}",
             pixelated=True,
@@ -442,7 +442,7 @@ def sample_class_ddpm(p: GuidedSampleParams, ctx) -> Result:
     metrics["real_confident_right"] = ctx.needs["b2.0"].record["metrics"]["test_confident_right"]
     figs.image_table(
         torch.cat(columns, dim=1),
-        ctx.out / "samples.png",
+        ctx.out / "samples.webp",
         row_labels=[str(d) for d in range(DIGITS)],
         col_labels=[f"epoch {e}" if k == 0 else "" for e in epochs for k in range(p.per_digit)],
         cell=0.7,
@@ -452,7 +452,7 @@ def sample_class_ddpm(p: GuidedSampleParams, ctx) -> Result:
         metrics=metrics,
         figures=[
             Figure(
-                "samples.png",
+                "samples.webp",
                 f"{p.per_digit} samples of each digit with \\(\\gamma = {p.guidance:g}\\), after "
                 "epochs "
                 + " and ".join(map(str, epochs))

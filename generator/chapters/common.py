@@ -85,12 +85,12 @@ def upsampled(
     **labels,
 ) -> list[Figure]:
     """Where the backend has a second stage: its larger versions of x (R·K images, row-major) as
-    a table in `out`/upsampled.png, with a caption in the backend's words after `what` (the
+    a table in `out`/upsampled.webp, with a caption in the backend's words after `what` (the
     images' name); none where it has no second stage."""
     if backend.upsampler is None:
         return []
     big = backend.upsampler(x, prompts, gen)
-    path = out / "upsampled.png"
+    path = out / "upsampled.webp"
     figs.image_table(
         big.unflatten(0, (rows, -1)), path, cell=2.6, interpolation="antialiased", **labels
     )
@@ -267,7 +267,7 @@ def trained_unet(
     steps_per_epoch = -(-digits // p.batch_size)
     figs.loss_curve(
         losses,
-        ctx.out / "loss.png",
+        ctx.out / "loss.webp",
         title=f"{model_name(config)}, {loss}",
         per_epoch=steps_per_epoch,
     )
@@ -281,7 +281,7 @@ def trained_unet(
             "train_digits": digits,
             "params": total,
         },
-        figures=[Figure("loss.png", caption)],
+        figures=[Figure("loss.webp", caption)],
         data={
             "checkpoints": p.checkpoints(),
             "layers": rows,

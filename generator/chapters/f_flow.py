@@ -347,8 +347,8 @@ def sample_time_flow(p: FlowSampleParams, ctx) -> Result:
         rows.append({"epoch": epoch, "method": "plain", "fid": fid, "confident": sure})
         shown.append(images[: p.num_samples])
         steps += [epoch] * p.num_samples
-        name = f"samples_epoch_{epoch}.png"
-        figs.save_png(figs.tile(images[: p.num_samples], nrow=10), ctx.out / name)
+        name = f"samples_epoch_{epoch}.webp"
+        figs.save_image(figs.tile(images[: p.num_samples], nrow=10), ctx.out / name)
         figures.append(
             Figure(
                 name, f"{p.num_samples} samples after epoch {epoch}", pixelated=True, enlarge=True
@@ -381,11 +381,11 @@ def sample_time_flow(p: FlowSampleParams, ctx) -> Result:
     named = {"real": "real training digits", "samples": "samples", "autoguided": "autoguided"}
     figs.digit_shares(
         {named[method]: d["shares"] for method, d in digits.items()},
-        ctx.out / "digits.png",
+        ctx.out / "digits.webp",
     )
     figures.append(
         Figure(
-            "digits.png",
+            "digits.webp",
             "Which digits the confident readings are: the share of each digit among the samples "
             "read with probability at least 0.9",
         )
@@ -449,7 +449,7 @@ def _guided(p: FlowGuidedParams, ctx, entry, reader) -> tuple[dict, list, dict, 
         metrics[name] = metrics[f"{name}_epoch_{epochs[-1]}"]
     figs.image_table(
         torch.cat(columns, dim=1),
-        ctx.out / "samples.png",
+        ctx.out / "samples.webp",
         row_labels=[str(d) for d in range(DIGITS)],
         col_labels=[f"epoch {e}" if k == 0 else "" for e in epochs for k in range(p.per_digit)],
         cell=0.7,
@@ -457,7 +457,7 @@ def _guided(p: FlowGuidedParams, ctx, entry, reader) -> tuple[dict, list, dict, 
     figs.animation(recorder.frames, ctx.out / "sampling.gif")
     figures = [
         Figure(
-            "samples.png",
+            "samples.webp",
             f"{p.per_digit} samples of each digit with \\(\\gamma = {p.guidance:g}\\) and "
             f"{p.num_ts} Euler steps, after epochs " + ", ".join(map(str, epochs)),
         ),
@@ -626,7 +626,7 @@ def compare(p: CompareParams, ctx) -> Result:
                 on_epoch_end=score,
                 label=ctx.section.id,
             )
-    figs.compare_methods(rows, ctx.out / "compare.png")
+    figs.compare_methods(rows, ctx.out / "compare.webp")
     metrics = {}
     for row in rows:
         tag = f"{'class' if row['model'] == 'class-conditioned' else 'uncond'}_"
@@ -638,7 +638,7 @@ def compare(p: CompareParams, ctx) -> Result:
         metrics=metrics,
         figures=[
             Figure(
-                "compare.png",
+                "compare.webp",
                 "Each method's Fréchet distance (left) and share read confidently as a digit "
                 "(right) against the time spent training, one point per epoch; the same UNet "
                 "size, digits, seed and optimiser",

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..pngs import eight_bit
+from ..image_files import eight_bit
 from .weights import load_weights, save_weights
 
 

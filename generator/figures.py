@@ -278,6 +278,12 @@ def save_image(array: np.ndarray, path: Path) -> None:
     image_files.write(array, path)
 
 
+# Samples a sampling animation shows: one of each digit where digits are asked for, five where none
+# is (a1.5, b2.3, f2.3): their frames are mostly noise, which adds bytes and shows nothing more.
+ANIMATED = 10
+ANIMATED_UNCONDITIONAL = 5
+
+
 class FrameRecorder:
     """A sampler callback that keeps x_t stacked over x̂0 of the first `count` samples, at the
     steps in `keep` (all: None)."""

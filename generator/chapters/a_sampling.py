@@ -31,8 +31,6 @@ torch = lazy("torch")
 samplers = lazy("..diffusion.samplers", __package__)
 figs = lazy("..figures", __package__)
 
-ANIMATED = 10  # samples shown in a sampling animation, at most
-
 
 class TextToImageParams(PromptsParams):
     steps: list[Annotated[int, Field(ge=2, le=1000)]] = Field(
@@ -142,7 +140,9 @@ def text_to_image(p: TextToImageParams, ctx) -> Result:
 def sampling(p: NoiseSampleParams, ctx) -> Result:
     backend = ctx.backend()
     gen = rng(p.seed)
-    frames = figs.FrameRecorder(min(p.num_samples, 5), _frames(backend, p))
+    frames = figs.FrameRecorder(
+        min(p.num_samples, figs.ANIMATED_UNCONDITIONAL), _frames(backend, p)
+    )
     x = from_noise(
         backend,
         samplers.conditional(backend.denoiser, backend.denoiser.encode([p.prompt])),
@@ -192,7 +192,7 @@ def cfg(p: CFGParams, ctx) -> Result:
     den = backend.denoiser
     gen = rng(p.seed)
     prompts = [prompt for prompt in p.prompts for _ in range(p.num_samples)]  # prompt-major
-    frames = figs.FrameRecorder(min(len(prompts), ANIMATED), _frames(backend, p))
+    frames = figs.FrameRecorder(min(len(prompts), figs.ANIMATED), _frames(backend, p))
     x = from_noise(
         backend,
         samplers.classifier_free(den, den.encode(prompts), den.encode([""]), p.guidance),

@@ -35,7 +35,6 @@ Stride = Annotated[
     ),
 ]
 
-ANIMATED = 10  # samples in the animation
 DIGITS = 10
 
 
@@ -169,14 +168,14 @@ def _sample_time_ddpm_headline(r) -> Headline | None:
     "Sampling from the time-conditioned DDPM",
     DDPMSampleParams,
     needs=("b2.2", "b2.0"),
-    version=4,
+    version=5,
     headline=_sample_time_ddpm_headline,
 )
 def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
     reader = clf.Scorer(ctx.needs["b2.0"].private, ctx.device)
     epochs = ctx.needs["b2.2"].data["checkpoints"]
     shown, steps, figures, rows = [], [], [], []
-    recorder = figs.FrameRecorder(ANIMATED)
+    recorder = figs.FrameRecorder(figs.ANIMATED_UNCONDITIONAL)
     count = max(p.num_samples, p.eval_samples)
     # What a perfect generator would score: real training digits, as many as the samples scored.
     real = subset(*mnist(ctx.data_root, train=True), p.eval_samples, p.seed)[0]
@@ -227,7 +226,9 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
     figures.append(
         Figure(
             "sampling.gif",
-            f"Sampling after epoch {epochs[-1]}: \\(x_t\\) (top) and the estimate \\(\\hat x_0\\) "
+            f"Sampling after epoch {epochs[-1]}, the first {len(recorder.frames[-1]) // 2} "
+            "samples: "
+            "\\(x_t\\) (top) and the estimate \\(\\hat x_0\\) "
             f"(bottom), \\(t = {(T - 1) // p.stride * p.stride} \\to 0\\)"
             + (f" in steps of {p.stride}" if p.stride > 1 else ""),
             pixelated=True,
@@ -389,7 +390,7 @@ def sample_class_ddpm(p: GuidedSampleParams, ctx) -> Result:
     prompts = [str(int(d)) for d in labels]
     scored = DIGITS * p.eval_per_digit
     shown, shown_labels, steps, metrics, columns, rows = [], [], [], {}, [], []
-    recorder = figs.FrameRecorder(ANIMATED)
+    recorder = figs.FrameRecorder(figs.ANIMATED)
     for epoch, den in _models(ctx, "b2.4", p):
         last = epoch == epochs[-1]
         recorder.keep = figs.evenly_spread(

@@ -20,7 +20,6 @@ from ..errors import UsageError
 from ..section import Figure, Headline, Params, Result, fixed, lazy, percent, section
 from ..speed import Precision
 from .b_sampling import (
-    ANIMATED,
     DIGITS,
     Found,
     _add_autoguided,
@@ -315,7 +314,7 @@ def _draw(velocity_for, ctx, p, count: int, recorder=None) -> torch.Tensor:
     "f2.3",
     "Sampling from the time-conditioned UNet",
     FlowSampleParams,
-    version=3,
+    version=4,
     needs=("f2.2", "b2.0"),
     headline=_sample_time_ddpm_headline,  # the same numbers as b2.3's
 )
@@ -330,7 +329,7 @@ def sample_time_flow(p: FlowSampleParams, ctx) -> Result:
         "confident_real": float(reader.confident(real).mean()),
     }
     digits = {"real": _digit_shares(reader, real)}
-    recorder = figs.FrameRecorder(ANIMATED, _frames(p))
+    recorder = figs.FrameRecorder(figs.ANIMATED_UNCONDITIONAL, _frames(p))
     shown, steps, figures, rows = [], [], [], []
     models = {epoch: _velocity(entry, epoch, ctx.device) for epoch in epochs}
     for epoch, vel in models.items():
@@ -360,7 +359,9 @@ def sample_time_flow(p: FlowSampleParams, ctx) -> Result:
     figures.append(
         Figure(
             "sampling.gif",
-            f"Sampling after epoch {epochs[-1]}, {p.num_ts} Euler steps from \\(t = 0\\) to 1: "
+            f"Sampling after epoch {epochs[-1]}, the first {len(recorder.frames[-1]) // 2} "
+            "samples, "
+            f"{p.num_ts} Euler steps from \\(t = 0\\) to 1: "
             "\\(x_t\\) (top) and the digit it is heading for, \\(x_t + (1 - t)\\,u_\\theta\\) "
             "(bottom)",
             pixelated=True,
@@ -415,7 +416,7 @@ def _guided(p: FlowGuidedParams, ctx, entry, reader) -> tuple[dict, list, dict, 
     prompts = [str(int(d)) for d in labels]
     scored = DIGITS * p.eval_per_digit
     shown, shown_labels, steps, metrics, columns, rows = [], [], [], {}, [], []
-    recorder = figs.FrameRecorder(ANIMATED, _frames(p))
+    recorder = figs.FrameRecorder(figs.ANIMATED, _frames(p))
     for epoch in epochs:
         vel = _velocity(entry, epoch, ctx.device)
         uncond = vel.encode([""])

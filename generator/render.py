@@ -456,7 +456,7 @@ def published_sweeps(folder: Path) -> list[dict]:
         try:
             sweep = json.loads(path.read_text(encoding="utf-8"))
             files = [p["figure"] for p in sweep["points"] if p["figure"]] + [
-                p["file"] for p in sweep["plots"]
+                p["file"] for p in sweep["plots"] if p["file"]
             ]
         except (OSError, ValueError, KeyError, TypeError):
             continue
@@ -477,7 +477,7 @@ def published_sweeps(folder: Path) -> list[dict]:
             )
             point["caption_text"] = caption(point["caption"]) if point["caption"] else ""
         for plot in sweep["plots"]:
-            plot["path"] = Markup(base + plot["file"])
+            plot["path"] = Markup(base + plot["file"]) if plot["file"] else None
         found.append(sweep)
     return sorted(found, key=lambda w: (w.get("order") is None, w.get("order") or 0, w["name"]))
 

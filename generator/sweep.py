@@ -550,8 +550,12 @@ def chosen_metrics(sweep: Sweep, rows: list[dict]) -> tuple[list[str], list[str]
 
 
 def _plots(sweep: Sweep, names: list[str], rows: list[dict], folder: Path) -> list[dict]:
+    """Each metric the page tabulates, with its plot against the swept parameter; a sweep of one
+    point (a search over every pair, say) gets no plot ("file": None): one dot shows nothing."""
     from .figures import metric_plot
 
+    if len(rows) < 2:
+        return [{"metric": metric, "file": None} for metric in names]
     first = sweep.axes[0]
     numeric = len(sweep.axes) == 1 and all(_number(v) is not None for v in first.values)
     x = [_number(r["values"][first.key]) for r in rows] if numeric else list(range(len(rows)))

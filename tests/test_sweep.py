@@ -285,6 +285,21 @@ def test_a_sweep_never_moves_the_sections_last_build_and_shows_the_points_own_fi
 
 
 @pytest.mark.slow
+def test_a_sweep_of_one_point_tabulates_its_metrics_and_plots_nothing(project):
+    """One dot against one value shows nothing: a search of one point (as a1.9-pairs) keeps its
+    table and draws no plot."""
+    gen(project, "sweep", "a1.6.guidance=2", "--name", "one", "--metric", "accuracy", *SMOKE)
+    outcome = json.loads((project / "docs/assets/sweeps/one/sweep.json").read_text())
+    assert outcome["plots"] == [{"metric": "accuracy", "file": None}]
+    assert not list((project / "docs/assets/sweeps/one").glob("plot*"))
+    page = (project / "docs/sweeps.md").read_text()
+    section = page[page.index("{: #one }") :]
+    section = section[: section.find("\n## ", 1) if "\n## " in section[1:] else len(section)]
+    assert "| point | <code>accuracy</code> |" in section
+    assert "against <code>" not in section and "highest" not in section
+
+
+@pytest.mark.slow
 def test_a_sweep_shows_the_figure_it_names_and_its_command_makes_it_again(project):
     gen(project, "sweep", "a1.6.guidance=1,2", "--name", "gif", "--figure", "sampling.gif", *SMOKE)
     outcome = json.loads((project / "docs/assets/sweeps/gif/sweep.json").read_text())

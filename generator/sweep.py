@@ -36,7 +36,7 @@ from .config import CONFIG_FILE, Config, cache_dir, parameter, parse_value, read
 from .errors import SweepFailed, UsageError
 from .store import Store, canonical_json, write_json
 
-VERSION = 1  # of the outcome's layout: a change rewrites every sweep's outcome
+VERSION = 2  # of the outcome's layout: a change rewrites every sweep's outcome
 MAX_POINTS = 200
 MAX_PLOTS = 6  # metrics plotted when a sweep does not name them
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")

@@ -38,12 +38,6 @@ class Viewers:
     files: dict[str, bytes] = field(default_factory=dict)
 
 
-def _image(array) -> bytes:
-    """A uint8 (H, W) or (H, W, 3) array as an image file (`image_files.SUFFIX`); the same array
-    always gives the same bytes."""
-    return image_files.encode(array)
-
-
 def _name(stem: str) -> str:
     return stem + image_files.SUFFIX
 
@@ -57,7 +51,7 @@ def _strip(frames) -> bytes:
     """Frames of one size side by side, left to right, in one image."""
     import numpy as np
 
-    return _image(np.concatenate(list(frames), axis=1))
+    return image_files.encode(np.concatenate(list(frames), axis=1))
 
 
 def _load(folder: Path) -> dict | None:
@@ -85,7 +79,7 @@ def _anagrams(sid: str, z: dict, figure: str, out: Viewers) -> None:
         if not shown[i]:
             continue
         name = _name(f"anagram_{i}")
-        out.files[name] = _image(image)
+        out.files[name] = image_files.encode(image)
         items.append({"src": _rel(sid, name), "shows": [str(p[i]) for p in prompts]})
         if "confident_all_views" in z:  # the figure's green frame
             items[-1]["confident"] = bool(z["confident_all_views"][i])
@@ -101,8 +95,8 @@ def _hybrids(sid: str, z: dict, figure: str, far_scale: int, out: Viewers) -> No
         if not shown[i]:
             continue
         close_name, far_name = _name(f"hybrid_{i}"), _name(f"hybrid_{i}_far")
-        out.files[close_name] = _image(image)
-        out.files[far_name] = _image(far)
+        out.files[close_name] = image_files.encode(image)
+        out.files[far_name] = image_files.encode(far)
         items.append(
             {
                 "src": _rel(sid, close_name),
@@ -153,8 +147,8 @@ def _inpainting(sid: str, z: dict, figure: str, out: Viewers) -> None:
     items = []
     for i, (before, after) in enumerate(zip(_pixels(holed), _pixels(z["images"]))):
         before_name, after_name = _name(f"inpaint_{i}_before"), _name(f"inpaint_{i}_after")
-        out.files[before_name] = _image(before)
-        out.files[after_name] = _image(after)
+        out.files[before_name] = image_files.encode(before)
+        out.files[after_name] = image_files.encode(after)
         items.append({"before": _rel(sid, before_name), "after": _rel(sid, after_name)})
     out.by_figure[figure] = {"kind": "compare", "items": items}
 

@@ -227,8 +227,7 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
         Figure(
             "sampling.gif",
             f"Sampling after epoch {epochs[-1]}, the first {len(recorder.frames[-1]) // 2} "
-            "samples: "
-            "\\(x_t\\) (top) and the estimate \\(\\hat x_0\\) "
+            "samples: \\(x_t\\) (top) and the estimate \\(\\hat x_0\\) "
             f"(bottom), \\(t = {(T - 1) // p.stride * p.stride} \\to 0\\)"
             + (f" in steps of {p.stride}" if p.stride > 1 else ""),
             pixelated=True,
@@ -261,19 +260,7 @@ def sample_time_ddpm(p: DDPMSampleParams, ctx) -> Result:
         )
         found = Found(metrics, rows, digits, figures, shown, steps, methods)
         _add_autoguided(reader, images, p, ctx, epochs[-1], guide, where, found)
-    named = {"real": "real training digits", "plain": "samples", "autoguided": "autoguided"}
-    metrics |= _digit_metrics(digits)
-    figs.digit_shares(
-        {named[method]: d["shares"] for method, d in digits.items()},
-        ctx.out / "digits.webp",
-    )
-    figures.append(
-        Figure(
-            "digits.webp",
-            "Which digits the confident readings are: the share of each digit among the samples "
-            "read with probability at least 0.9",
-        )
-    )
+    _add_digit_shares(digits, ctx, metrics, figures)
     return Result(
         metrics=metrics,
         figures=figures,
@@ -334,14 +321,32 @@ def _add_autoguided(
     found.methods.extend(["autoguided"] * p.num_samples)
 
 
-def _digit_metrics(digits: dict) -> dict:
+# How the digit-share plot names each set of samples (f2.3 keys its plain set "samples").
+_SET_NAMES = {
+    "real": "real training digits",
+    "plain": "samples",
+    "samples": "samples",
+    "autoguided": "autoguided",
+}
+
+
+def _add_digit_shares(digits: dict, ctx, metrics: dict, figures: list) -> None:
     """Per set of samples (`digits`: by method, from _digit_shares), the entropy of its confident
-    readings over the ten digits and the smallest digit's share."""
-    metrics = {}
+    readings over the ten digits and the smallest digit's share, as metrics; and the plot of
+    them all side by side (digits.webp)."""
     for method, found in digits.items():
         metrics[f"digit_entropy_{method}"] = found["entropy"]
         metrics[f"digit_min_share_{method}"] = min(found["shares"])
-    return metrics
+    figs.digit_shares(
+        {_SET_NAMES[method]: d["shares"] for method, d in digits.items()}, ctx.out / "digits.webp"
+    )
+    figures.append(
+        Figure(
+            "digits.webp",
+            "Which digits the confident readings are: the share of each digit among the samples "
+            "read with probability at least 0.9",
+        )
+    )
 
 
 def _digit_shares(reader, images) -> dict:

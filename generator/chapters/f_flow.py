@@ -23,7 +23,7 @@ from .b_sampling import (
     DIGITS,
     Found,
     _add_autoguided,
-    _digit_metrics,
+    _add_digit_shares,
     _digit_shares,
     _sample_time_ddpm_headline,
     _scored,
@@ -360,8 +360,7 @@ def sample_time_flow(p: FlowSampleParams, ctx) -> Result:
         Figure(
             "sampling.gif",
             f"Sampling after epoch {epochs[-1]}, the first {len(recorder.frames[-1]) // 2} "
-            "samples, "
-            f"{p.num_ts} Euler steps from \\(t = 0\\) to 1: "
+            f"samples, {p.num_ts} Euler steps from \\(t = 0\\) to 1: "
             "\\(x_t\\) (top) and the digit it is heading for, \\(x_t + (1 - t)\\,u_\\theta\\) "
             "(bottom)",
             pixelated=True,
@@ -378,19 +377,7 @@ def sample_time_flow(p: FlowSampleParams, ctx) -> Result:
         images = _draw(lambda start, size: guided, ctx, p, count)
         found = Found(metrics, rows, digits, figures, shown, steps, methods)
         _add_autoguided(reader, images, p, ctx, epochs[-1], guide, "at every step", found)
-    metrics |= _digit_metrics(digits)
-    named = {"real": "real training digits", "samples": "samples", "autoguided": "autoguided"}
-    figs.digit_shares(
-        {named[method]: d["shares"] for method, d in digits.items()},
-        ctx.out / "digits.webp",
-    )
-    figures.append(
-        Figure(
-            "digits.webp",
-            "Which digits the confident readings are: the share of each digit among the samples "
-            "read with probability at least 0.9",
-        )
-    )
+    _add_digit_shares(digits, ctx, metrics, figures)
     return Result(
         metrics=metrics,
         figures=figures,

@@ -308,3 +308,24 @@ def test_logit_normal_t_stays_inside_the_path_and_a_bad_choice_is_refused():
     assert abs(float(t.mean()) - 0.5) < 0.05 and float(t.std()) < 0.25  # uniform: 0.29
     with pytest.raises(ValueError):
         flow.flow_loss(model, x1, None, g, t_sampling="sideways")
+
+
+def test_the_comparison_page_says_what_each_method_reached(built):
+    """f3's "What to see" gives each method's last-epoch shares from its own rows, and the
+    iterations each model trained for."""
+    record = json.loads((built / "docs/assets/f3/record.json").read_text())
+    p, m = record["params"], record["metrics"]
+    text = " ".join((built / "docs/part-f.md").read_text().split())
+    iterations = p["epochs"] * -(-p["train_subset"] // p["batch_size"])
+    last = p["epochs"]
+
+    def pct(name):
+        return f"{100 * m[f'{name}_epoch_{last}']:.1f}%"
+
+    assert (
+        f"After {iterations} iterations each, flow matching's unconditional samples read "
+        f"confidently as a digit {pct('confident_uncond_flow')} of the time against the DDPM's "
+        f"{pct('confident_uncond_ddpm')}, and its guided ones as the digit asked for "
+        f"{pct('confident_right_class_flow')} against {pct('confident_right_class_ddpm')}."
+    ) in text
+    assert "Profile `smoke` compares the start of training only" in text

@@ -561,7 +561,7 @@ def _compare_headline(r) -> Headline | None:
     "f3",
     "DDPM against flow matching at equal training",
     CompareParams,
-    version=2,
+    version=3,
     needs=("b2.0",),
     headline=_compare_headline,
 )
@@ -627,14 +627,16 @@ def compare(p: CompareParams, ctx) -> Result:
         figures=[
             Figure(
                 "compare.webp",
-                "Each method's Fréchet distance (left) and share read confidently as a digit "
-                "(right) against the time spent training, one point per epoch; the same UNet "
-                "size, digits, seed and optimiser",
+                "Each method's Fréchet distance (left) and share read confidently (right: as "
+                "some digit unconditional, as the digit asked for class-conditioned) against the "
+                "time spent training, one point per epoch; the same UNet size, digits, seed and "
+                "optimiser",
             )
         ],
         data={
             "rows": rows,
             "eval_samples": p.eval_samples,
+            "iterations": p.epochs * -(-images.shape[0] // p.batch_size),  # each model's
             "ddpm_steps": len(samplers.ddpm_timesteps(b22.T, p.stride)) - 1,
         },
         model=f"UNet(D={p.hidden}), DDPM and flow matching",
@@ -643,13 +645,16 @@ def compare(p: CompareParams, ctx) -> Result:
 
 def _sample_for_comparison(p, ctx, model, method, classes, schedule, want) -> torch.Tensor:
     """`p.eval_samples` samples of `model` from noise drawn from `p.seed`: the DDPM by b2.3's
-    sampler, flow matching by Euler steps; classes guided by γ = `p.guidance`."""
+    sampler, flow matching by Euler steps; classes guided by γ = `p.guidance`; the UNet runs at
+    the precision it trained in."""
     gen = rng(p.seed)
     x = torch.randn((p.eval_samples, 1, 28, 28), generator=gen).to(ctx.device)
     if method == "DDPM":
-        den = denoisers.UNetDenoiser(model, schedule.alphas_cumprod, ctx.device, "fixed_large")
+        den = denoisers.UNetDenoiser(
+            model, schedule.alphas_cumprod, ctx.device, "fixed_large", p.precision
+        )
     else:
-        den = denoisers.UNetVelocity(model, ctx.device)
+        den = denoisers.UNetVelocity(model, ctx.device, p.precision)
     if classes:
         cond = den.encode([str(int(d)) for d in want])
         fn = samplers.classifier_free(den, cond, den.encode([""]), p.guidance)
